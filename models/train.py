@@ -1,0 +1,178 @@
+"""Fine-tune the encoder with a classification head (PyTorch, build time only)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import cast
+
+import torch
+from tqdm import tqdm
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+
+from models import data, source
+
+
+def load_classifier(location: str, labels: Sequence[str] | None = None) -> PreTrainedModel:
+    """Load a sequence classifier with eager attention (the pattern ORT's fusions recognise)."""
+    kwargs: dict[str, object] = {"attn_implementation": "eager"}
+    if labels is not None:
+        kwargs |= {
+            "num_labels": len(labels),
+            "id2label": dict(enumerate(labels)),
+            "label2id": {label: i for i, label in enumerate(labels)},
+        }
+    model: PreTrainedModel = AutoModelForSequenceClassification.from_pretrained(location, **kwargs)
+    return model
+
+
+def length_bucketed_batches(lengths: Sequence[int], batch_size: int, seed: int) -> list[list[int]]:
+    """Batches of similar lengths in random order: little padding, still shuffled."""
+    rng = random.Random(seed)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    pool = batch_size * 50
+    batches: list[list[int]] = []
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start : start + pool], key=lengths.__getitem__)
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+@torch.no_grad()
+def accuracy(
+    model: PreTrainedModel, tokenizer: object, examples: Sequence[data.Example], max_length: int
+) -> float:
+    """Accuracy of the PyTorch model on examples (batched, padded: a quick training check)."""
+    model.eval()
+    label2id = cast(dict[str, int], model.config.label2id)
+    correct = 0
+    for i in range(0, len(examples), 64):
+        batch = examples[i : i + 64]
+        enc = tokenizer(
+            [e.text for e in batch],
+            padding=True,
+            truncation=True,
+            max_length=max_length,  # type: ignore[operator]
+            return_tensors="pt",
+        )
+        pred = model(**enc).logits.argmax(-1).tolist()
+        correct += sum(p == label2id[e.label] for p, e in zip(pred, batch, strict=True))
+    return correct / max(len(examples), 1)
+
+
+def train(args: argparse.Namespace, data_dir: Path, out: Path) -> dict[str, object]:
+    """Fine-tune `args.source` on the splits in `data_dir`; save a HF folder into `out`."""
+    src = source.resolve(args.source)
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    tokenizer = AutoTokenizer.from_pretrained(src.location)
+    if src.fine_tuned:
+        model = load_classifier(src.location)
+        report: dict[str, object] = {"trained": False, "reason": "source is already a sequence classifier"}
+    else:
+        train_rows = data.read_split(data_dir, "train")
+        labels = data.labels_of(train_rows)
+        model = load_classifier(src.location, labels)
+        report = fit(model, tokenizer, train_rows, data.read_split(data_dir, "validation"), args)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    report |= {"source": src.name, "source_location": src.location, "license": src.license}
+    (out / "train.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def fit(
+    model: PreTrainedModel,
+    tokenizer: object,
+    train_rows: Sequence[data.Example],
+    validation: Sequence[data.Example],
+    args: argparse.Namespace,
+) -> dict[str, object]:
+    """Full fine-tuning, AdamW with linear warm-up and decay, length-bucketed batches."""
+    label2id = cast(dict[str, int], model.config.label2id)
+    ids = tokenizer([e.text for e in train_rows], truncation=True, max_length=args.train_max_length)[  # type: ignore[operator]
+        "input_ids"
+    ]
+    y = [label2id[e.label] for e in train_rows]
+    steps_per_epoch = math.ceil(len(ids) / args.batch_size)
+    total = steps_per_epoch * args.epochs
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=0.01)
+    warmup = max(1, int(0.06 * total))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup)))
+    )
+    pad = tokenizer.pad_token_id  # type: ignore[attr-defined]
+    model.train()
+    started = time.monotonic()
+    bar = tqdm(total=total, desc="fine-tune", unit="step", file=sys.stderr, mininterval=5, disable=args.quiet)
+    for epoch in range(args.epochs):
+        for batch in length_bucketed_batches([len(s) for s in ids], args.batch_size, args.seed + epoch):
+            width = max(len(ids[i]) for i in batch)
+            input_ids = torch.tensor([ids[i] + [pad] * (width - len(ids[i])) for i in batch])
+            mask = torch.tensor([[1] * len(ids[i]) + [0] * (width - len(ids[i])) for i in batch])
+            loss = model(
+                input_ids=input_ids, attention_mask=mask, labels=torch.tensor([y[i] for i in batch])
+            ).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            bar.update()
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+    bar.close()
+    seconds = time.monotonic() - started
+    val_acc = accuracy(model, tokenizer, validation, args.train_max_length)
+    print(f"fine-tuned {total} steps in {seconds:.0f} s; validation accuracy {val_acc:.4f}", file=sys.stderr)
+    return {
+        "trained": True,
+        "train_rows": len(ids),
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "train_max_length": args.train_max_length,
+        "seconds": round(seconds, 1),
+        "validation_accuracy_pytorch": round(val_acc, 4),
+    }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Training options, shared with the one-command build."""
+    g = parser.add_argument_group("training")
+    g.add_argument(
+        "--source",
+        default=source.DEFAULT_SOURCE,
+        help="encoder: the packaged MiniLM (default), a local HF folder, or a hub id",
+    )
+    g.add_argument("--epochs", type=int, default=1)
+    g.add_argument("--batch-size", type=int, default=32)
+    g.add_argument("--learning-rate", type=float, default=1e-4)
+    g.add_argument(
+        "--train-max-length", type=int, default=64, help="token cap while training (tweets are short)"
+    )
+    g.add_argument("--threads", type=int, default=torch.get_num_threads())
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Fine-tune a classifier on the splits written by models.data."""
+    parser = argparse.ArgumentParser(prog="python -m models.train", description=main.__doc__)
+    parser.add_argument("--data", type=Path, required=True, help="folder written by models.data")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the fine-tuned HF model")
+    parser.add_argument("--seed", type=int, default=13)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    print(json.dumps(train(args, args.data, args.out), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Low-latency CPU text classification service."""

