@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 MODEL_DIR ?= artifacts/minilm-l6-sentiment
 
-.PHONY: install install-dev model test lint clean
+.PHONY: install install-dev model serve test lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ $(MODEL_DIR)/manifest.json: | $(VENV)/.installed
 	$(PY) -m models.build --out $(MODEL_DIR)
 
 model: $(MODEL_DIR)/manifest.json
+
+# Settings come from TEXTCLF_* variables (`$(PY) -m service --help` lists them).
+serve: model
+	TEXTCLF_MODEL_DIR=$(MODEL_DIR) $(PY) -m service
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

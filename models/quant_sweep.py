@@ -1,0 +1,101 @@
+"""Measure quantize_dynamic variants on the validation split: accuracy, agreement and speed.
+
+Run on a built work folder; the defaults in models.quantize come from this table on the target CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from sklearn.metrics import accuracy_score
+
+from models import data, latency
+from models.evaluate import predict
+from models.quantize import QuantOptions, quantize
+from service.session import OnnxClassifierSession
+from service.tokenizer import TextTokenizer
+
+# (label, graph the quantizer reads, options). "unfused" quantizes the raw export, so ORT fuses
+# at load time what it can; the others quantize the transformer-optimized graph.
+VARIANTS: tuple[tuple[str, str, QuantOptions], ...] = (
+    ("QInt8", "model.opt.onnx", QuantOptions()),
+    ("QInt8 reduce_range", "model.opt.onnx", QuantOptions(reduce_range=True)),
+    ("QInt8 per_channel", "model.opt.onnx", QuantOptions(per_channel=True)),
+    ("QInt8 per_channel reduce_range", "model.opt.onnx", QuantOptions(per_channel=True, reduce_range=True)),
+    ("QUInt8", "model.opt.onnx", QuantOptions(weight_type="QUInt8")),
+    ("QUInt8 per_channel", "model.opt.onnx", QuantOptions(weight_type="QUInt8", per_channel=True)),
+    ("QInt8 MatMul only", "model.opt.onnx", QuantOptions(op_types=("MatMul",))),
+    ("QInt8 unfused graph", "model.fp32.onnx", QuantOptions(op_types=("MatMul",))),
+)
+
+
+def run(work: Path, runs: int) -> list[dict[str, object]]:
+    """One row per variant, plus the fp32 reference as the first row."""
+    exported = json.loads((work / "export.json").read_text())
+    label_ids = {label: i for i, label in enumerate(exported["labels"])}
+    validation = data.read_split(work / "data", "validation")
+    texts, gold = [e.text for e in validation], [label_ids[e.label] for e in validation]
+    tokenizer = TextTokenizer(work / "tokenizer.json", exported["max_sequence_length"])
+    inputs = {n: latency.inputs_of_length(tokenizer, texts[:200], n) for n in (16, 64)}
+    out = work / "sweep"
+    out.mkdir(exist_ok=True)
+    paths = {"fp32 (reference)": work / "model.opt.onnx"}
+    for label, graph, options in VARIANTS:
+        paths[label] = out / (label.replace(" ", "_") + ".onnx")
+        quantize(work / graph, paths[label], options)
+    fp32_pred = predict(OnnxClassifierSession(paths["fp32 (reference)"], threads=2), tokenizer, texts)
+    sessions = {label: OnnxClassifierSession(p, threads=1) for label, p in paths.items()}
+    lat = latency.measure(sessions, inputs, runs=runs)
+    rows: list[dict[str, object]] = []
+    options_of: dict[str, tuple[str, QuantOptions | None]] = {label: (g, o) for label, g, o in VARIANTS}
+    for label, path in paths.items():
+        pred = predict(OnnxClassifierSession(path, threads=2), tokenizer, texts)
+        graph, opts = options_of.get(label, ("model.opt.onnx", None))
+        rows.append(
+            {
+                "variant": label,
+                "graph": graph,
+                "options": asdict(opts) if opts else None,
+                "validation_accuracy": round(float(accuracy_score(gold, pred)), 4),
+                "agreement_with_fp32": round(
+                    sum(a == b for a, b in zip(pred, fp32_pred, strict=True)) / len(texts), 4
+                ),
+                "p50_ms_16": lat[label]["16"]["p50_ms"],
+                "p50_ms_64": lat[label]["64"]["p50_ms"],
+                "mb": round(path.stat().st_size / 1e6, 1),
+            }
+        )
+    return rows
+
+
+def markdown(rows: Sequence[dict[str, object]]) -> str:
+    """The sweep as a Markdown table."""
+    head = (
+        "| variant | val. accuracy | agreement with fp32 | p50 ms @16 | p50 ms @64 | MB |\n"
+        "|---|---|---|---|---|---|\n"
+    )
+    return head + "".join(
+        f"| {r['variant']} | {r['validation_accuracy']:.4f} | {r['agreement_with_fp32']:.4f} | "
+        f"{r['p50_ms_16']} | {r['p50_ms_64']} | {r['mb']} |\n"
+        for r in rows
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Compare quantization variants on a built work folder (validation split, 1-thread latency)."""
+    parser = argparse.ArgumentParser(prog="python -m models.quant_sweep", description=main.__doc__)
+    parser.add_argument("--work", type=Path, required=True, help="work folder of a finished build")
+    parser.add_argument("--latency-runs", type=int, default=300)
+    args = parser.parse_args(argv)
+    rows = run(args.work, args.latency_runs)
+    (args.work / "sweep" / "sweep.json").write_text(json.dumps(rows, indent=2))
+    print(markdown(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

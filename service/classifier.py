@@ -1,0 +1,61 @@
+"""Text in, label and probabilities out: tokenizer, ONNX session and softmax for one artifact."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from service.artifact import Artifact
+from service.session import OnnxClassifierSession
+from service.tokenizer import TextTokenizer
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """One text's result; immutable, so a cached one can be shared between requests."""
+
+    label: str
+    score: float
+    scores: tuple[float, ...]  # in the artifact's label order
+    tokens: int
+    truncated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Seconds spent in each stage of one computed prediction."""
+
+    tokenize: float
+    inference: float
+
+
+class Classifier:
+    """Blocking, single-threaded inference; not safe to call from two threads at once."""
+
+    def __init__(self, artifact: Artifact, threads: int = 1, spinning: bool = False) -> None:
+        self.labels = artifact.labels
+        self.tokenizer = TextTokenizer(artifact.tokenizer_path, artifact.max_sequence_length)
+        self.session = OnnxClassifierSession(artifact.model_path, threads=threads, spinning=spinning)
+
+    def predict(self, text: str) -> tuple[Prediction, Timing]:
+        """Classify one text, unpadded, batch size 1."""
+        t0 = time.perf_counter()
+        enc = self.tokenizer.encode(text)
+        t1 = time.perf_counter()
+        logits = self.session.logits(enc.input_ids)[0].tolist()
+        t2 = time.perf_counter()
+        top = max(logits)
+        exp = [math.exp(x - top) for x in logits]
+        total = sum(exp)
+        probs = tuple(e / total for e in exp)
+        best = max(range(len(probs)), key=probs.__getitem__)
+        return Prediction(self.labels[best], probs[best], probs, enc.n_tokens, enc.truncated), Timing(
+            t1 - t0, t2 - t1
+        )
+
+    def warm_up(self, runs: int) -> None:
+        """Run short and maximum-length inputs so first requests do not pay allocation costs."""
+        long_text = " ".join(["warm"] * self.tokenizer.max_length)
+        for i in range(runs):
+            self.predict("warming up the model" if i % 2 else long_text)

@@ -1,0 +1,74 @@
+"""Settings: every knob of the service, read once from TEXTCLF_* environment variables and validated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "TEXTCLF_"
+
+
+class Settings(BaseSettings):
+    """Service configuration. Only this module reads the environment."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    host: str = Field("127.0.0.1", description="interface to bind")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port")
+    workers: int = Field(
+        0, ge=0, le=256, description="worker processes; 0 = CPUs available (cgroup quota aware)"
+    )
+    model_dir: Path = Field(
+        Path("artifacts/minilm-l6-sentiment"), description="artifact folder from models.build"
+    )
+    cache_entries: int = Field(
+        100_000, ge=0, description="result cache entries per worker; 0 disables the cache"
+    )
+    cache_max_bytes: int = Field(64 * 2**20, ge=0, description="result cache memory bound per worker, bytes")
+    cache_ttl_seconds: float = Field(0.0, ge=0, description="result cache time to live; 0 = no expiry")
+    max_text_chars: int = Field(10_000, ge=1, le=1_000_000, description="longest accepted text, characters")
+    max_batch: int = Field(64, ge=1, le=10_000, description="most texts in one batch request")
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="largest accepted request body, bytes")
+    inference_thread: bool = Field(
+        True, description="run model inference on one dedicated thread per worker instead of the event loop"
+    )
+    intra_op_spinning: bool = Field(False, description="let ONNX Runtime spin-wait between ops")
+    warmup_runs: int = Field(10, ge=0, le=10_000, description="inferences run before reporting ready")
+    graceful_shutdown_seconds: float = Field(
+        25.0, gt=0, description="how long SIGTERM waits for in-flight requests"
+    )
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        "info", description="log level"
+    )
+    access_log: bool = Field(False, description="log every request line (costs latency)")
+
+    @model_validator(mode="after")
+    def _cache_bounds(self) -> Settings:
+        if self.cache_entries and not self.cache_max_bytes:
+            raise ValueError(
+                "cache_max_bytes must be > 0 when cache_entries > 0 (set cache_entries=0 to disable)"
+            )
+        return self
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; a bad value exits with the variable, the value and what was expected."""
+    try:
+        return Settings()
+    except ValidationError as err:
+        lines = []
+        for e in err.errors():
+            name = ENV_PREFIX + "_".join(str(p) for p in e["loc"]).upper() if e["loc"] else ENV_PREFIX + "*"
+            lines.append(f"  {name}={e.get('input')!r}: {e['msg']}")
+        raise SystemExit("invalid configuration:\n" + "\n".join(lines)) from None
+
+
+def describe() -> str:
+    """Every setting with its environment variable, default and meaning (for --help)."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        rows.append(f"  {ENV_PREFIX}{name.upper():<28} default {field.default!s:<32} {field.description}")
+    return "\n".join(rows)

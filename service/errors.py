@@ -1,0 +1,105 @@
+"""One error taxonomy, one table from kind to HTTP status, one JSON shape: {"error", "error_type"}."""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("service.errors")
+
+
+class ErrorType(StrEnum):
+    INVALID_JSON = "invalid_json"
+    VALIDATION = "validation_error"
+    EMPTY_TEXT = "empty_text"
+    TEXT_TOO_LONG = "text_too_long"
+    TOO_MANY_TEXTS = "too_many_texts"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    NOT_READY = "not_ready"
+    INTERNAL = "internal_error"
+
+
+STATUS = {
+    ErrorType.INVALID_JSON: 400,
+    ErrorType.VALIDATION: 422,
+    ErrorType.EMPTY_TEXT: 422,
+    ErrorType.TEXT_TOO_LONG: 422,
+    ErrorType.TOO_MANY_TEXTS: 422,
+    ErrorType.PAYLOAD_TOO_LARGE: 413,
+    ErrorType.UNSUPPORTED_MEDIA_TYPE: 415,
+    ErrorType.NOT_FOUND: 404,
+    ErrorType.METHOD_NOT_ALLOWED: 405,
+    ErrorType.NOT_READY: 503,
+    ErrorType.INTERNAL: 500,
+}
+_FROM_STATUS = {404: ErrorType.NOT_FOUND, 405: ErrorType.METHOD_NOT_ALLOWED}
+
+
+class ServiceError(Exception):
+    """A client-facing error; the message is safe to return."""
+
+    def __init__(self, error_type: ErrorType, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+
+
+def error_body(error_type: ErrorType, message: str) -> dict[str, str]:
+    """The JSON body of every error response."""
+    return {"error": message, "error_type": error_type.value}
+
+
+def error_response(
+    error_type: ErrorType, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """A JSON error response with the status for its kind."""
+    return JSONResponse(error_body(error_type, message), status_code=STATUS[error_type], headers=headers)
+
+
+def _describe(errors: list[dict[str, object]]) -> str:
+    parts = []
+    for e in errors[:5]:
+        loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body")  # type: ignore[attr-defined]
+        parts.append(f"{loc or 'body'}: {e.get('msg')}")
+    return "; ".join(parts)
+
+
+async def _service_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    return error_response(exc.error_type, exc.message)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return error_response(ErrorType.INVALID_JSON, "request body is not valid JSON")
+    return error_response(ErrorType.VALIDATION, _describe(errors))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    kind = _FROM_STATUS.get(exc.status_code, ErrorType.VALIDATION)
+    return JSONResponse(error_body(kind, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # Logged with its traceback for us; the client learns nothing about the internals.
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(ErrorType.INTERNAL, "internal server error")
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers so every error leaves as {"error", "error_type"}."""
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

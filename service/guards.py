@@ -1,0 +1,84 @@
+"""ASGI middleware that rejects bodies the API cannot accept before any parsing happens."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from service.errors import STATUS, ErrorType, error_body
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+BODY_METHODS = {b"POST", b"PUT", b"PATCH"}
+
+
+class BodyGuard:
+    """415 for non-JSON bodies, 413 for bodies over the limit (by header, or counted when chunked)."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"].encode() not in BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if media_type != b"application/json":
+            await _reject(send, ErrorType.UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json")
+            return
+        length = headers.get(b"content-length")
+        if length is not None:
+            if not length.isdigit() or int(length) > self.max_body_bytes:
+                await _reject(send, ErrorType.PAYLOAD_TOO_LARGE, f"body over {self.max_body_bytes} bytes")
+                return
+            await self.app(scope, receive, send)
+            return
+        # Chunked: read up to the limit, then replay what was read to the app.
+        chunks: list[bytes] = []
+        size, more = 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, receive, send)
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await _reject(send, ErrorType.PAYLOAD_TOO_LARGE, f"body over {self.max_body_bytes} bytes")
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _reject(send: Send, error_type: ErrorType, message: str) -> None:
+    payload = json.dumps(error_body(error_type, message)).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": STATUS[error_type],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,127 @@
+"""HTTP routes: classify (one text or a list), model summary, liveness and readiness."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+
+from service.artifact import Artifact
+from service.config import Settings
+from service.errors import ErrorType, ServiceError, error_response
+from service.inference import Inference, Outcome
+from service.schemas import (
+    BatchClassification,
+    BatchClassifyRequest,
+    Classification,
+    ClassifyRequest,
+    ErrorBody,
+    Health,
+    ModelRef,
+)
+
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 413, 415, 422, 503)}
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """The model a worker serves, once loaded and warmed up."""
+
+    artifact: Artifact
+    inference: Inference
+
+    @property
+    def model_ref(self) -> ModelRef:
+        return ModelRef(name=self.artifact.name, version=self.artifact.version)
+
+
+@dataclass
+class Runtime:
+    """What the lifespan loads and the routes use; `loaded` is set only after warm-up."""
+
+    settings: Settings
+    loaded: Loaded | None = None
+
+    def require_ready(self) -> Loaded:
+        if self.loaded is None:
+            raise ServiceError(ErrorType.NOT_READY, "model is not loaded yet")
+        return self.loaded
+
+
+def normalize(text: str, max_chars: int, where: str = "text") -> str:
+    """The one normalization applied before both the cache and the model: strip outer whitespace."""
+    if len(text) > max_chars:
+        raise ServiceError(
+            ErrorType.TEXT_TOO_LONG, f"{where} has {len(text)} characters; the limit is {max_chars}"
+        )
+    stripped = text.strip()
+    if not stripped:
+        raise ServiceError(ErrorType.EMPTY_TEXT, f"{where} is empty or only whitespace")
+    return stripped
+
+
+def build_router(runtime: Runtime) -> APIRouter:
+    """All routes, bound to one Runtime."""
+    router = APIRouter()
+    settings = runtime.settings
+
+    def to_response(loaded: Loaded, outcome: Outcome) -> Classification:
+        p = outcome.prediction
+        return Classification(
+            label=p.label,
+            score=p.score,
+            scores=dict(zip(loaded.artifact.labels, p.scores, strict=True)),
+            tokens=p.tokens,
+            truncated=p.truncated,
+            cached=outcome.cached,
+            model=loaded.model_ref,
+        )
+
+    @router.post("/v1/classify", response_model=Classification, responses=ERRORS, tags=["classify"])
+    async def classify(body: ClassifyRequest, response: Response) -> Classification:
+        """Classify one text."""
+        loaded = runtime.require_ready()
+        outcome = await loaded.inference.classify(normalize(body.text, settings.max_text_chars))
+        response.headers["X-Cache"] = "hit" if outcome.cached else "miss"
+        return to_response(loaded, outcome)
+
+    @router.post(
+        "/v1/classify/batch", response_model=BatchClassification, responses=ERRORS, tags=["classify"]
+    )
+    async def classify_batch(body: BatchClassifyRequest) -> BatchClassification:
+        """Classify a list of texts, each on its own (unpadded) and through the same cache."""
+        loaded = runtime.require_ready()
+        if not body.texts:
+            raise ServiceError(ErrorType.EMPTY_TEXT, "texts is empty")
+        if len(body.texts) > settings.max_batch:
+            raise ServiceError(
+                ErrorType.TOO_MANY_TEXTS, f"{len(body.texts)} texts; the limit is {settings.max_batch}"
+            )
+        texts = [normalize(t, settings.max_text_chars, f"texts[{i}]") for i, t in enumerate(body.texts)]
+        outcomes = await loaded.inference.classify_many(texts)
+        return BatchClassification(results=[to_response(loaded, o) for o in outcomes])
+
+    @router.get("/v1/model", tags=["model"])
+    async def model() -> dict[str, Any]:
+        """The loaded model's manifest summary: name, version, labels, limits, accuracy, latency."""
+        return runtime.require_ready().artifact.summary() | {
+            "limits": {"max_text_chars": settings.max_text_chars, "max_batch": settings.max_batch}
+        }
+
+    @router.get("/health/live", response_model=Health, tags=["health"])
+    async def live() -> Health:
+        """The process answers."""
+        return Health(status="alive")
+
+    @router.get(
+        "/health/ready", response_model=Health, responses={503: {"model": ErrorBody}}, tags=["health"]
+    )
+    async def ready() -> Health | JSONResponse:
+        """The model is loaded and warmed up."""
+        if runtime.loaded is None:
+            return error_response(ErrorType.NOT_READY, "model is not loaded yet")
+        return Health(status="ready")
+
+    return router

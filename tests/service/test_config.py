@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import pytest
+
+from service.config import Settings, describe, load_settings
+
+
+def test_defaults_are_sane() -> None:
+    s = Settings()
+    assert s.host == "127.0.0.1" and s.port == 8000 and s.workers == 0
+    assert s.cache_entries > 0 and s.cache_max_bytes > 0
+
+
+def test_environment_with_prefix_is_read_and_typed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEXTCLF_PORT", "9123")
+    monkeypatch.setenv("TEXTCLF_CACHE_ENTRIES", "0")
+    monkeypatch.setenv("TEXTCLF_INFERENCE_THREAD", "false")
+    s = load_settings()
+    assert (s.port, s.cache_entries, s.inference_thread) == (9123, 0, False)
+
+
+def test_bad_value_exits_naming_variable_value_and_expectation(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEXTCLF_PORT", "70000")
+    monkeypatch.setenv("TEXTCLF_LOG_LEVEL", "loud")
+    with pytest.raises(SystemExit) as err:
+        load_settings()
+    message = str(err.value)
+    assert "TEXTCLF_PORT='70000'" in message and "less than or equal to 65535" in message
+    assert "TEXTCLF_LOG_LEVEL='loud'" in message
+
+
+def test_cache_with_entries_needs_a_byte_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEXTCLF_CACHE_MAX_BYTES", "0")
+    with pytest.raises(SystemExit, match="cache_max_bytes"):
+        load_settings()
+
+
+def test_settings_are_frozen() -> None:
+    with pytest.raises(ValueError):
+        Settings().port = 1  # type: ignore[misc]
+
+
+def test_describe_lists_every_setting_with_its_variable() -> None:
+    text = describe()
+    for name in Settings.model_fields:
+        assert f"TEXTCLF_{name.upper()}" in text

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import asyncio
+
+from service.artifact import load_artifact
+from service.cache import ResultCache
+from service.classifier import Classifier, Prediction, Timing
+from service.inference import Inference
+from tests.conftest import Built
+
+
+class CountingClassifier(Classifier):
+    """The real classifier, counting how many texts it computed."""
+
+    calls = 0
+
+    def predict(self, text: str) -> tuple[Prediction, Timing]:
+        self.calls += 1
+        return super().predict(text)
+
+
+def make(built: Built, use_thread: bool, cache_entries: int = 100) -> tuple[Inference, CountingClassifier]:
+    artifact = load_artifact(built.artifact)
+    classifier = CountingClassifier(artifact)
+    return Inference(
+        classifier, ResultCache(cache_entries, 1 << 20), artifact.version, use_thread
+    ), classifier
+
+
+def test_batch_computes_each_distinct_miss_once_and_keeps_order(small_model: Built) -> None:
+    inference, classifier = make(small_model, use_thread=True)
+    texts = ["good", "bad", "good", "neutral news", "bad"]
+    outcomes = asyncio.run(inference.classify_many(texts))
+    assert classifier.calls == 3
+    assert [o.prediction for o in outcomes] == [classifier.predict(t)[0] for t in texts]
+    assert not any(o.cached for o in outcomes)
+    inference.close()
+
+
+def test_hits_skip_the_model_and_return_the_same_prediction(small_model: Built) -> None:
+    inference, classifier = make(small_model, use_thread=True)
+    first = asyncio.run(inference.classify("hello there"))
+    second = asyncio.run(inference.classify("hello there"))
+    assert classifier.calls == 1
+    assert second.cached and not first.cached and second.prediction is first.prediction
+    inference.close()
+
+
+def test_inline_and_threaded_inference_agree(small_model: Built) -> None:
+    threaded, _ = make(small_model, use_thread=True, cache_entries=0)
+    inline, _ = make(small_model, use_thread=False, cache_entries=0)
+    texts = ["what a great game", "so tired of this", "the bus leaves at 9"]
+    a = asyncio.run(threaded.classify_many(texts))
+    b = asyncio.run(inline.classify_many(texts))
+    assert [o.prediction for o in a] == [o.prediction for o in b]
+    threaded.close()

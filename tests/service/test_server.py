@@ -1,0 +1,274 @@
+"""Integration: the real `python -m service` with 2 workers on a loopback port, over HTTP."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from models import data
+from service.artifact import load_artifact
+from service.classifier import Classifier
+from tests.conftest import Built
+from tests.server import RunningService, running_service
+
+JSON = {"content-type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def service(small_model: Built, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
+    with running_service(small_model.artifact, tmp_path_factory.mktemp("service") / "service.log") as svc:
+        yield svc
+
+
+def classify(svc: RunningService, text: str) -> httpx.Response:
+    return httpx.post(svc.url + "/v1/classify", json={"text": text}, timeout=30)
+
+
+def without_cached(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k != "cached"}
+
+
+def test_http_predictions_equal_in_process_predictions(service: RunningService, small_model: Built) -> None:
+    classifier = Classifier(load_artifact(small_model.artifact))
+    for example in data.read_split(small_model.work / "data", "test")[:30]:
+        body = classify(service, example.text).json()
+        expected, _ = classifier.predict(example.text.strip())
+        assert body["label"] == expected.label
+        assert list(body["scores"].values()) == pytest.approx(expected.scores, abs=1e-6)
+        assert (body["tokens"], body["truncated"]) == (expected.tokens, expected.truncated)
+        assert body["model"] == {
+            "name": small_model.manifest["name"],
+            "version": small_model.manifest["version"],
+        }
+
+
+def test_cached_answer_is_identical_except_the_flag(service: RunningService) -> None:
+    text = f"cache me {uuid.uuid4()}"
+    first = classify(service, text)
+    assert first.json()["cached"] is False and first.headers["x-cache"] == "miss"
+    # Two workers, two caches: repeat until the same worker answers again.
+    for _ in range(50):
+        again = classify(service, text)
+        if again.json()["cached"]:
+            break
+    assert again.json()["cached"] is True and again.headers["x-cache"] == "hit"
+    assert without_cached(again.json()) == without_cached(first.json())
+
+
+def test_normalized_text_shares_the_cache_entry_and_the_answer(service: RunningService) -> None:
+    text = f"padded {uuid.uuid4()}"
+    plain = classify(service, text).json()
+    padded = [classify(service, f"  {text}\n").json() for _ in range(20)]
+    assert all(without_cached(p) == without_cached(plain) for p in padded)
+    assert any(p["cached"] for p in padded)
+
+
+def test_batch_equals_single_requests_in_order(service: RunningService) -> None:
+    texts = ["I love it", "worst day ever", f"batch {uuid.uuid4()}", "I love it"]
+    response = httpx.post(service.url + "/v1/classify/batch", json={"texts": texts}, timeout=30)
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert len(results) == 4
+    for text, result in zip(texts, results, strict=True):
+        assert without_cached(result) == without_cached(classify(service, text).json())
+
+
+def test_truncation_is_reported(service: RunningService, small_model: Built) -> None:
+    body = classify(service, "words " * 400).json()
+    assert body["truncated"] is True and body["tokens"] == small_model.manifest["max_sequence_length"]
+
+
+BAD_REQUESTS = [
+    # (name, method, path, body bytes, headers, status, error_type)
+    ("empty text", "POST", "/v1/classify", b'{"text": ""}', JSON, 422, "empty_text"),
+    ("whitespace text", "POST", "/v1/classify", b'{"text": " \\n\\t "}', JSON, 422, "empty_text"),
+    ("wrong type", "POST", "/v1/classify", b'{"text": 5}', JSON, 422, "validation_error"),
+    ("null text", "POST", "/v1/classify", b'{"text": null}', JSON, 422, "validation_error"),
+    ("missing field", "POST", "/v1/classify", b'{"txt": "a"}', JSON, 422, "validation_error"),
+    ("not an object", "POST", "/v1/classify", b'["a"]', JSON, 422, "validation_error"),
+    ("invalid json", "POST", "/v1/classify", b'{"text": ', JSON, 400, "invalid_json"),
+    (
+        "text too long",
+        "POST",
+        "/v1/classify",
+        b'{"text": "' + b"a" * 10_001 + b'"}',
+        JSON,
+        422,
+        "text_too_long",
+    ),
+    (
+        "body too large",
+        "POST",
+        "/v1/classify",
+        b'{"text": "' + b"a" * 1_100_000 + b'"}',
+        JSON,
+        413,
+        "payload_too_large",
+    ),
+    (
+        "wrong content type",
+        "POST",
+        "/v1/classify",
+        b'{"text": "a"}',
+        {"content-type": "text/plain"},
+        415,
+        "unsupported_media_type",
+    ),
+    ("no content type", "POST", "/v1/classify", b'{"text": "a"}', {}, 415, "unsupported_media_type"),
+    ("wrong method", "GET", "/v1/classify", b"", {}, 405, "method_not_allowed"),
+    ("unknown route", "GET", "/v1/nothing", b"", {}, 404, "not_found"),
+    (
+        "too many texts",
+        "POST",
+        "/v1/classify/batch",
+        b'{"texts": [' + b",".join([b'"a"'] * 65) + b"]}",
+        JSON,
+        422,
+        "too_many_texts",
+    ),
+    ("empty batch", "POST", "/v1/classify/batch", b'{"texts": []}', JSON, 422, "empty_text"),
+    (
+        "blank item in batch",
+        "POST",
+        "/v1/classify/batch",
+        b'{"texts": ["ok", "  "]}',
+        JSON,
+        422,
+        "empty_text",
+    ),
+    ("texts not a list", "POST", "/v1/classify/batch", b'{"texts": "abc"}', JSON, 422, "validation_error"),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "headers", "status", "error_type"),
+    [case[1:] for case in BAD_REQUESTS],
+    ids=[case[0] for case in BAD_REQUESTS],
+)
+def test_bad_requests_get_a_clear_4xx(
+    service: RunningService,
+    method: str,
+    path: str,
+    body: bytes,
+    headers: dict[str, str],
+    status: int,
+    error_type: str,
+) -> None:
+    response = httpx.request(method, service.url + path, content=body, headers=headers, timeout=30)
+    assert response.status_code == status
+    assert response.json()["error_type"] == error_type
+    assert set(response.json()) == {"error", "error_type"}
+    assert "Traceback" not in response.text
+    assert httpx.get(service.url + "/health/ready", timeout=10).status_code == 200
+
+
+def test_both_workers_serve(service: RunningService) -> None:
+    def cpu_seconds(pid: int) -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks
+
+    pids = service.worker_pids()
+    assert len(pids) == 2
+    before = {pid: cpu_seconds(pid) for pid in pids}
+    texts = [f"spread the load {uuid.uuid4()} over both workers" for _ in range(300)]
+    with ThreadPoolExecutor(8) as pool:
+        assert all(r.status_code == 200 for r in pool.map(lambda t: classify(service, t), texts))
+    used = {pid: cpu_seconds(pid) - before[pid] for pid in pids}
+    assert all(u > 0.1 * sum(used.values()) for u in used.values()), used
+
+
+def test_model_route_and_openapi(service: RunningService, small_model: Built) -> None:
+    model = httpx.get(service.url + "/v1/model", timeout=10).json()
+    assert (model["name"], model["version"]) == (
+        small_model.manifest["name"],
+        small_model.manifest["version"],
+    )
+    assert model["labels"] == small_model.manifest["labels"]
+    spec = httpx.get(service.url + "/openapi.json", timeout=10).json()
+    assert {"/v1/classify", "/v1/classify/batch", "/v1/model", "/health/live", "/health/ready"} <= set(
+        spec["paths"]
+    )
+    assert httpx.get(service.url + "/docs", timeout=10).status_code == 200
+    assert httpx.get(service.url + "/health/live", timeout=10).json() == {"status": "alive"}
+
+
+def test_sigterm_drains_in_flight_requests_and_exits_zero(small_model: Built, tmp_path: Path) -> None:
+    texts = [e.text for e in data.read_split(small_model.work / "data", "test")]
+    with running_service(small_model.artifact, tmp_path / "service.log") as svc:
+
+        def batch(i: int) -> httpx.Response:
+            chunk = [f"{t} #{i}" for t in texts[i * 64 : (i + 1) * 64]]  # uncached, real work
+            return httpx.post(svc.url + "/v1/classify/batch", json={"texts": chunk}, timeout=120)
+
+        stop = threading.Event()
+        statuses: list[int] = []
+
+        def background_load() -> None:
+            # Requests racing the shutdown may be refused; none may get an error status.
+            with httpx.Client(timeout=30) as client:
+                while not stop.is_set():
+                    try:
+                        statuses.append(classify_with(client, svc.url, f"load {uuid.uuid4()}"))
+                    except httpx.TransportError:
+                        time.sleep(0.01)
+
+        loader = threading.Thread(target=background_load)
+        loader.start()
+        with ThreadPoolExecutor(3) as pool:
+            in_flight = [pool.submit(batch, i) for i in range(3)]
+            time.sleep(0.5)  # all three are accepted and computing
+            exit_code = svc.stop()
+            results = [f.result() for f in in_flight]
+        stop.set()
+        loader.join()
+    assert exit_code == 0
+    assert [r.status_code for r in results] == [200, 200, 200]
+    assert all(len(r.json()["results"]) == 64 for r in results)
+    assert statuses and set(statuses) == {200}
+
+
+def classify_with(client: httpx.Client, url: str, text: str) -> int:
+    return client.post(url + "/v1/classify", json={"text": text}).status_code
+
+
+def test_missing_artifact_fails_start_up_with_a_clear_message(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "service"],
+        env={"TEXTCLF_MODEL_DIR": str(tmp_path / "none"), "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "no model artifact" in result.stderr and "make model" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_setting_fails_start_up_naming_it() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "service"],
+        env={"TEXTCLF_WORKERS": "-3", "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0 and "TEXTCLF_WORKERS='-3'" in result.stderr
+
+
+def test_help_lists_the_settings() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "service", "--help"], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "TEXTCLF_CACHE_ENTRIES" in result.stdout and "TEXTCLF_WORKERS" in result.stdout
