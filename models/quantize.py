@@ -14,10 +14,14 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 
 @dataclass(frozen=True)
 class QuantOptions:
-    """quantize_dynamic options; defaults chosen by `python -m models.quant_sweep` (see README)."""
+    """quantize_dynamic options; defaults chosen by `python -m models.quant_sweep` (see README).
+
+    Per-channel QInt8: on AVX2 without VNNI the U8S8 kernel can saturate (onnxruntime #5849);
+    per-channel scales kept int8 closest to fp32 (98.4% agreement vs 95.8%) at the same speed.
+    """
 
     weight_type: str = "QInt8"
-    per_channel: bool = False
+    per_channel: bool = True
     reduce_range: bool = False
     op_types: tuple[str, ...] = ("MatMul", "Attention")
 

@@ -2,42 +2,76 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from service import errors
 from service.artifact import load_artifact
 from service.cache import ResultCache
 from service.classifier import Classifier
 from service.config import Settings, load_settings
+from service.errors import ErrorType
 from service.guards import BodyGuard
 from service.inference import Inference
+from service.instrument import RequestMetrics
+from service.metrics import Metrics
 from service.routes import Loaded, Runtime, build_router
 
 log = logging.getLogger("service")
+PROCESS_SAMPLE_SECONDS = 5.0
+
+
+async def _sample_process(metrics: Metrics) -> None:
+    while True:
+        metrics.sample_process()
+        await asyncio.sleep(PROCESS_SAMPLE_SECONDS)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the ASGI app; nothing heavy happens until the lifespan starts."""
     settings = settings or load_settings()
-    runtime = Runtime(settings)
+    metrics = Metrics(settings.metrics_dir)
+    runtime = Runtime(settings, metrics)
+    router = build_router(runtime)
+    route_paths = [r.path for r in router.routes if isinstance(r, APIRoute)]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # A replaced worker must not leave its live gauges (cache size, readiness) behind.
+        metrics.forget_dead_workers()
         artifact = load_artifact(settings.model_dir)
         classifier = Classifier(artifact, threads=1, spinning=settings.intra_op_spinning)
-        classifier.warm_up(settings.warmup_runs)
-        cache = ResultCache(settings.cache_entries, settings.cache_max_bytes, settings.cache_ttl_seconds)
-        inference = Inference(classifier, cache, artifact.version, settings.inference_thread)
+        cache = ResultCache(
+            settings.cache_entries,
+            settings.cache_max_bytes,
+            settings.cache_ttl_seconds,
+            on_evict=metrics.cache_evictions.inc,
+        )
+        inference = Inference(classifier, cache, artifact.version, metrics, settings.inference_thread)
+        inference.warm_up(settings.warmup_runs)
+        metrics.initialize(route_paths, [e.value for e in ErrorType], artifact.labels)
+        quantization = artifact.manifest.get("quantization", {}).get("weight_type", "none")
+        metrics.model_info.labels(
+            name=artifact.name, version=artifact.version, quantization=quantization
+        ).set(1)
+        sampler = asyncio.create_task(_sample_process(metrics))
         runtime.loaded = Loaded(artifact, inference)
+        metrics.workers_ready.set(1)
         log.info("model %s %s ready", artifact.name, artifact.version)
         try:
             yield
         finally:
             runtime.loaded = None
+            metrics.workers_ready.set(0)
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
             inference.close()
 
     app = FastAPI(
@@ -46,7 +80,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
-    errors.install(app)
-    app.include_router(build_router(runtime))
-    app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
+    errors.install(app, metrics)
+    app.include_router(router)
+    app.add_middleware(
+        BodyGuard,
+        max_body_bytes=settings.max_body_bytes,
+        on_reject=lambda kind: metrics.errors.labels(error_type=kind.value).inc(),
+    )
+    # Outermost, so rejected bodies are timed and counted too.
+    app.add_middleware(RequestMetrics, metrics=metrics)
     return app

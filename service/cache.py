@@ -28,19 +28,19 @@ def entry_size(text: str) -> int:
     return sys.getsizeof(text) + ENTRY_OVERHEAD_BYTES
 
 
-class _CountingLRU(LRUCache[Key, _Entry]):
-    evictions = 0
+class _NotifyingLRU(LRUCache[Key, _Entry]):
+    on_evict: Callable[[], None] = staticmethod(lambda: None)
 
     def popitem(self) -> tuple[Key, _Entry]:
-        self.evictions += 1
+        self.on_evict()
         return super().popitem()
 
 
-class _CountingTTL(TTLCache[Key, _Entry]):
-    evictions = 0
+class _NotifyingTTL(TTLCache[Key, _Entry]):
+    on_evict: Callable[[], None] = staticmethod(lambda: None)
 
     def popitem(self) -> tuple[Key, _Entry]:
-        self.evictions += 1
+        self.on_evict()
         return super().popitem()
 
 
@@ -53,26 +53,30 @@ class ResultCache:
         max_bytes: int,
         ttl_seconds: float = 0.0,
         timer: Callable[[], float] = time.monotonic,
+        on_evict: Callable[[], None] = lambda: None,
     ) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         # cachetools enforces the byte bound (maxsize measured by getsizeof, kept right through
         # eviction and expiry); the entry bound is enforced in put().
         budget = max(max_bytes, 1)
-        self._lru: _CountingLRU | _CountingTTL = (
-            _CountingTTL(budget, ttl_seconds, timer, getsizeof=lambda e: e.size)
+        self._lru: _NotifyingLRU | _NotifyingTTL = (
+            _NotifyingTTL(budget, ttl_seconds, timer, getsizeof=lambda e: e.size)
             if ttl_seconds > 0
-            else _CountingLRU(budget, getsizeof=lambda e: e.size)
+            else _NotifyingLRU(budget, getsizeof=lambda e: e.size)
         )
+        self.evictions = 0
+        self._on_evict = on_evict
+        self._lru.on_evict = self._evicted
 
     @property
     def enabled(self) -> bool:
         return self.max_entries > 0
 
-    @property
-    def evictions(self) -> int:
-        """Entries dropped to respect a bound (expiry not counted)."""
-        return self._lru.evictions
+    def _evicted(self) -> None:
+        # Called for entries dropped to respect a bound; expired entries are not evictions.
+        self.evictions += 1
+        self._on_evict()
 
     @property
     def bytes(self) -> int:

@@ -24,10 +24,11 @@ class Prediction:
 
 @dataclass(frozen=True, slots=True)
 class Timing:
-    """Seconds spent in each stage of one computed prediction."""
+    """Seconds spent in each stage of one computed prediction; queue is filled in by the caller."""
 
     tokenize: float
     inference: float
+    queue: float = 0.0
 
 
 class Classifier:

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     graceful_shutdown_seconds: float = Field(
         25.0, gt=0, description="how long SIGTERM waits for in-flight requests"
     )
+    metrics_dir: Path | None = Field(
+        None, description="multiprocess metrics folder, emptied at start; default: a new temporary folder"
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         "info", description="log level"
     )

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from enum import StrEnum
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.metrics import Metrics
 
 log = logging.getLogger("service.errors")
 
@@ -57,11 +60,18 @@ def error_body(error_type: ErrorType, message: str) -> dict[str, str]:
     return {"error": message, "error_type": error_type.value}
 
 
+ERROR_TYPE_HEADER = "X-Error-Type"
+
+
 def error_response(
-    error_type: ErrorType, message: str, headers: dict[str, str] | None = None
+    error_type: ErrorType, message: str, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
-    """A JSON error response with the status for its kind."""
-    return JSONResponse(error_body(error_type, message), status_code=STATUS[error_type], headers=headers)
+    """A JSON error response with the status for its kind (also named in a header, for metrics)."""
+    return JSONResponse(
+        error_body(error_type, message),
+        status_code=STATUS[error_type],
+        headers={ERROR_TYPE_HEADER: error_type.value, **(headers or {})},
+    )
 
 
 def _describe(errors: list[dict[str, object]]) -> str:
@@ -88,7 +98,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     kind = _FROM_STATUS.get(exc.status_code, ErrorType.VALIDATION)
-    return JSONResponse(error_body(kind, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+    response = error_response(kind, str(exc.detail), exc.headers)
+    response.status_code = exc.status_code
+    return response
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -97,9 +109,21 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return error_response(ErrorType.INTERNAL, "internal server error")
 
 
-def install(app: FastAPI) -> None:
-    """Register the handlers so every error leaves as {"error", "error_type"}."""
-    app.add_exception_handler(ServiceError, _service_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)
+Handler = Callable[[Request, Exception], Awaitable[JSONResponse]]
+
+
+def install(app: FastAPI, metrics: Metrics) -> None:
+    """Register the handlers so every error leaves as {"error", "error_type"} and is counted."""
+
+    def counted(handler: Handler) -> Handler:
+        async def handle(request: Request, exc: Exception) -> JSONResponse:
+            response = await handler(request, exc)
+            metrics.errors.labels(error_type=response.headers.get(ERROR_TYPE_HEADER, "unknown")).inc()
+            return response
+
+        return handle
+
+    app.add_exception_handler(ServiceError, counted(_service_error))
+    app.add_exception_handler(RequestValidationError, counted(_validation_error))
+    app.add_exception_handler(StarletteHTTPException, counted(_http_error))
+    app.add_exception_handler(Exception, counted(_unexpected))

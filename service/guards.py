@@ -20,9 +20,10 @@ BODY_METHODS = {b"POST", b"PUT", b"PATCH"}
 class BodyGuard:
     """415 for non-JSON bodies, 413 for bodies over the limit (by header, or counted when chunked)."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, on_reject: Callable[[ErrorType], None]) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.on_reject = on_reject
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"].encode() not in BODY_METHODS:
@@ -31,12 +32,16 @@ class BodyGuard:
         headers = dict(scope["headers"])
         media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         if media_type != b"application/json":
-            await _reject(send, ErrorType.UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json")
+            await self._reject(
+                send, ErrorType.UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json"
+            )
             return
         length = headers.get(b"content-length")
         if length is not None:
             if not length.isdigit() or int(length) > self.max_body_bytes:
-                await _reject(send, ErrorType.PAYLOAD_TOO_LARGE, f"body over {self.max_body_bytes} bytes")
+                await self._reject(
+                    send, ErrorType.PAYLOAD_TOO_LARGE, f"body over {self.max_body_bytes} bytes"
+                )
                 return
             await self.app(scope, receive, send)
             return
@@ -51,7 +56,9 @@ class BodyGuard:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                await _reject(send, ErrorType.PAYLOAD_TOO_LARGE, f"body over {self.max_body_bytes} bytes")
+                await self._reject(
+                    send, ErrorType.PAYLOAD_TOO_LARGE, f"body over {self.max_body_bytes} bytes"
+                )
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -67,9 +74,13 @@ class BodyGuard:
 
         await self.app(scope, replay, send)
 
+    async def _reject(self, send: Send, error_type: ErrorType, message: str) -> None:
+        self.on_reject(error_type)
+        await _send_error(send, error_type, message)
 
-async def _reject(send: Send, error_type: ErrorType, message: str) -> None:
-    payload = json.dumps(error_body(error_type, message)).encode()
+
+async def _send_error(send: Send, error_type: ErrorType, message: str) -> None:
+    payload = json.dumps(error_body(error_type, message), separators=(",", ":")).encode()
     await send(
         {
             "type": "http.response.start",

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from service.cache import ResultCache
 from service.classifier import Classifier, Prediction, Timing
+from service.metrics import Metrics
 
 NO_TIME = Timing(0.0, 0.0)
 
@@ -31,11 +33,17 @@ class Inference:
     """
 
     def __init__(
-        self, classifier: Classifier, cache: ResultCache, version: str, use_thread: bool = True
+        self,
+        classifier: Classifier,
+        cache: ResultCache,
+        version: str,
+        metrics: Metrics,
+        use_thread: bool = True,
     ) -> None:
         self.classifier = classifier
         self.cache = cache
         self.version = version
+        self.metrics = metrics
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="inference") if use_thread else None
 
     async def classify(self, text: str) -> Outcome:
@@ -51,19 +59,51 @@ class Inference:
             outcomes.append(Outcome(hit, True, NO_TIME) if hit is not None else None)
             if hit is None:
                 misses.setdefault(text, []).append(i)
+        if self.cache.enabled:
+            missed = sum(map(len, misses.values()))
+            self.metrics.cache_lookups.labels(result="hit").inc(len(texts) - missed)
+            self.metrics.cache_lookups.labels(result="miss").inc(missed)
         if misses:
             computed = await self._run(list(misses))
             for (text, positions), (prediction, timing) in zip(misses.items(), computed, strict=True):
                 self.cache.put((self.version, text), prediction)
+                self._observe(prediction, timing)
                 for i in positions:
                     outcomes[i] = Outcome(prediction, False, timing)
-        return [o for o in outcomes if o is not None]
+            self.metrics.cache_entries.set(len(self.cache))
+            self.metrics.cache_bytes.set(self.cache.bytes)
+        done = [o for o in outcomes if o is not None]
+        for o in done:
+            self.metrics.predictions.labels(label=o.prediction.label, cached=str(o.cached).lower()).inc()
+        return done
+
+    def _observe(self, prediction: Prediction, timing: Timing) -> None:
+        stages = self.metrics.stage_duration
+        stages.labels(stage="queue").observe(timing.queue)
+        stages.labels(stage="tokenize").observe(timing.tokenize)
+        stages.labels(stage="inference").observe(timing.inference)
+        self.metrics.input_tokens.observe(prediction.tokens)
+        if prediction.truncated:
+            self.metrics.truncations.inc()
 
     async def _run(self, texts: list[str]) -> list[tuple[Prediction, Timing]]:
+        submitted = time.perf_counter()
+
+        def work() -> list[tuple[Prediction, Timing]]:
+            # Queue time: waiting for the inference thread behind other requests' misses.
+            waited = time.perf_counter() - submitted
+            return [(p, replace(t, queue=waited)) for p, t in map(self.classifier.predict, texts)]
+
         if self._executor is None:
-            return [self.classifier.predict(t) for t in texts]
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: [self.classifier.predict(t) for t in texts])
+            return work()
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+
+    def warm_up(self, runs: int) -> None:
+        """Warm the model up on the thread that will serve it (starting that thread too)."""
+        if self._executor is None:
+            self.classifier.warm_up(runs)
+        else:
+            self._executor.submit(self.classifier.warm_up, runs).result()
 
     def close(self) -> None:
         """Let running work finish, then stop the thread."""

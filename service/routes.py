@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from service.artifact import Artifact
 from service.config import Settings
 from service.errors import ErrorType, ServiceError, error_response
 from service.inference import Inference, Outcome
+from service.metrics import CONTENT_TYPE, Metrics
 from service.schemas import (
     BatchClassification,
     BatchClassifyRequest,
@@ -42,6 +43,7 @@ class Runtime:
     """What the lifespan loads and the routes use; `loaded` is set only after warm-up."""
 
     settings: Settings
+    metrics: Metrics
     loaded: Loaded | None = None
 
     def require_ready(self) -> Loaded:
@@ -84,7 +86,16 @@ def build_router(runtime: Runtime) -> APIRouter:
         """Classify one text."""
         loaded = runtime.require_ready()
         outcome = await loaded.inference.classify(normalize(body.text, settings.max_text_chars))
-        response.headers["X-Cache"] = "hit" if outcome.cached else "miss"
+        t = outcome.timing
+        # Stage times in ms (as TEI does), so a load test can tell queueing from compute.
+        response.headers.update(
+            {
+                "X-Cache": "hit" if outcome.cached else "miss",
+                "X-Queue-Time": f"{t.queue * 1e3:.3f}",
+                "X-Tokenize-Time": f"{t.tokenize * 1e3:.3f}",
+                "X-Inference-Time": f"{t.inference * 1e3:.3f}",
+            }
+        )
         return to_response(loaded, outcome)
 
     @router.post(
@@ -109,6 +120,12 @@ def build_router(runtime: Runtime) -> APIRouter:
         return runtime.require_ready().artifact.summary() | {
             "limits": {"max_text_chars": settings.max_text_chars, "max_batch": settings.max_batch}
         }
+
+    @router.get("/metrics", tags=["metrics"], response_class=PlainTextResponse)
+    async def metrics() -> PlainTextResponse:
+        """Prometheus metrics, aggregated over every worker process."""
+        runtime.metrics.sample_process()
+        return PlainTextResponse(runtime.metrics.render(), media_type=CONTENT_TYPE)
 
     @router.get("/health/live", response_model=Health, tags=["health"])
     async def live() -> Health:

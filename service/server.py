@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
@@ -21,6 +24,19 @@ def log_config(level: str) -> dict[str, object]:
     config = copy.deepcopy(LOGGING_CONFIG)
     config["loggers"]["service"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
     return config
+
+
+def prepare_metrics_dir(configured: Path | None) -> tuple[Path, bool]:
+    """An empty multiprocess metrics folder, and whether it is a temporary one to remove at exit.
+
+    Left-over files from an earlier run would be summed into this run's counters.
+    """
+    if configured is None:
+        return Path(tempfile.mkdtemp(prefix="textclf-metrics-")), True
+    configured.mkdir(parents=True, exist_ok=True)
+    for stale in configured.glob("*.db"):
+        stale.unlink()
+    return configured, False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,9 +56,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     workers = settings.workers or available_cpus()
-    # Inherited by the worker processes: each runs one inference thread, so no library may
-    # start its own pool (ORT is set to 1 thread in service.session).
-    os.environ.update({"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"})
+    metrics_dir, temporary = prepare_metrics_dir(settings.metrics_dir)
+    # Inherited by the worker processes, and set before any of them imports prometheus_client
+    # (which picks multiprocess mode at import). Each worker runs one inference thread, so no
+    # library may start its own pool (ORT is set to 1 thread in service.session).
+    os.environ.update(
+        {
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+            "TEXTCLF_METRICS_DIR": str(metrics_dir),
+            "OMP_NUM_THREADS": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+        }
+    )
     print(
         f"serving {artifact.name} {artifact.version} on http://{settings.host}:{settings.port} "
         f"with {workers} worker(s)",
@@ -62,4 +87,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         loop="uvloop",
         http="httptools",
     )
+    if temporary:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0

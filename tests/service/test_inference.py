@@ -6,6 +6,7 @@ from service.artifact import load_artifact
 from service.cache import ResultCache
 from service.classifier import Classifier, Prediction, Timing
 from service.inference import Inference
+from service.metrics import Metrics
 from tests.conftest import Built
 
 
@@ -22,9 +23,8 @@ class CountingClassifier(Classifier):
 def make(built: Built, use_thread: bool, cache_entries: int = 100) -> tuple[Inference, CountingClassifier]:
     artifact = load_artifact(built.artifact)
     classifier = CountingClassifier(artifact)
-    return Inference(
-        classifier, ResultCache(cache_entries, 1 << 20), artifact.version, use_thread
-    ), classifier
+    cache = ResultCache(cache_entries, 1 << 20)
+    return Inference(classifier, cache, artifact.version, Metrics(None), use_thread), classifier
 
 
 def test_batch_computes_each_distinct_miss_once_and_keeps_order(small_model: Built) -> None:

@@ -15,11 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
+from load_tests.server import RunningService, running_service
 from models import data
 from service.artifact import load_artifact
 from service.classifier import Classifier
 from tests.conftest import Built
-from tests.server import RunningService, running_service
 
 JSON = {"content-type": "application/json"}
 

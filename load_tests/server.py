@@ -1,4 +1,4 @@
-"""Start the real service (`python -m service`) on a free loopback port, for integration tests."""
+"""Start the real service (`python -m service`) on a free loopback port, for load and integration tests."""
 
 from __future__ import annotations
 
@@ -54,7 +54,6 @@ def running_service(
             "TEXTCLF_HOST": "127.0.0.1",
             "TEXTCLF_PORT": str(port),
             "TEXTCLF_WORKERS": str(workers),
-            "TEXTCLF_WARMUP_RUNS": "2",
         }
         | (env or {})
     )

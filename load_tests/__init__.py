@@ -1,0 +1,1 @@
+"""Load generators and benchmarks that drive a real service over loopback HTTP."""
