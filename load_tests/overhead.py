@@ -1,7 +1,10 @@
 """What the HTTP layer adds at low load: end-to-end p50 vs model-only p50 for the same text.
 
-Starts the real service (1 worker, cache off) on a loopback port, drives it with `hey` at a low
-constant rate, and times the same text in-process through the same tokenizer and ONNX session.
+Starts the real service (1 worker, cache off; one service per variant of settings) on loopback,
+drives it with `hey` at a low constant rate, and times the same text in-process through the same
+tokenizer and ONNX session, both back to back ("hot") and paced at the same rate as the HTTP
+requests ("paced": an idle CPU between requests slows the model too). Rounds alternate all of
+them, so machine noise hits every row alike.
 """
 
 from __future__ import annotations
@@ -10,10 +13,12 @@ import argparse
 import json
 import re
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -25,19 +30,18 @@ from service.classifier import Classifier
 DEFAULT_TEXT = "just got my new phone and the battery life is amazing so far"
 
 
-def model_only_ms(model_dir: Path, text: str, runs: int) -> dict[str, float]:
-    """p50/p99 of tokenize + inference for `text` on one thread, in ms."""
-    classifier = Classifier(load_artifact(model_dir))
-    classifier.warm_up(20)
+def model_only_ms(classifier: Classifier, text: str, runs: int, rate: float | None) -> float:
+    """p50 ms of tokenize + inference for `text` on one thread, back to back or at `rate`/s."""
     samples = []
+    period = 1 / rate if rate else 0.0
     for _ in range(runs):
         start = time.perf_counter()
         classifier.predict(text)
-        samples.append(time.perf_counter() - start)
-    return {
-        "p50_ms": round(float(np.percentile(samples, 50)) * 1e3, 3),
-        "p99_ms": round(float(np.percentile(samples, 99)) * 1e3, 3),
-    }
+        took = time.perf_counter() - start
+        samples.append(took)
+        if period > took:
+            time.sleep(period - took)
+    return float(np.percentile(samples, 50)) * 1e3
 
 
 def hey_ms(url: str, text: str, requests: int, rate: float) -> dict[str, float]:
@@ -66,10 +70,11 @@ def hey_ms(url: str, text: str, requests: int, rate: float) -> dict[str, float]:
         check=True,
         timeout=requests / rate + 120,
     ).stdout
-    if "[200]" not in out or re.search(r"\[(?!200)\d{3}\]", out):
-        raise SystemExit(f"non-200 responses from the service:\n{out}")
+    statuses = dict(re.findall(r"^\s*\[(\d{3})\]\s+(\d+) responses", out, re.M))
+    if statuses != {"200": str(requests)}:
+        raise SystemExit(f"expected {requests} responses with status 200, got {statuses}:\n{out}")
     quantiles = {int(q): float(s) * 1e3 for q, s in re.findall(r"(\d+)%+ in ([\d.]+) secs", out)}
-    return {"p50_ms": round(quantiles[50], 3), "p99_ms": round(quantiles[99], 3)}
+    return {"p50_ms": quantiles[50], "p99_ms": quantiles[99]}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,7 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m load_tests.overhead", description=main.__doc__)
     parser.add_argument("--model-dir", type=Path, default=Path("artifacts/minilm-l6-sentiment"))
     parser.add_argument("--text", default=DEFAULT_TEXT)
-    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--requests", type=int, default=500, help="requests per variant per round")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=float, default=50.0, help="requests per second (low load)")
     parser.add_argument(
         "--variant",
@@ -91,27 +97,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     for spec in args.variant:
         name, _, assignments = spec.partition(":")
         variants[name] = dict(a.split("=", 1) for a in assignments.split(",") if a)
-    tokens = Classifier(load_artifact(args.model_dir)).tokenizer.encode(args.text).n_tokens
-    before = model_only_ms(args.model_dir, args.text, args.requests)
-    http: dict[str, dict[str, float]] = {}
-    for name, env in variants.items():
-        with (
-            tempfile.TemporaryDirectory() as tmp,
-            running_service(
-                args.model_dir, Path(tmp) / "service.log", workers=1, env={"TEXTCLF_CACHE_ENTRIES": "0"} | env
-            ) as svc,
-        ):
-            http[name] = hey_ms(svc.url, args.text, args.requests, args.rate)
-    after = model_only_ms(args.model_dir, args.text, args.requests)
-    model_p50 = min(before["p50_ms"], after["p50_ms"])
+    classifier = Classifier(load_artifact(args.model_dir))
+    classifier.warm_up(20)
+    rows: dict[str, list[float]] = {"model-only, hot": [], "model-only, paced": []}
+    p99: dict[str, list[float]] = {}
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        services = {
+            name: stack.enter_context(
+                running_service(
+                    args.model_dir, tmp / f"{name}.log", workers=1, env={"TEXTCLF_CACHE_ENTRIES": "0"} | env
+                )
+            )
+            for name, env in variants.items()
+        }
+        for _ in range(args.rounds):
+            rows["model-only, hot"].append(model_only_ms(classifier, args.text, args.requests, None))
+            rows["model-only, paced"].append(model_only_ms(classifier, args.text, args.requests, args.rate))
+            for name, svc in services.items():
+                result = hey_ms(svc.url, args.text, args.requests, args.rate)
+                rows.setdefault(f"HTTP {name}", []).append(result["p50_ms"])
+                p99.setdefault(f"HTTP {name}", []).append(result["p99_ms"])
+    p50 = {name: round(statistics.median(v), 2) for name, v in rows.items()}
     report = {
-        "text_tokens": tokens,
-        "requests": args.requests,
+        "text_tokens": classifier.tokenizer.encode(args.text).n_tokens,
         "rate_rps": args.rate,
-        "model_only_before": before,
-        "model_only_after": after,
-        "end_to_end": http,
-        "http_overhead_p50_ms": {name: round(h["p50_ms"] - model_p50, 3) for name, h in http.items()},
+        "requests_per_round": args.requests,
+        "rounds": args.rounds,
+        "p50_ms_median_of_rounds": p50,
+        "p99_ms_median_of_rounds": {name: round(statistics.median(v), 2) for name, v in p99.items()},
+        "http_minus_paced_model_p50_ms": {
+            name: round(v - p50["model-only, paced"], 2) for name, v in p50.items() if name.startswith("HTTP")
+        },
     }
     print(json.dumps(report, indent=2))
     return 0

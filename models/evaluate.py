@@ -112,7 +112,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=True,
         help="fail unless int8 beats the TF-IDF baseline (default on)",
     )
-    g.add_argument("--latency-runs", type=int, default=500, help="timed runs per model and length")
+    g.add_argument("--latency-runs", type=int, default=300, help="timed runs per model and length")
     g.add_argument(
         "--eval-threads",
         dest="threads",
