@@ -12,17 +12,10 @@ from pathlib import Path
 
 import onnxruntime
 
+from service.artifact import sha256
+
 MANIFEST = "manifest.json"
 FILES = {"model.onnx": "model.int8.onnx", "tokenizer.json": "tokenizer.json"}
-
-
-def sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _report(work: Path, step: str) -> dict[str, object]:

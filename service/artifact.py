@@ -63,7 +63,8 @@ class Artifact:
         return {k: self.manifest[k] for k in keys if k in self.manifest}
 
 
-def _sha256(path: Path) -> str:
+def sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -88,7 +89,7 @@ def load_artifact(folder: Path, verify_hashes: bool = True) -> Artifact:
         file = folder / name
         if not file.is_file():
             raise ArtifactError(f"{file} is missing: {hint}")
-        if verify_hashes and _sha256(file) != expected:
+        if verify_hashes and sha256(file) != expected:
             raise ArtifactError(
                 f"{file} does not match the SHA-256 in {MANIFEST} (corrupt or edited): {hint}"
             )

