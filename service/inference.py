@@ -44,6 +44,10 @@ class Inference:
         self.cache = cache
         self.version = version
         self.metrics = metrics
+        # Label children bound once: .labels() takes a lock and a lookup on every call.
+        self._hits = metrics.cache_lookups.labels(result="hit")
+        self._misses = metrics.cache_lookups.labels(result="miss")
+        self._stages = {s: metrics.stage_duration.labels(stage=s) for s in ("queue", "tokenize", "inference")}
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="inference") if use_thread else None
 
     async def classify(self, text: str) -> Outcome:
@@ -61,8 +65,8 @@ class Inference:
                 misses.setdefault(text, []).append(i)
         if self.cache.enabled:
             missed = sum(map(len, misses.values()))
-            self.metrics.cache_lookups.labels(result="hit").inc(len(texts) - missed)
-            self.metrics.cache_lookups.labels(result="miss").inc(missed)
+            self._hits.inc(len(texts) - missed)
+            self._misses.inc(missed)
         if misses:
             computed = await self._run(list(misses))
             for (text, positions), (prediction, timing) in zip(misses.items(), computed, strict=True):
@@ -78,10 +82,9 @@ class Inference:
         return done
 
     def _observe(self, prediction: Prediction, timing: Timing) -> None:
-        stages = self.metrics.stage_duration
-        stages.labels(stage="queue").observe(timing.queue)
-        stages.labels(stage="tokenize").observe(timing.tokenize)
-        stages.labels(stage="inference").observe(timing.inference)
+        self._stages["queue"].observe(timing.queue)
+        self._stages["tokenize"].observe(timing.tokenize)
+        self._stages["inference"].observe(timing.inference)
         self.metrics.input_tokens.observe(prediction.tokens)
         if prediction.truncated:
             self.metrics.truncations.inc()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter
@@ -31,10 +31,10 @@ class Loaded:
 
     artifact: Artifact
     inference: Inference
+    model_ref: dict[str, str] = field(init=False)  # in every response: built once
 
-    @property
-    def model_ref(self) -> dict[str, str]:
-        return {"name": self.artifact.name, "version": self.artifact.version}
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "model_ref", {"name": self.artifact.name, "version": self.artifact.version})
 
 
 @dataclass
