@@ -79,6 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Low-latency CPU text classification (distilled BERT, dynamic int8 ONNX).",
         version="0.1.0",
         lifespan=lifespan,
+        # Prometheus metrics are ours; FastAPI's built-in OpenTelemetry checks cost time per request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     errors.install(app, metrics)
     app.include_router(router)

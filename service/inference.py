@@ -48,6 +48,11 @@ class Inference:
         self._hits = metrics.cache_lookups.labels(result="hit")
         self._misses = metrics.cache_lookups.labels(result="miss")
         self._stages = {s: metrics.stage_duration.labels(stage=s) for s in ("queue", "tokenize", "inference")}
+        self._predictions = {
+            (label, cached): metrics.predictions.labels(label=label, cached=str(cached).lower())
+            for label in classifier.labels
+            for cached in (False, True)
+        }
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="inference") if use_thread else None
 
     async def classify(self, text: str) -> Outcome:
@@ -78,7 +83,7 @@ class Inference:
             self.metrics.cache_bytes.set(self.cache.bytes)
         done = [o for o in outcomes if o is not None]
         for o in done:
-            self.metrics.predictions.labels(label=o.prediction.label, cached=str(o.cached).lower()).inc()
+            self._predictions[o.prediction.label, o.cached].inc()
         return done
 
     def _observe(self, prediction: Prediction, timing: Timing) -> None:

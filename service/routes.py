@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
 
 from service.artifact import Artifact
 from service.config import Settings
@@ -23,6 +27,33 @@ from service.schemas import (
 )
 
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 413, 415, 422, 503)}
+Body = TypeVar("Body", bound=BaseModel)
+
+
+class RequestOnlyRoute(APIRoute):
+    """A route whose endpoint takes just the Request and reads its body with `parse_body`.
+
+    It skips FastAPI's per-request parameter machinery (content-type parsing, dependency
+    solving, body validation), which cost ~0.3 ms of a ~5 ms classify request at low load.
+    The OpenAPI schema still comes from the route's declared models.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        return self.endpoint
+
+
+async def parse_body(request: Request, model: type[Body]) -> Body:
+    """Validate a JSON body in pydantic-core; errors go to the same handler as FastAPI's own."""
+    try:
+        return model.model_validate_json(await request.body())
+    except ValidationError as err:
+        raise RequestValidationError(err.errors(include_url=False)) from None
+
+
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI request body of a route that reads its body with `parse_body`."""
+    schema = {"schema": model.model_json_schema()}
+    return {"requestBody": {"required": True, "content": {"application/json": schema}}}
 
 
 @dataclass(frozen=True)
@@ -82,10 +113,31 @@ def build_router(runtime: Runtime) -> APIRouter:
             "model": loaded.model_ref,
         }
 
-    @router.post("/v1/classify", response_model=Classification, responses=ERRORS, tags=["classify"])
-    async def classify(body: ClassifyRequest) -> JSONResponse:
+    Endpoint = Callable[[Request], Coroutine[Any, Any, Response]]
+
+    def classify_route(
+        path: str, body: type[BaseModel], response: type[BaseModel]
+    ) -> Callable[[Endpoint], Endpoint]:
+        def register(endpoint: Endpoint) -> Endpoint:
+            router.add_api_route(
+                path,
+                endpoint,
+                methods=["POST"],
+                response_model=response,
+                responses=ERRORS,
+                tags=["classify"],
+                openapi_extra=json_body(body),
+                route_class_override=RequestOnlyRoute,
+            )
+            return endpoint
+
+        return register
+
+    @classify_route("/v1/classify", ClassifyRequest, Classification)
+    async def classify(request: Request) -> Response:
         """Classify one text."""
         loaded = runtime.require_ready()
+        body = await parse_body(request, ClassifyRequest)
         outcome = await loaded.inference.classify(normalize(body.text, settings.max_text_chars))
         t = outcome.timing
         # Stage times in ms (as TEI does), so a load test can tell queueing from compute.
@@ -97,12 +149,11 @@ def build_router(runtime: Runtime) -> APIRouter:
         }
         return JSONResponse(to_response(loaded, outcome), headers=headers)
 
-    @router.post(
-        "/v1/classify/batch", response_model=BatchClassification, responses=ERRORS, tags=["classify"]
-    )
-    async def classify_batch(body: BatchClassifyRequest) -> JSONResponse:
+    @classify_route("/v1/classify/batch", BatchClassifyRequest, BatchClassification)
+    async def classify_batch(request: Request) -> Response:
         """Classify a list of texts, each on its own (unpadded) and through the same cache."""
         loaded = runtime.require_ready()
+        body = await parse_body(request, BatchClassifyRequest)
         if not body.texts:
             raise ServiceError(ErrorType.EMPTY_TEXT, "texts is empty")
         if len(body.texts) > settings.max_batch:
