@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 from service.artifact import load_artifact
 from service.cache import ResultCache
@@ -14,17 +15,23 @@ class CountingClassifier(Classifier):
     """The real classifier, counting how many texts it computed."""
 
     calls = 0
+    threads: list[str]
 
     def predict(self, text: str) -> tuple[Prediction, Timing]:
         self.calls += 1
+        self.threads.append(threading.current_thread().name)
         return super().predict(text)
 
 
-def make(built: Built, use_thread: bool, cache_entries: int = 100) -> tuple[Inference, CountingClassifier]:
+def make(
+    built: Built, use_thread: bool, cache_entries: int = 100, idle_seconds: float = 0.002
+) -> tuple[Inference, CountingClassifier]:
     artifact = load_artifact(built.artifact)
     classifier = CountingClassifier(artifact)
+    classifier.threads = []
     cache = ResultCache(cache_entries, 1 << 20)
-    return Inference(classifier, cache, artifact.version, Metrics(None), use_thread), classifier
+    metrics = Metrics(None)
+    return Inference(classifier, cache, artifact.version, metrics, use_thread, idle_seconds), classifier
 
 
 def test_batch_computes_each_distinct_miss_once_and_keeps_order(small_model: Built) -> None:
@@ -54,3 +61,18 @@ def test_inline_and_threaded_inference_agree(small_model: Built) -> None:
     b = asyncio.run(inline.classify_many(texts))
     assert [o.prediction for o in a] == [o.prediction for o in b]
     threaded.close()
+
+
+def test_an_idle_worker_computes_on_the_loop_and_a_busy_one_queues_on_the_thread(small_model: Built) -> None:
+    # idle_seconds=60: only the very first miss finds the worker idle for that long.
+    inference, classifier = make(small_model, use_thread=True, cache_entries=0, idle_seconds=60)
+
+    async def scenario() -> None:
+        await asyncio.gather(inference.classify("first"), inference.classify("second"))
+        await inference.classify_many(["a batch", "never runs on the loop"])
+
+    asyncio.run(scenario())
+    loop_thread = threading.current_thread().name
+    assert classifier.threads[0] == loop_thread
+    assert all(name.startswith("inference") for name in classifier.threads[1:]), classifier.threads
+    inference.close()

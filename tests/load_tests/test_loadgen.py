@@ -1,0 +1,76 @@
+"""The load generator against the real service (2 workers, the small model) on loopback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from load_tests.client import Target
+from load_tests.loadgen import LoadConfig, run
+from load_tests.server import RunningService, running_service
+from models.data import read_split
+from tests.conftest import Built
+
+
+@pytest.fixture(scope="module")
+def service(small_model: Built, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
+    with running_service(small_model.artifact, tmp_path_factory.mktemp("load") / "service.log") as svc:
+        yield svc
+
+
+@pytest.fixture(scope="module")
+def texts(small_model: Built) -> list[str]:
+    return [e.text for e in read_split(small_model.work / "data", "test")]
+
+
+def test_open_model_sends_on_schedule_and_measures_hits_and_stages(
+    service: RunningService, texts: list[str]
+) -> None:
+    config = LoadConfig(
+        url=service.url + "/v1/classify", mode="open", rate=100, requests=200, hit_ratio=0.5, hot_size=8
+    )
+    result = run(config, texts)
+    assert result["passed"], result
+    assert result["sent"] == result["ok"] == 200
+    # 200 requests at 100/s: about 2 s, not as fast as the service could answer.
+    assert 1.9 <= result["duration_s"] < 10
+    # Warm-up put the 8 hot texts in both workers' caches; the other texts are new.
+    assert 0.45 <= result["hit_ratio"] <= 0.5
+    assert result["server_ms"]["inference"]["p50"] > 0
+    assert result["latency_ms"]["p50"] <= result["latency_ms"]["p99"] <= result["latency_ms"]["max"]
+
+
+def test_closed_model_runs_every_request_back_to_back(service: RunningService, texts: list[str]) -> None:
+    config = LoadConfig(url=service.url + "/v1/classify", mode="closed", concurrency=4, requests=150)
+    result = run(config, texts)
+    assert result["passed"], result
+    assert result["sent"] == result["ok"] == 150 and result["schedule_lag_ms"] is None
+
+
+def test_cli_fails_the_run_on_any_non_2xx(
+    service: RunningService, small_model: Built, tmp_path: Path
+) -> None:
+    out = tmp_path / "run.json"
+    # The batch route wants "texts": every request gets a 422.
+    result = subprocess.run(
+        [sys.executable, "-m", "load_tests.loadgen", "--url", service.url + "/v1/classify/batch"]
+        + ["--mode", "closed", "--requests", "20", "--texts", str(small_model.work / "data" / "test.jsonl")]
+        + ["--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stderr
+    assert json.loads(out.read_text())["statuses"] == {"422": 20}
+
+
+def test_only_loopback_unless_allowed() -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        Target.parse("http://example.com/v1/classify")
+    assert Target.parse("http://example.com/v1/classify", allow_remote=True).host == "example.com"
+    assert Target.parse("http://localhost:8000/v1/classify").port == 8000
