@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 MODEL_DIR ?= artifacts/minilm-l6-sentiment
 
-.PHONY: install install-dev model serve test lint clean
+.PHONY: install install-dev model serve test lint bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ model: $(MODEL_DIR)/manifest.json
 # Settings come from TEXTCLF_* variables (`$(PY) -m service --help` lists them).
 serve: model
 	TEXTCLF_MODEL_DIR=$(MODEL_DIR) $(PY) -m service
+
+# The ladder, the service under load and the peer, side by side (~6 min); rewrites BENCHMARKS.md's tables.
+bench: model
+	$(PY) -m load_tests.bench
 
 lint: install-dev
 	$(VENV)/bin/ruff check .
