@@ -42,9 +42,8 @@ class LoadConfig:
     duration: float = 60.0  # seconds
     hit_ratio: float = 0.0
     hot_size: int = 64
-    connections: int = (
-        16  # open model: opened up front; warm-up sends the hot set on each, to reach every worker
-    )
+    # Open model: opened up front; warm-up sends the hot set on each, to reach every worker.
+    connections: int = 16
     max_in_flight: int = 256  # open model: the run stops, failed, when the service falls this far behind
     timeout: float = 30.0  # seconds per request
     seed: int = 0
@@ -134,7 +133,7 @@ async def _closed_model(
             if time.perf_counter() > deadline:
                 return
             if connection.closed:
-                connection = await Connection.open(connections[0].target)
+                connection = await Connection.open(connection.target)
             sent += 1
             await _exchange(connection, raw, config.timeout, rec)
         connection.close()
