@@ -3,8 +3,10 @@
 Starts the real service (1 worker, cache off; one service per variant of settings) on loopback,
 drives it with `hey` at a low constant rate, and times the same text in-process through the same
 tokenizer and ONNX session, both back to back ("hot") and paced at the same rate as the HTTP
-requests ("paced": an idle CPU between requests slows the model too). Rounds alternate all of
-them, so machine noise hits every row alike.
+requests ("paced": an idle CPU between requests slows the model too). It also times a request that
+does no work (GET /health/live) at the same rate: the floor any HTTP round trip costs on this
+machine with this client, so the rest is what the classify path itself adds. Rounds alternate all
+of them, so machine noise hits every row alike.
 """
 
 from __future__ import annotations
@@ -44,27 +46,20 @@ def model_only_ms(classifier: Classifier, text: str, runs: int, rate: float | No
     return float(np.percentile(samples, 50)) * 1e3
 
 
-def hey_ms(url: str, text: str, requests: int, rate: float) -> dict[str, float]:
-    """p50/p99 client-side latency from `hey` with one connection at `rate` requests/s, in ms."""
+def hey_ms(url: str, text: str | None, requests: int, rate: float) -> dict[str, float]:
+    """p50/p99 client-side latency from `hey` with one connection at `rate` requests/s, in ms.
+
+    With a text, POSTs it to /v1/classify; without, GETs /health/live (no work: the HTTP floor).
+    """
     if shutil.which("hey") is None:
         raise SystemExit("hey is not installed: apt-get install hey")
+    request = (
+        ["-m", "POST", "-T", "application/json", "-d", json.dumps({"text": text}), url + "/v1/classify"]
+        if text is not None
+        else [url + "/health/live"]
+    )
     out = subprocess.run(
-        [
-            "hey",
-            "-n",
-            str(requests),
-            "-c",
-            "1",
-            "-q",
-            str(rate),
-            "-m",
-            "POST",
-            "-T",
-            "application/json",
-            "-d",
-            json.dumps({"text": text}),
-            url + "/v1/classify",
-        ],
+        ["hey", "-n", str(requests), "-c", "1", "-q", str(rate), *request],
         capture_output=True,
         text=True,
         check=True,
@@ -114,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for _ in range(args.rounds):
             rows["model-only, hot"].append(model_only_ms(classifier, args.text, args.requests, None))
             rows["model-only, paced"].append(model_only_ms(classifier, args.text, args.requests, args.rate))
+            floor = hey_ms(services["default"].url, None, args.requests, args.rate)
+            rows.setdefault("HTTP no-op route (GET /health/live)", []).append(floor["p50_ms"])
             for name, svc in services.items():
                 result = hey_ms(svc.url, args.text, args.requests, args.rate)
                 rows.setdefault(f"HTTP {name}", []).append(result["p50_ms"])
@@ -127,8 +124,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "p50_ms_median_of_rounds": p50,
         "p99_ms_median_of_rounds": {name: round(statistics.median(v), 2) for name, v in p99.items()},
         "http_minus_paced_model_p50_ms": {
-            name: round(v - p50["model-only, paced"], 2) for name, v in p50.items() if name.startswith("HTTP")
+            name: round(v - p50["model-only, paced"], 2)
+            for name, v in p50.items()
+            if name.startswith("HTTP ") and "no-op" not in name
         },
+        "http_floor_p50_ms": p50["HTTP no-op route (GET /health/live)"],
     }
     print(json.dumps(report, indent=2))
     return 0
