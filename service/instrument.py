@@ -1,4 +1,4 @@
-"""ASGI middleware that times every request and counts requests in flight."""
+"""ASGI middleware that times every request and counts API requests in flight."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import time
 
 from service.guards import ASGIApp, Message, Receive, Scope, Send
 from service.metrics import Metrics
+
+# Only API work counts as in flight: probes and scrapes are not load, and a scrape would count itself.
+API_PREFIX = "/v1/"
 
 
 class RequestMetrics:
@@ -28,11 +31,14 @@ class RequestMetrics:
                 status = message["status"]
             await send(message)
 
-        self.metrics.in_flight.inc()
+        api = scope["path"].startswith(API_PREFIX)
+        if api:
+            self.metrics.in_flight.inc()
         try:
             await self.app(scope, receive, send_and_record)
         finally:
-            self.metrics.in_flight.dec()
+            if api:
+                self.metrics.in_flight.dec()
             # The route template, never the raw path: unknown paths must not create label values.
             route = scope.get("route")
             self.metrics.request_duration.labels(

@@ -88,7 +88,7 @@ class Metrics:
         )
         self.in_flight = Gauge(
             name("in_flight_requests"),
-            "Requests being processed by live workers.",
+            "API requests (/v1/) being processed by live workers; probes and scrapes excluded.",
             multiprocess_mode="livesum",
             registry=registry,
         )

@@ -6,6 +6,7 @@ import argparse
 import copy
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -74,6 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         file=sys.stderr,
         flush=True,
     )
+    # With one worker uvicorn serves in this process and, after draining, re-raises the SIGTERM it
+    # caught to whatever handler was there before: the default one would kill us (status 143)
+    # before the cleanup below. This one lets main() return 0.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     uvicorn.run(
         "service.app:create_app",
         factory=True,

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import asyncio
+
+from service.guards import Message, Receive, Scope, Send
+from service.instrument import RequestMetrics
+from service.metrics import Metrics
+
+
+def _in_flight_during(metrics: Metrics, path: str) -> float:
+    """Run one request through the middleware; return the in-flight gauge seen while it ran."""
+    seen: list[float] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(metrics.in_flight._value.get())
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        pass
+
+    scope = {"type": "http", "path": path, "method": "GET", "headers": []}
+    asyncio.run(RequestMetrics(app, metrics)(scope, receive, send))
+    return seen[0]
+
+
+def test_only_api_requests_count_as_in_flight() -> None:
+    metrics = Metrics(None)
+    assert _in_flight_during(metrics, "/v1/classify") == 1.0
+    # Probes and scrapes are not load; a scrape would otherwise always see itself.
+    assert _in_flight_during(metrics, "/metrics") == 0.0
+    assert _in_flight_during(metrics, "/health/ready") == 0.0
+    assert metrics.in_flight._value.get() == 0.0
+    # Every request is still timed.
+    assert 'route="other",status_class="2xx"} 3.0' in metrics.render().decode()
