@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
+from pydantic_core import from_json
 
 from service.artifact import Artifact
 from service.config import Settings
@@ -43,9 +44,14 @@ class RequestOnlyRoute(APIRoute):
 
 
 async def parse_body(request: Request, model: type[Body]) -> Body:
-    """Validate a JSON body in pydantic-core; errors go to the same handler as FastAPI's own."""
+    """Parse strict JSON and validate it in pydantic-core; errors go to the same handler as FastAPI's."""
     try:
-        return model.model_validate_json(await request.body())
+        # NaN and Infinity are not JSON (RFC 8259), though most parsers accept them by default.
+        data = from_json(await request.body(), allow_inf_nan=False)
+    except ValueError:
+        raise ServiceError(ErrorType.INVALID_JSON, "request body is not valid JSON") from None
+    try:
+        return model.model_validate(data)
     except ValidationError as err:
         raise RequestValidationError(err.errors(include_url=False)) from None
 
@@ -89,8 +95,10 @@ def normalize(text: str, max_chars: int, where: str = "text") -> str:
             ErrorType.TEXT_TOO_LONG, f"{where} has {len(text)} characters; the limit is {max_chars}"
         )
     stripped = text.strip()
-    if not stripped:
-        raise ServiceError(ErrorType.EMPTY_TEXT, f"{where} is empty or only whitespace")
+    # Control and format characters alone (NUL, zero-width space, BOM...) leave the model nothing
+    # to read. any() stops at the first visible character, so real text costs one check.
+    if not any(c.isprintable() and not c.isspace() for c in stripped):
+        raise ServiceError(ErrorType.EMPTY_TEXT, f"{where} has no visible characters")
     return stripped
 
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ClassifyRequest(BaseModel):
+    # An unknown field is most often a typo or the other route's shape ("texts"): say so.
+    model_config = ConfigDict(extra="forbid")
+
     text: str = Field(description="the text to classify", examples=["I love it"])
 
 
 class BatchClassifyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     texts: list[str] = Field(description="texts to classify, each processed on its own (unpadded)")
 
 

@@ -7,7 +7,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -20,18 +19,7 @@ from models import data
 from service.artifact import load_artifact
 from service.classifier import Classifier
 from tests.conftest import Built
-
-JSON = {"content-type": "application/json"}
-
-
-@pytest.fixture(scope="module")
-def service(small_model: Built, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
-    with running_service(small_model.artifact, tmp_path_factory.mktemp("service") / "service.log") as svc:
-        yield svc
-
-
-def classify(svc: RunningService, text: str) -> httpx.Response:
-    return httpx.post(svc.url + "/v1/classify", json={"text": text}, timeout=30)
+from tests.service.conftest import classify
 
 
 def without_cached(body: dict[str, Any]) -> dict[str, Any]:
@@ -86,90 +74,6 @@ def test_batch_equals_single_requests_in_order(service: RunningService) -> None:
 def test_truncation_is_reported(service: RunningService, small_model: Built) -> None:
     body = classify(service, "words " * 400).json()
     assert body["truncated"] is True and body["tokens"] == small_model.manifest["max_sequence_length"]
-
-
-BAD_REQUESTS = [
-    # (name, method, path, body bytes, headers, status, error_type)
-    ("empty text", "POST", "/v1/classify", b'{"text": ""}', JSON, 422, "empty_text"),
-    ("whitespace text", "POST", "/v1/classify", b'{"text": " \\n\\t "}', JSON, 422, "empty_text"),
-    ("wrong type", "POST", "/v1/classify", b'{"text": 5}', JSON, 422, "validation_error"),
-    ("null text", "POST", "/v1/classify", b'{"text": null}', JSON, 422, "validation_error"),
-    ("missing field", "POST", "/v1/classify", b'{"txt": "a"}', JSON, 422, "validation_error"),
-    ("not an object", "POST", "/v1/classify", b'["a"]', JSON, 422, "validation_error"),
-    ("invalid json", "POST", "/v1/classify", b'{"text": ', JSON, 400, "invalid_json"),
-    (
-        "text too long",
-        "POST",
-        "/v1/classify",
-        b'{"text": "' + b"a" * 10_001 + b'"}',
-        JSON,
-        422,
-        "text_too_long",
-    ),
-    (
-        "body too large",
-        "POST",
-        "/v1/classify",
-        b'{"text": "' + b"a" * 1_100_000 + b'"}',
-        JSON,
-        413,
-        "payload_too_large",
-    ),
-    (
-        "wrong content type",
-        "POST",
-        "/v1/classify",
-        b'{"text": "a"}',
-        {"content-type": "text/plain"},
-        415,
-        "unsupported_media_type",
-    ),
-    ("no content type", "POST", "/v1/classify", b'{"text": "a"}', {}, 415, "unsupported_media_type"),
-    ("wrong method", "GET", "/v1/classify", b"", {}, 405, "method_not_allowed"),
-    ("unknown route", "GET", "/v1/nothing", b"", {}, 404, "not_found"),
-    (
-        "too many texts",
-        "POST",
-        "/v1/classify/batch",
-        b'{"texts": [' + b",".join([b'"a"'] * 65) + b"]}",
-        JSON,
-        422,
-        "too_many_texts",
-    ),
-    ("empty batch", "POST", "/v1/classify/batch", b'{"texts": []}', JSON, 422, "empty_text"),
-    (
-        "blank item in batch",
-        "POST",
-        "/v1/classify/batch",
-        b'{"texts": ["ok", "  "]}',
-        JSON,
-        422,
-        "empty_text",
-    ),
-    ("texts not a list", "POST", "/v1/classify/batch", b'{"texts": "abc"}', JSON, 422, "validation_error"),
-]
-
-
-@pytest.mark.parametrize(
-    ("method", "path", "body", "headers", "status", "error_type"),
-    [case[1:] for case in BAD_REQUESTS],
-    ids=[case[0] for case in BAD_REQUESTS],
-)
-def test_bad_requests_get_a_clear_4xx(
-    service: RunningService,
-    method: str,
-    path: str,
-    body: bytes,
-    headers: dict[str, str],
-    status: int,
-    error_type: str,
-) -> None:
-    response = httpx.request(method, service.url + path, content=body, headers=headers, timeout=30)
-    assert response.status_code == status
-    assert response.json()["error_type"] == error_type
-    assert set(response.json()) == {"error", "error_type"}
-    assert "Traceback" not in response.text
-    assert httpx.get(service.url + "/health/ready", timeout=10).status_code == 200
 
 
 def test_both_workers_serve(service: RunningService) -> None:
