@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from service import errors
+from service.admission import AdmissionControl
 from service.artifact import load_artifact
 from service.cache import ResultCache
 from service.classifier import Classifier
@@ -53,7 +54,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.cache_ttl_seconds,
             on_evict=metrics.cache_evictions.inc,
         )
-        inference = Inference(classifier, cache, artifact.version, metrics, settings.inference_thread)
+        inference = Inference(
+            classifier,
+            cache,
+            artifact.version,
+            metrics,
+            settings.inference_thread,
+            queue_timeout=settings.queue_timeout_seconds,
+        )
         inference.warm_up(settings.warmup_runs)
         metrics.initialize(route_paths, [e.value for e in ErrorType], artifact.labels)
         quantization = artifact.manifest.get("quantization", {}).get("weight_type", "none")
@@ -89,6 +97,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         on_reject=lambda kind: metrics.errors.labels(error_type=kind.value).inc(),
     )
-    # Outermost, so rejected bodies are timed and counted too.
+    # Before the body is read: a rejection under overload must cost next to nothing.
+    app.add_middleware(
+        AdmissionControl,
+        max_in_flight=settings.max_in_flight,
+        on_reject=lambda: metrics.errors.labels(error_type=ErrorType.OVERLOADED.value).inc(),
+    )
+    # Outermost, so rejected requests are timed and counted too.
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app

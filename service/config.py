@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(10_000, ge=1, le=1_000_000, description="longest accepted text, characters")
     max_batch: int = Field(64, ge=1, le=10_000, description="most texts in one batch request")
     max_body_bytes: int = Field(1_048_576, ge=1024, description="largest accepted request body, bytes")
+    max_in_flight: int = Field(
+        32, ge=1, le=100_000, description="API requests one worker holds at once; past it: 429 + Retry-After"
+    )
+    queue_timeout_seconds: float = Field(
+        1.0, gt=0, description="a cache miss that waited longer for the model gets 503 + Retry-After"
+    )
     inference_thread: bool = Field(
         True, description="run model inference on one dedicated thread per worker instead of the event loop"
     )

@@ -27,6 +27,8 @@ class ErrorType(StrEnum):
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     NOT_READY = "not_ready"
+    OVERLOADED = "overloaded"
+    QUEUE_TIMEOUT = "queue_timeout"
     INTERNAL = "internal_error"
 
 
@@ -41,8 +43,12 @@ STATUS = {
     ErrorType.NOT_FOUND: 404,
     ErrorType.METHOD_NOT_ALLOWED: 405,
     ErrorType.NOT_READY: 503,
+    ErrorType.OVERLOADED: 429,
+    ErrorType.QUEUE_TIMEOUT: 503,
     ErrorType.INTERNAL: 500,
 }
+# Seconds a client should wait before retrying; a worker's queue turns over in well under one.
+RETRY_AFTER = {ErrorType.OVERLOADED: "1", ErrorType.QUEUE_TIMEOUT: "1", ErrorType.NOT_READY: "5"}
 _FROM_STATUS = {404: ErrorType.NOT_FOUND, 405: ErrorType.METHOD_NOT_ALLOWED}
 
 
@@ -67,10 +73,11 @@ def error_response(
     error_type: ErrorType, message: str, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
     """A JSON error response with the status for its kind (also named in a header, for metrics)."""
+    retry = {"Retry-After": RETRY_AFTER[error_type]} if error_type in RETRY_AFTER else {}
     return JSONResponse(
         error_body(error_type, message),
         status_code=STATUS[error_type],
-        headers={ERROR_TYPE_HEADER: error_type.value, **(headers or {})},
+        headers={ERROR_TYPE_HEADER: error_type.value, **retry, **(headers or {})},
     )
 
 

@@ -6,7 +6,7 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from service.errors import STATUS, ErrorType, error_body
+from service.errors import ERROR_TYPE_HEADER, RETRY_AFTER, STATUS, ErrorType, error_body
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -76,20 +76,21 @@ class BodyGuard:
 
     async def _reject(self, send: Send, error_type: ErrorType, message: str) -> None:
         self.on_reject(error_type)
-        await _send_error(send, error_type, message)
+        # Close: the rest of a body this large is not worth receiving.
+        await send_error(send, error_type, message, close=True)
 
 
-async def _send_error(send: Send, error_type: ErrorType, message: str) -> None:
+async def send_error(send: Send, error_type: ErrorType, message: str, close: bool = False) -> None:
+    """An error response straight from ASGI middleware, the same as the app's handlers send."""
     payload = json.dumps(error_body(error_type, message), separators=(",", ":")).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": STATUS[error_type],
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+        (ERROR_TYPE_HEADER.lower().encode(), error_type.value.encode()),
+    ]
+    if error_type in RETRY_AFTER:
+        headers.append((b"retry-after", RETRY_AFTER[error_type].encode()))
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": STATUS[error_type], "headers": headers})
     await send({"type": "http.response.body", "body": payload})

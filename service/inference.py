@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 
 from service.cache import ResultCache
 from service.classifier import Classifier, Prediction, Timing
+from service.errors import ErrorType, ServiceError
 from service.metrics import Metrics
 
 NO_TIME = Timing(0.0, 0.0)
@@ -45,6 +46,7 @@ class Inference:
         metrics: Metrics,
         use_thread: bool = True,
         idle_seconds: float = IDLE_SECONDS,
+        queue_timeout: float = float("inf"),
     ) -> None:
         self.classifier = classifier
         self.cache = cache
@@ -63,6 +65,7 @@ class Inference:
         self._queued = 0  # misses submitted to the thread and not finished
         self._last_done = 0.0  # perf_counter() when the last miss finished
         self._idle_seconds = idle_seconds
+        self._queue_timeout = queue_timeout
 
     async def classify(self, text: str) -> Outcome:
         """Classify one normalized text."""
@@ -109,6 +112,11 @@ class Inference:
         def work() -> list[tuple[Prediction, Timing]]:
             # Queue time: waiting for the inference thread behind other requests' misses.
             waited = time.perf_counter() - submitted
+            if waited > self._queue_timeout:
+                # The client has likely given up; computing it would only delay the requests behind.
+                raise ServiceError(
+                    ErrorType.QUEUE_TIMEOUT, f"waited {waited:.3f} s for the model; retry later"
+                )
             return [(p, replace(t, queue=waited)) for p, t in map(self.classifier.predict, texts)]
 
         # One text only: a batch on the loop would stall it for the whole batch.

@@ -1,0 +1,41 @@
+"""ASGI middleware that bounds the API requests one worker holds, answering the rest 429 at once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from service.errors import ErrorType
+from service.guards import ASGIApp, Receive, Scope, Send, send_error
+from service.instrument import API_PREFIX
+
+
+class AdmissionControl:
+    """Admits at most `max_in_flight` API requests per worker; past it, 429 with Retry-After.
+
+    Without a bound, a burst queues without limit on the worker's inference thread: every request
+    behind it waits longer, memory grows, and clients time out on answers still computed. A fast
+    rejection lets the client retry elsewhere (the next pod, or after Retry-After). Probes and
+    scrapes are never rejected: a busy pod is not a dead one.
+    """
+
+    def __init__(self, app: ASGIApp, max_in_flight: int, on_reject: Callable[[], None]) -> None:
+        self.app = app
+        self.max_in_flight = max_in_flight
+        self.on_reject = on_reject
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.max_in_flight:
+            self.on_reject()
+            await send_error(
+                send, ErrorType.OVERLOADED, "too many requests in flight on this worker; retry later"
+            )
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
