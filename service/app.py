@@ -40,7 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = Metrics(settings.metrics_dir)
     runtime = Runtime(settings, metrics)
     router = build_router(runtime)
-    route_paths = [r.path for r in router.routes if isinstance(r, APIRoute)]
+    routes = [r for r in router.routes if isinstance(r, APIRoute)]
+    route_paths = [r.path for r in routes]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(router)
     app.add_middleware(
         BodyGuard,
+        body_paths=[r.path for r in routes if "POST" in (r.methods or ())],
         max_body_bytes=settings.max_body_bytes,
         on_reject=lambda kind: metrics.errors.labels(error_type=kind.value).inc(),
     )

@@ -36,7 +36,7 @@ class Settings(BaseSettings):
         32, ge=1, le=100_000, description="API requests one worker holds at once; past it: 429 + Retry-After"
     )
     queue_timeout_seconds: float = Field(
-        1.0, gt=0, description="a cache miss that waited longer for the model gets 503 + Retry-After"
+        5.0, gt=0, description="a cache miss that waited longer for the model gets 503 + Retry-After"
     )
     inference_thread: bool = Field(
         True, description="run model inference on one dedicated thread per worker instead of the event loop"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from typing import Any
 
 from service.errors import ERROR_TYPE_HEADER, RETRY_AFTER, STATUS, ErrorType, error_body
@@ -14,19 +14,28 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-BODY_METHODS = {b"POST", b"PUT", b"PATCH"}
-
 
 class BodyGuard:
-    """415 for non-JSON bodies, 413 for bodies over the limit (by header, or counted when chunked)."""
+    """415 for non-JSON bodies, 413 for bodies over the limit (by header, or counted when chunked).
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, on_reject: Callable[[ErrorType], None]) -> None:
+    Only on the routes that take a body: any other method or path goes on to routing, which
+    answers 405 or 404 without reading the body.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        body_paths: Collection[str],
+        max_body_bytes: int,
+        on_reject: Callable[[ErrorType], None],
+    ) -> None:
         self.app = app
+        self.body_paths = frozenset(body_paths)
         self.max_body_bytes = max_body_bytes
         self.on_reject = on_reject
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"].encode() not in BODY_METHODS:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.body_paths:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])

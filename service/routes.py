@@ -19,12 +19,14 @@ from service.errors import ErrorType, ServiceError, error_response
 from service.inference import Inference, Outcome
 from service.metrics import CONTENT_TYPE, Metrics
 from service.schemas import (
+    VISIBLE,
     BatchClassification,
     BatchClassifyRequest,
     Classification,
     ClassifyRequest,
     ErrorBody,
     Health,
+    text_schema,
 )
 
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 413, 415, 422, 503)}
@@ -56,10 +58,16 @@ async def parse_body(request: Request, model: type[Body]) -> Body:
         raise RequestValidationError(err.errors(include_url=False)) from None
 
 
-def json_body(model: type[BaseModel]) -> dict[str, Any]:
-    """The OpenAPI request body of a route that reads its body with `parse_body`."""
-    schema = {"schema": model.model_json_schema()}
-    return {"requestBody": {"required": True, "content": {"application/json": schema}}}
+def json_body(model: type[BaseModel], limits: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The OpenAPI request body of a route that reads its body with `parse_body`.
+
+    `limits` adds the checks done in code (configured lengths, visible text) to the fields'
+    schemas, so clients and schema-based fuzzers see what the service accepts.
+    """
+    schema = model.model_json_schema()
+    for name, extra in limits.items():
+        schema["properties"][name] |= extra
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 @dataclass(frozen=True)
@@ -95,9 +103,8 @@ def normalize(text: str, max_chars: int, where: str = "text") -> str:
             ErrorType.TEXT_TOO_LONG, f"{where} has {len(text)} characters; the limit is {max_chars}"
         )
     stripped = text.strip()
-    # Control and format characters alone (NUL, zero-width space, BOM...) leave the model nothing
-    # to read. any() stops at the first visible character, so real text costs one check.
-    if not any(c.isprintable() and not c.isspace() for c in stripped):
+    # search() stops at the first visible character, so real text costs one step.
+    if VISIBLE.search(stripped) is None:
         raise ServiceError(ErrorType.EMPTY_TEXT, f"{where} has no visible characters")
     return stripped
 
@@ -123,8 +130,11 @@ def build_router(runtime: Runtime) -> APIRouter:
 
     Endpoint = Callable[[Request], Coroutine[Any, Any, Response]]
 
+    text = text_schema(settings.max_text_chars)
+    batch = {"texts": {"minItems": 1, "maxItems": settings.max_batch, "items": text}}
+
     def classify_route(
-        path: str, body: type[BaseModel], response: type[BaseModel]
+        path: str, body: type[BaseModel], limits: dict[str, dict[str, Any]], response: type[BaseModel]
     ) -> Callable[[Endpoint], Endpoint]:
         def register(endpoint: Endpoint) -> Endpoint:
             router.add_api_route(
@@ -134,14 +144,14 @@ def build_router(runtime: Runtime) -> APIRouter:
                 response_model=response,
                 responses=ERRORS,
                 tags=["classify"],
-                openapi_extra=json_body(body),
+                openapi_extra=json_body(body, limits),
                 route_class_override=RequestOnlyRoute,
             )
             return endpoint
 
         return register
 
-    @classify_route("/v1/classify", ClassifyRequest, Classification)
+    @classify_route("/v1/classify", ClassifyRequest, {"text": text}, Classification)
     async def classify(request: Request) -> Response:
         """Classify one text."""
         loaded = runtime.require_ready()
@@ -157,7 +167,7 @@ def build_router(runtime: Runtime) -> APIRouter:
         }
         return JSONResponse(to_response(loaded, outcome), headers=headers)
 
-    @classify_route("/v1/classify/batch", BatchClassifyRequest, BatchClassification)
+    @classify_route("/v1/classify/batch", BatchClassifyRequest, batch, BatchClassification)
     async def classify_batch(request: Request) -> Response:
         """Classify a list of texts, each on its own (unpadded) and through the same cache."""
         loaded = runtime.require_ready()

@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
+
+# A text must hold one character that is not whitespace, a control or an invisible format
+# character (zero-width space, BOM, direction marks): otherwise the model has nothing to read.
+# One pattern for both the check and the OpenAPI schema, so the two cannot disagree.
+VISIBLE = re.compile(
+    "[^\\s\\x00-\\x1f\\x7f-\\x9f\\u00ad\\u061c\\u180e\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u206f\\ufeff]"
+)
+
+
+def text_schema(max_chars: int) -> dict[str, Any]:
+    """JSON Schema of one accepted text, with the service's configured length limit."""
+    return {"type": "string", "minLength": 1, "maxLength": max_chars, "pattern": VISIBLE.pattern}
 
 
 class ClassifyRequest(BaseModel):

@@ -151,6 +151,8 @@ BAD_REQUESTS = [
         405,
         "method_not_allowed",
     ),
+    ("PUT with a body elsewhere", "PUT", "/health/live", b"{}", JSON, 405, "method_not_allowed"),
+    ("POST to an unknown route", "POST", "/v1/nothing", b'{"text": "a"}', {}, 404, "not_found"),
 ]
 
 
