@@ -14,6 +14,7 @@ from fastapi.routing import APIRoute
 from service import errors
 from service.admission import AdmissionControl
 from service.artifact import load_artifact
+from service.auth import BearerAuth, protected_paths
 from service.cache import ResultCache
 from service.classifier import Classifier
 from service.config import Settings, load_settings
@@ -105,6 +106,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_in_flight=settings.max_in_flight,
         on_reject=lambda: metrics.errors.labels(error_type=ErrorType.OVERLOADED.value).inc(),
     )
+    tokens = settings.bearer_tokens()
+    if tokens:
+        # Before admission: a request without a token must not take an in-flight slot.
+        app.add_middleware(
+            BearerAuth,
+            tokens=tokens,
+            protected=protected_paths(settings.open_health, settings.open_metrics),
+            on_reject=lambda: metrics.errors.labels(error_type=ErrorType.UNAUTHORIZED.value).inc(),
+        )
     # Outermost, so rejected requests are timed and counted too.
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "TEXTCLF_"
@@ -49,6 +49,14 @@ class Settings(BaseSettings):
     metrics_dir: Path | None = Field(
         None, description="multiprocess metrics folder, emptied at start; default: a new temporary folder"
     )
+    api_tokens: SecretStr = Field(
+        SecretStr(""), description="bearer tokens, comma-separated; set (or a tokens file) to require one"
+    )
+    api_tokens_file: Path | None = Field(
+        None, description="file with one bearer token per line (a mounted secret); adds to api_tokens"
+    )
+    open_health: bool = Field(True, description="health routes need no token (Kubernetes probes)")
+    open_metrics: bool = Field(True, description="/metrics needs no token (Prometheus scrapes)")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         "info", description="log level"
     )
@@ -61,6 +69,19 @@ class Settings(BaseSettings):
                 "cache_max_bytes must be > 0 when cache_entries > 0 (set cache_entries=0 to disable)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _tokens_file_readable(self) -> Settings:
+        if self.api_tokens_file is not None and not self.api_tokens_file.is_file():
+            raise ValueError(f"api_tokens_file {self.api_tokens_file} is not a readable file")
+        return self
+
+    def bearer_tokens(self) -> list[str]:
+        """Every accepted bearer token (from api_tokens and api_tokens_file); empty = no auth."""
+        tokens = self.api_tokens.get_secret_value().split(",")
+        if self.api_tokens_file is not None:
+            tokens += self.api_tokens_file.read_text().splitlines()
+        return [t.strip() for t in tokens if t.strip()]
 
 
 def load_settings() -> Settings:

@@ -24,6 +24,7 @@ class ErrorType(StrEnum):
     TOO_MANY_TEXTS = "too_many_texts"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    UNAUTHORIZED = "unauthorized"
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     NOT_READY = "not_ready"
@@ -40,6 +41,7 @@ STATUS = {
     ErrorType.TOO_MANY_TEXTS: 422,
     ErrorType.PAYLOAD_TOO_LARGE: 413,
     ErrorType.UNSUPPORTED_MEDIA_TYPE: 415,
+    ErrorType.UNAUTHORIZED: 401,
     ErrorType.NOT_FOUND: 404,
     ErrorType.METHOD_NOT_ALLOWED: 405,
     ErrorType.NOT_READY: 503,

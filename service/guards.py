@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Collection, MutableMapping
+from collections.abc import Awaitable, Callable, Collection, MutableMapping, Sequence
 from typing import Any
 
 from service.errors import ERROR_TYPE_HEADER, RETRY_AFTER, STATUS, ErrorType, error_body
@@ -89,13 +89,20 @@ class BodyGuard:
         await send_error(send, error_type, message, close=True)
 
 
-async def send_error(send: Send, error_type: ErrorType, message: str, close: bool = False) -> None:
+async def send_error(
+    send: Send,
+    error_type: ErrorType,
+    message: str,
+    close: bool = False,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
     """An error response straight from ASGI middleware, the same as the app's handlers send."""
     payload = json.dumps(error_body(error_type, message), separators=(",", ":")).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(payload)).encode()),
         (ERROR_TYPE_HEADER.lower().encode(), error_type.value.encode()),
+        *headers,
     ]
     if error_type in RETRY_AFTER:
         headers.append((b"retry-after", RETRY_AFTER[error_type].encode()))

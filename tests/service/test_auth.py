@@ -1,0 +1,79 @@
+"""Optional bearer-token auth on the real service: the API needs a token, probes stay open,
+metrics as configured, and every refusal looks the same."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from load_tests.server import RunningService, running_service
+from tests.conftest import Built
+
+
+@pytest.fixture(scope="module")
+def secured(small_model: Built, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
+    tmp = tmp_path_factory.mktemp("auth")
+    tokens_file = tmp / "tokens"
+    tokens_file.write_text("token-from-file\n\n")
+    env = {
+        "TEXTCLF_API_TOKENS": "token-a, token-b",
+        "TEXTCLF_API_TOKENS_FILE": str(tokens_file),
+        "TEXTCLF_OPEN_METRICS": "false",
+    }
+    with running_service(small_model.artifact, tmp / "service.log", workers=1, env=env) as svc:
+        yield svc
+
+
+def post(svc: RunningService, authorization: str | None) -> httpx.Response:
+    headers = {"authorization": authorization} if authorization is not None else {}
+    return httpx.post(svc.url + "/v1/classify", json={"text": "I love it"}, headers=headers, timeout=30)
+
+
+@pytest.mark.parametrize("authorization", ["Bearer token-a", "Bearer token-b", "bearer token-from-file"])
+def test_any_configured_token_is_accepted(secured: RunningService, authorization: str) -> None:
+    assert post(secured, authorization).status_code == 200
+
+
+def test_refusals_do_not_say_which_part_failed(secured: RunningService) -> None:
+    wrong = [None, "", "Bearer", "Bearer token-c", "Bearer token-a2", "Basic token-a", "token-a"]
+    refusals = [post(secured, a) for a in wrong]
+    assert {r.status_code for r in refusals} == {401}
+    assert len({r.content for r in refusals}) == 1
+    assert refusals[0].json() == {"error": "a valid bearer token is required", "error_type": "unauthorized"}
+    assert all(r.headers["www-authenticate"].startswith("Bearer") for r in refusals)
+    assert all("token-a" not in r.text for r in refusals)
+
+
+def test_probes_stay_open_and_metrics_follow_the_setting(secured: RunningService) -> None:
+    assert httpx.get(secured.url + "/health/live", timeout=10).status_code == 200
+    assert httpx.get(secured.url + "/health/ready", timeout=10).status_code == 200
+    assert httpx.get(secured.url + "/metrics", timeout=10).status_code == 401
+    scraped = httpx.get(secured.url + "/metrics", headers={"authorization": "Bearer token-a"}, timeout=10)
+    assert scraped.status_code == 200 and "textclf_errors_total" in scraped.text
+
+
+def test_refusals_are_counted(secured: RunningService) -> None:
+    before = _unauthorized(secured)
+    post(secured, "Bearer nope")
+    assert _unauthorized(secured) == before + 1
+
+
+def _unauthorized(svc: RunningService) -> float:
+    # sample() scrapes without a token; this service wants one for /metrics.
+    with httpx.Client(headers={"authorization": "Bearer token-a"}) as client:
+        text = client.get(svc.url + "/metrics", timeout=10).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith('textclf_errors_total{error_type="unauthorized"}')
+    )
+
+
+def test_missing_tokens_file_stops_start_up(small_model: Built, tmp_path: Path) -> None:
+    env = {"TEXTCLF_API_TOKENS_FILE": str(tmp_path / "absent")}
+    with pytest.raises(RuntimeError, match="TEXTCLF_API_TOKENS_FILE|api_tokens_file"):
+        with running_service(small_model.artifact, tmp_path / "service.log", workers=1, env=env):
+            pass
