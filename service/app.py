@@ -23,6 +23,7 @@ from service.guards import BodyGuard
 from service.inference import Inference
 from service.instrument import RequestMetrics
 from service.metrics import Metrics
+from service.requestlog import RequestLog
 from service.routes import Loaded, Runtime, build_router
 
 log = logging.getLogger("service")
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             protected=protected_paths(settings.open_health, settings.open_metrics),
             on_reject=lambda: metrics.errors.labels(error_type=ErrorType.UNAUTHORIZED.value).inc(),
         )
-    # Outermost, so rejected requests are timed and counted too.
+    # Outermost, so rejected requests are timed and counted too, and every log line has its id.
     app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(RequestLog, access_log=settings.access_log)
     return app

@@ -60,7 +60,10 @@ class Settings(BaseSettings):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         "info", description="log level"
     )
-    access_log: bool = Field(False, description="log every request line (costs latency)")
+    log_format: Literal["json", "text"] = Field("json", description="one JSON object per line, or text")
+    access_log: bool = Field(
+        False, description="log a line per request (method, route, status, time, request id; never texts)"
+    )
 
     @model_validator(mode="after")
     def _cache_bounds(self) -> Settings:

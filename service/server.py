@@ -3,28 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import copy
+import logging
+import logging.config
 import os
 import shutil
 import signal
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import uvicorn
-from uvicorn.config import LOGGING_CONFIG
 
 from service.artifact import ArtifactError, load_artifact
 from service.config import describe, load_settings
 from service.cpus import available_cpus
+from service.logs import log_config
 
-
-def log_config(level: str) -> dict[str, object]:
-    """uvicorn's logging config, with the service's own loggers on the same handler."""
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config["loggers"]["service"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
-    return config
+log = logging.getLogger("service")
 
 
 def prepare_metrics_dir(configured: Path | None) -> tuple[Path, bool]:
@@ -50,11 +45,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.parse_args(argv)
     settings = load_settings()
+    logging_config = log_config(settings.log_level, settings.log_format)
+    logging.config.dictConfig(logging_config)
     try:
         # Fail here, once, with a clear message, instead of N workers crash-looping on it.
         artifact = load_artifact(settings.model_dir)
     except ArtifactError as err:
-        print(f"error: {err}", file=sys.stderr)
+        log.error("cannot start: %s", err)
         return 1
     workers = settings.workers or available_cpus()
     metrics_dir, temporary = prepare_metrics_dir(settings.metrics_dir)
@@ -69,11 +66,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "TOKENIZERS_PARALLELISM": "false",
         }
     )
-    print(
-        f"serving {artifact.name} {artifact.version} on http://{settings.host}:{settings.port} "
-        f"with {workers} worker(s)",
-        file=sys.stderr,
-        flush=True,
+    log.info(
+        "serving %s %s on http://%s:%d with %d worker(s)",
+        artifact.name,
+        artifact.version,
+        settings.host,
+        settings.port,
+        workers,
     )
     # With one worker uvicorn serves in this process and, after draining, re-raises the SIGTERM it
     # caught to whatever handler was there before: the default one would kill us (status 143)
@@ -86,8 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=settings.port,
         workers=workers,
         log_level=settings.log_level,
-        log_config=log_config(settings.log_level),
-        access_log=settings.access_log,
+        log_config=logging_config,
+        access_log=False,  # service.requestlog writes access lines when settings.access_log is on
         timeout_graceful_shutdown=int(settings.graceful_shutdown_seconds),
         loop="uvloop",
         http="httptools",
