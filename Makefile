@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 MODEL_DIR ?= artifacts/minilm-l6-sentiment
 
-.PHONY: install install-dev model serve test lint bench lock clean
+.PHONY: install install-dev model serve test lint bench lock audit clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ lock:
 	{ sed -n '1,2p' deploy/requirements.lock; .lock-venv/bin/pip freeze --exclude textclf-service; } > deploy/requirements.lock.new
 	mv deploy/requirements.lock.new deploy/requirements.lock
 	rm -rf .lock-venv build
+
+# Known vulnerabilities in the pinned runtime deps; needs PyPI's JSON API or OSV (not reachable offline).
+audit: install-dev
+	$(VENV)/bin/pip-audit --strict --no-deps -r deploy/requirements.lock
 
 # rules.yml, wrapped as a prometheus-operator PrometheusRule (kept identical by tests/deploy).
 deploy/prometheus/prometheusrule.yaml: deploy/prometheus/rules.yml

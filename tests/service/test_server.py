@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import threading
@@ -14,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from load_tests.server import RunningService, running_service
+from load_tests.server import RunningService, free_port, running_service
 from models import data
 from service.artifact import load_artifact
 from service.classifier import Classifier
@@ -163,6 +164,25 @@ def test_missing_artifact_fails_start_up_with_a_clear_message(tmp_path: Path) ->
     assert result.returncode == 1
     assert "no model artifact" in result.stderr and "make model" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_corrupt_artifact_fails_start_up_before_listening(small_model: Built, tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(small_model.artifact, corrupt)
+    model = corrupt / "model.onnx"
+    model.write_bytes(model.read_bytes()[:1000])  # a truncated copy, as after a failed download
+    port = free_port()
+    result = subprocess.run(
+        [sys.executable, "-m", "service"],
+        env={"TEXTCLF_MODEL_DIR": str(corrupt), "TEXTCLF_PORT": str(port), "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "model.onnx does not match the SHA-256" in result.stderr
+    assert "Traceback" not in result.stderr and "Uvicorn running" not in result.stderr
 
 
 def test_bad_setting_fails_start_up_naming_it() -> None:

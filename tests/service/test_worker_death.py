@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -57,3 +58,58 @@ def test_killed_worker_is_replaced_and_counters_keep_counting(small_model: Built
             )
             == 2
         )
+
+
+def test_worker_killed_under_load_loses_only_what_it_held(small_model: Built, tmp_path: Path) -> None:
+    requests = "textclf_request_duration_seconds_count"
+    labels = {"route": "/v1/classify", "status_class": "2xx"}
+    users = 4
+    with running_service(small_model.artifact, tmp_path / "service.log", workers=2) as svc:
+        stop = threading.Event()
+        outcomes: list[tuple[float, int | None]] = []  # (time, status) or (time, None) on a broken connection
+        counts: list[float] = []
+
+        def user() -> None:
+            with httpx.Client(timeout=30) as client:  # keep-alive: bound to one worker until it breaks
+                while not stop.is_set():
+                    try:
+                        status = client.post(
+                            svc.url + "/v1/classify", json={"text": f"u {uuid.uuid4()}"}
+                        ).status_code
+                    except httpx.TransportError:
+                        status = None
+                    outcomes.append((time.monotonic(), status))
+
+        def scraper() -> None:
+            while not stop.is_set():
+                counts.append(sample(svc, requests, **labels))
+                time.sleep(0.1)
+
+        threads = [threading.Thread(target=user) for _ in range(users)] + [threading.Thread(target=scraper)]
+        for thread in threads:
+            thread.start()
+        time.sleep(1.5)
+        victim, survivor = svc.worker_pids()
+        killed = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        deadline = killed + 60
+        while time.monotonic() < deadline and (victim in svc.worker_pids() or len(svc.worker_pids()) < 2):
+            time.sleep(0.1)
+        replaced = time.monotonic()
+        time.sleep(1.0)
+        stop.set()
+        for thread in threads:
+            thread.join()
+        final = sample(svc, requests, **labels)
+
+    assert replaced < deadline, "the killed worker was not replaced"
+    statuses = [s for _, s in outcomes]
+    # Nothing but answers and the broken connections of requests the dead worker held (one per user).
+    assert set(statuses) <= {200, None}
+    assert statuses.count(None) <= users
+    # The survivor kept answering while the replacement started.
+    assert any(s == 200 and killed < t < replaced for t, s in outcomes)
+    # Counters never went backwards, and every 200 was counted (but the last instants of the victim).
+    assert counts == sorted(counts) and len(counts) >= 5
+    ok = statuses.count(200)
+    assert ok - users <= final <= ok

@@ -1,0 +1,96 @@
+"""A burst far above capacity: how many get answers, how fast the rest are refused, how soon it recovers.
+
+    python -m load_tests.burst --requests 1000 --workers 2
+
+Starts the real service on loopback, opens one connection per request, then sends every request
+at once (unique texts, so every admitted one is a cache miss), and reports counts and latency by
+status, then how long until a fresh request is answered 200 again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from load_tests.client import Connection, Target
+from load_tests.report import percentiles
+from load_tests.server import running_service
+
+
+async def _burst(url: str, n: int, timeout: float) -> list[tuple[int | None, float]]:
+    """Open n connections first, then send one request on each at once: (status, seconds) each."""
+    target = Target.parse(url + "/v1/classify")
+    connections = [await Connection.open(target) for _ in range(n)]
+    raws = [target.post_json({"text": f"burst {i} {uuid.uuid4()}"}) for i in range(n)]
+
+    async def one(connection: Connection, raw: bytes) -> tuple[int | None, float]:
+        start = time.perf_counter()
+        try:
+            status: int | None = (await asyncio.wait_for(connection.request(raw), timeout)).status
+        except (ConnectionError, TimeoutError):
+            status = None
+        return status, time.perf_counter() - start
+
+    try:
+        return await asyncio.gather(*(one(c, r) for c, r in zip(connections, raws, strict=True)))
+    finally:
+        for connection in connections:
+            connection.close()
+
+
+def recovery_seconds(url: str, timeout: float = 30) -> float:
+    """Seconds until a new text is answered 200."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        if httpx.post(url + "/v1/classify", json={"text": f"after {uuid.uuid4()}"}).status_code == 200:
+            return time.perf_counter() - start
+    raise RuntimeError(f"not answering 200 after {timeout} s")
+
+
+def run(model_dir: Path, requests: int, workers: int, env: dict[str, str]) -> dict[str, Any]:
+    """One burst against a fresh service; counts and latency (ms) by status, and recovery time."""
+    with tempfile.TemporaryDirectory() as tmp:
+        with running_service(model_dir, Path(tmp) / "service.log", workers, env) as svc:
+            started = time.perf_counter()
+            results = asyncio.run(_burst(svc.url, requests, timeout=120))
+            wall = time.perf_counter() - started
+            recovery = recovery_seconds(svc.url)
+    by_status: dict[str, list[float]] = {}
+    for status, seconds in results:
+        by_status.setdefault(str(status), []).append(seconds)
+    return {
+        "requests": requests,
+        "workers": workers,
+        "env": env,
+        "wall_s": round(wall, 3),
+        "by_status": {s: {"count": len(v)} | percentiles(v, 1e3) for s, v in sorted(by_status.items())},
+        "recovery_ms": round(recovery * 1e3, 2),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Send a burst of requests at once and report what the service did with them."""
+    parser = argparse.ArgumentParser(
+        prog="python -m load_tests.burst", description=main.__doc__, epilog=__doc__.split("\n\n")[1]
+    )
+    parser.add_argument("--model-dir", type=Path, default=Path("artifacts/minilm-l6-sentiment"))
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--set", action="append", default=[], metavar="VAR=VALUE", help="TEXTCLF_* setting")
+    args = parser.parse_args(argv)
+    env = dict(s.split("=", 1) for s in args.set)
+    print(json.dumps(run(args.model_dir, args.requests, args.workers, env), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
