@@ -15,7 +15,7 @@ from uvicorn.config import LOGGING_CONFIG
 # Set by service.requestlog for the request being served; read by every log record.
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 # Fields a record may carry (logger.info(..., extra={...})) that belong in the JSON line.
-FIELDS = ("method", "route", "status", "duration_ms", "client")
+FIELDS = ("method", "route", "status", "duration_ms")
 
 
 class JsonFormatter(logging.Formatter):
