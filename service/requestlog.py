@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 
 from service.guards import ASGIApp, Message, Receive, Scope, Send
 from service.logs import REQUEST_ID
@@ -31,7 +31,7 @@ class RequestLog:
             await self.app(scope, receive, send)
             return
         given = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
-        request_id = given.decode() if VALID_ID.fullmatch(given) else uuid.uuid4().hex
+        request_id = given.decode() if VALID_ID.fullmatch(given) else os.urandom(16).hex()
         token = REQUEST_ID.set(request_id)
         start = time.perf_counter()
         status = 500
