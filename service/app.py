@@ -23,7 +23,7 @@ from service.guards import BodyGuard
 from service.inference import Inference
 from service.instrument import RequestMetrics
 from service.metrics import Metrics
-from service.requestlog import RequestLog
+from service.requestid import RequestId
 from service.routes import Loaded, Runtime, build_router
 
 log = logging.getLogger("service")
@@ -117,6 +117,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             on_reject=lambda: metrics.errors.labels(error_type=ErrorType.UNAUTHORIZED.value).inc(),
         )
     # Outermost, so rejected requests are timed and counted too, and every log line has its id.
-    app.add_middleware(RequestMetrics, metrics=metrics)
-    app.add_middleware(RequestLog, access_log=settings.access_log)
+    app.add_middleware(RequestMetrics, metrics=metrics, access_log=settings.access_log)
+    app.add_middleware(RequestId)
     return app

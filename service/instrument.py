@@ -1,7 +1,8 @@
-"""ASGI middleware that times every request and counts API requests in flight."""
+"""ASGI middleware that times every request, counts API requests in flight and writes access lines."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 from service.guards import ASGIApp, Message, Receive, Scope, Send
@@ -9,14 +10,21 @@ from service.metrics import Metrics
 
 # Only API work counts as in flight: probes and scrapes are not load, and a scrape would count itself.
 API_PREFIX = "/v1/"
+access = logging.getLogger("service.access")
 
 
 class RequestMetrics:
-    """Records request latency by route template and status class, and the in-flight gauge."""
+    """Records request latency by route template and status class, and the in-flight gauge.
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    With `access_log`, also one log line per request: method, route template, status, duration
+    (and the request id, from service.requestid), never the body or the query string: texts sent
+    for classification can be personal data.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: bool = False) -> None:
         self.app = app
         self.metrics = metrics
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -39,8 +47,18 @@ class RequestMetrics:
         finally:
             if api:
                 self.metrics.in_flight.dec()
+            elapsed = time.perf_counter() - start
             # The route template, never the raw path: unknown paths must not create label values.
-            route = scope.get("route")
-            self.metrics.request_duration.labels(
-                route=getattr(route, "path", "other"), status_class=f"{status // 100}xx"
-            ).observe(time.perf_counter() - start)
+            route = getattr(scope.get("route"), "path", "other")
+            status_class = f"{status // 100}xx"
+            self.metrics.request_duration.labels(route=route, status_class=status_class).observe(elapsed)
+            if self.access_log:
+                access.info(
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1e3, 3),
+                    },
+                )
