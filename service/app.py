@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 from service import errors
 from service.admission import AdmissionControl
 from service.artifact import load_artifact
-from service.auth import BearerAuth, protected_paths
+from service.auth import BearerAuth, document_bearer_auth, protected_paths
 from service.cache import ResultCache
 from service.classifier import Classifier
 from service.config import Settings, load_settings
@@ -109,13 +109,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     tokens = settings.bearer_tokens()
     if tokens:
+        protected = protected_paths(settings.open_health, settings.open_metrics)
         # Before admission: a request without a token must not take an in-flight slot.
         app.add_middleware(
             BearerAuth,
             tokens=tokens,
-            protected=protected_paths(settings.open_health, settings.open_metrics),
+            protected=protected,
             on_reject=lambda: metrics.errors.labels(error_type=ErrorType.UNAUTHORIZED.value).inc(),
         )
+        document_bearer_auth(app, protected)
     # Outermost, so rejected requests are timed and counted too, and every log line has its id.
     app.add_middleware(RequestMetrics, metrics=metrics, access_log=settings.access_log)
     app.add_middleware(RequestId)

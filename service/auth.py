@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable, Sequence
+from typing import Any
+
+from fastapi import FastAPI
 
 from service.errors import ErrorType
 from service.guards import ASGIApp, Receive, Scope, Send, send_error
@@ -24,6 +27,31 @@ def protected_paths(open_health: bool, open_metrics: bool) -> Callable[[str], bo
         return path.startswith(API_PREFIX)
 
     return protected
+
+
+def document_bearer_auth(app: FastAPI, protected: Callable[[str], bool]) -> None:
+    """Declare the bearer scheme in the app's OpenAPI schema, on exactly the operations that need it."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()  # FastAPI caches it in app.openapi_schema: amended once, in place
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer"}
+        }
+        refusal = {
+            "description": "missing or invalid bearer token",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+        }
+        for path, operations in schema["paths"].items():
+            if protected(path):
+                for operation in operations.values():
+                    operation["security"] = [{"bearer": []}]
+                    operation["responses"]["401"] = refusal
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class BearerAuth:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -21,3 +24,24 @@ def service(small_model: Built, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 def classify(svc: RunningService, text: str) -> httpx.Response:
     return httpx.post(svc.url + "/v1/classify", json={"text": text}, timeout=30)
+
+
+def schemathesis(url: str, workdir: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """`schemathesis run` on the service's own schema: every check, 100 examples per operation."""
+    command = [
+        str(Path(sys.executable).with_name("schemathesis")),
+        "run",
+        url + "/openapi.json",
+        "--checks",
+        "all",
+        "--max-examples",
+        "100",
+        # Bounded and repeatable: the same requests on every run, so a failure reproduces.
+        "--generation-deterministic",
+        "--workers",
+        "1",
+        "--report-dir",
+        str(workdir),
+        *options,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, cwd=workdir)

@@ -11,6 +11,7 @@ import pytest
 
 from load_tests.server import RunningService, running_service
 from tests.conftest import Built
+from tests.service.conftest import schemathesis
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +71,20 @@ def _unauthorized(svc: RunningService) -> float:
         for line in text.splitlines()
         if line.startswith('textclf_errors_total{error_type="unauthorized"}')
     )
+
+
+def test_schema_declares_the_scheme_and_schemathesis_finds_auth_enforced(
+    secured: RunningService, tmp_path: Path
+) -> None:
+    schema = httpx.get(secured.url + "/openapi.json", timeout=10).json()
+    assert schema["components"]["securitySchemes"]["bearer"] == {"type": "http", "scheme": "bearer"}
+    assert schema["paths"]["/v1/classify"]["post"]["security"] == [{"bearer": []}]
+    assert "security" not in schema["paths"]["/health/ready"]["get"]
+    # With a token every check passes, ignored_auth included: it retries without the token
+    # (and with a wrong one) and fails if the service answers anything but 401.
+    result = schemathesis(secured.url, tmp_path, "--header", "Authorization: Bearer token-a")
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert "No issues found" in result.stdout
 
 
 def test_missing_tokens_file_stops_start_up(small_model: Built, tmp_path: Path) -> None:
