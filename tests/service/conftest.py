@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from load_tests.server import RunningService, running_service
 from tests.conftest import Built
@@ -24,6 +25,18 @@ def service(small_model: Built, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 def classify(svc: RunningService, text: str) -> httpx.Response:
     return httpx.post(svc.url + "/v1/classify", json={"text": text}, timeout=30)
+
+
+def sample(svc: RunningService, name: str, token: str | None = None, **labels: str) -> float:
+    """The sum of one metric's samples with these labels, from a scrape of /metrics."""
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    text = httpx.get(svc.url + "/metrics", headers=headers, timeout=10).text
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    )
 
 
 def schemathesis(url: str, workdir: Path, *options: str) -> subprocess.CompletedProcess[str]:

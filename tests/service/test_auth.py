@@ -11,7 +11,7 @@ import pytest
 
 from load_tests.server import RunningService, running_service
 from tests.conftest import Built
-from tests.service.conftest import schemathesis
+from tests.service.conftest import sample, schemathesis
 
 
 @pytest.fixture(scope="module")
@@ -57,20 +57,12 @@ def test_probes_stay_open_and_metrics_follow_the_setting(secured: RunningService
 
 
 def test_refusals_are_counted(secured: RunningService) -> None:
-    before = _unauthorized(secured)
+    def refused() -> float:
+        return sample(secured, "textclf_errors_total", token="token-a", error_type="unauthorized")
+
+    before = refused()
     post(secured, "Bearer nope")
-    assert _unauthorized(secured) == before + 1
-
-
-def _unauthorized(svc: RunningService) -> float:
-    # sample() scrapes without a token; this service wants one for /metrics.
-    with httpx.Client(headers={"authorization": "Bearer token-a"}) as client:
-        text = client.get(svc.url + "/metrics", timeout=10).text
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith('textclf_errors_total{error_type="unauthorized"}')
-    )
+    assert refused() == before + 1
 
 
 def test_schema_declares_the_scheme_and_schemathesis_finds_auth_enforced(

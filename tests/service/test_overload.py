@@ -13,7 +13,7 @@ import httpx
 
 from load_tests.server import RunningService, running_service
 from tests.conftest import Built
-from tests.service.test_worker_death import sample
+from tests.service.conftest import sample
 
 
 async def _burst(url: str, n: int) -> list[tuple[httpx.Response, float]]:

@@ -10,20 +10,10 @@ import uuid
 from pathlib import Path
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
-from load_tests.server import RunningService, running_service
+from load_tests.server import running_service
 from tests.conftest import Built
-
-
-def sample(svc: RunningService, name: str, **labels: str) -> float:
-    text = httpx.get(svc.url + "/metrics", timeout=10).text
-    return sum(
-        s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
-    )
+from tests.service.conftest import sample
 
 
 def test_killed_worker_is_replaced_and_counters_keep_counting(small_model: Built, tmp_path: Path) -> None:
