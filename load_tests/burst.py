@@ -21,30 +21,37 @@ from typing import Any
 
 import httpx
 
-from load_tests.client import Connection, Target
+from load_tests.client import Connection, Response, Target
 from load_tests.report import percentiles
 from load_tests.server import running_service
 
 
-async def _burst(url: str, n: int, timeout: float) -> list[tuple[int | None, float]]:
-    """Open n connections first, then send one request on each at once: (status, seconds) each."""
+async def _burst(url: str, n: int, timeout: float) -> list[tuple[Response | None, float]]:
     target = Target.parse(url + "/v1/classify")
     connections = [await Connection.open(target) for _ in range(n)]
     raws = [target.post_json({"text": f"burst {i} {uuid.uuid4()}"}) for i in range(n)]
 
-    async def one(connection: Connection, raw: bytes) -> tuple[int | None, float]:
+    async def one(connection: Connection, raw: bytes) -> tuple[Response | None, float]:
         start = time.perf_counter()
         try:
-            status: int | None = (await asyncio.wait_for(connection.request(raw), timeout)).status
+            response: Response | None = await asyncio.wait_for(connection.request(raw), timeout)
         except (ConnectionError, TimeoutError):
-            status = None
-        return status, time.perf_counter() - start
+            response = None
+        return response, time.perf_counter() - start
 
     try:
         return await asyncio.gather(*(one(c, r) for c, r in zip(connections, raws, strict=True)))
     finally:
         for connection in connections:
             connection.close()
+
+
+def send_at_once(url: str, n: int, timeout: float = 120) -> list[tuple[Response | None, float]]:
+    """Open n connections first, then send a unique text on each at once.
+
+    (response, seconds) each; None for a request whose connection broke or timed out.
+    """
+    return asyncio.run(_burst(url, n, timeout))
 
 
 def recovery_seconds(url: str, timeout: float = 30) -> float:
@@ -61,12 +68,12 @@ def run(model_dir: Path, requests: int, workers: int, env: dict[str, str]) -> di
     with tempfile.TemporaryDirectory() as tmp:
         with running_service(model_dir, Path(tmp) / "service.log", workers, env) as svc:
             started = time.perf_counter()
-            results = asyncio.run(_burst(svc.url, requests, timeout=120))
+            results = send_at_once(svc.url, requests)
             wall = time.perf_counter() - started
             recovery = recovery_seconds(svc.url)
     by_status: dict[str, list[float]] = {}
-    for status, seconds in results:
-        by_status.setdefault(str(status), []).append(seconds)
+    for response, seconds in results:
+        by_status.setdefault(str(response.status if response else None), []).append(seconds)
     return {
         "requests": requests,
         "workers": workers,
