@@ -18,7 +18,7 @@ class AdmissionControl:
     scrapes are never rejected: a busy pod is not a dead one.
     """
 
-    def __init__(self, app: ASGIApp, max_in_flight: int, on_reject: Callable[[], None]) -> None:
+    def __init__(self, app: ASGIApp, max_in_flight: int, on_reject: Callable[[ErrorType], None]) -> None:
         self.app = app
         self.max_in_flight = max_in_flight
         self.on_reject = on_reject
@@ -29,7 +29,7 @@ class AdmissionControl:
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.max_in_flight:
-            self.on_reject()
+            self.on_reject(ErrorType.OVERLOADED)
             await send_error(
                 send, ErrorType.OVERLOADED, "too many requests in flight on this worker; retry later"
             )

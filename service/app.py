@@ -95,18 +95,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app, metrics)
     app.include_router(router)
+
+    # Middleware answers its own refusals; they are counted like the handlers' errors.
+    def count_error(kind: ErrorType) -> None:
+        metrics.errors.labels(error_type=kind.value).inc()
+
     app.add_middleware(
         BodyGuard,
         body_paths=[r.path for r in routes if "POST" in (r.methods or ())],
         max_body_bytes=settings.max_body_bytes,
-        on_reject=lambda kind: metrics.errors.labels(error_type=kind.value).inc(),
+        on_reject=count_error,
     )
     # Before the body is read: a rejection under overload must cost next to nothing.
-    app.add_middleware(
-        AdmissionControl,
-        max_in_flight=settings.max_in_flight,
-        on_reject=lambda: metrics.errors.labels(error_type=ErrorType.OVERLOADED.value).inc(),
-    )
+    app.add_middleware(AdmissionControl, max_in_flight=settings.max_in_flight, on_reject=count_error)
     tokens = settings.bearer_tokens()
     if tokens:
         protected = protected_paths(settings.open_health, settings.open_metrics)
@@ -115,7 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             BearerAuth,
             tokens=tokens,
             protected=protected,
-            on_reject=lambda: metrics.errors.labels(error_type=ErrorType.UNAUTHORIZED.value).inc(),
+            on_reject=count_error,
         )
         document_bearer_auth(app, protected)
     # Outermost, so rejected requests are timed and counted too, and every log line has its id.

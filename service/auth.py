@@ -67,7 +67,7 @@ class BearerAuth:
         app: ASGIApp,
         tokens: Sequence[str],
         protected: Callable[[str], bool],
-        on_reject: Callable[[], None],
+        on_reject: Callable[[ErrorType], None],
     ) -> None:
         if not tokens:
             raise ValueError("BearerAuth needs at least one token")
@@ -92,5 +92,5 @@ class BearerAuth:
         if self._accepts(authorization):
             await self.app(scope, receive, send)
             return
-        self.on_reject()
+        self.on_reject(ErrorType.UNAUTHORIZED)
         await send_error(send, ErrorType.UNAUTHORIZED, "a valid bearer token is required", headers=CHALLENGE)
