@@ -19,6 +19,10 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 	$(PY) -m pip install --quiet -c deploy/requirements.lock -e '.[build,dev]'
 	touch $@
 
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed
+	$(PY) -m pip install --quiet -c deploy/requirements.lock -e '.[build,bench]'
+	touch $@
+
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
@@ -33,7 +37,7 @@ serve: model
 	TEXTCLF_MODEL_DIR=$(MODEL_DIR) $(PY) -m service
 
 # The ladder, the service under load and the peer, side by side (~6 min); rewrites BENCHMARKS.md's tables.
-bench: model
+bench: model $(VENV)/.installed-bench
 	$(PY) -m load_tests.bench
 
 lint: install-dev

@@ -95,8 +95,8 @@ def measure(
     with tempfile.TemporaryDirectory() as tmp:
         env = {"TEXTCLF_CACHE_MAX_BYTES": str(cache_max_bytes), "TEXTCLF_CACHE_ENTRIES": "10000000"}
         with running_service(model_dir, log or Path(tmp) / "service.log", workers, env) as svc:
-            pids = {"launcher": svc.process.pid} | {
-                f"worker {i}": pid for i, pid in enumerate(svc.worker_pids())
+            pids = {"front": svc.process.pid} | {
+                f"model worker {i}": pid for i, pid in enumerate(svc.model_worker_pids())
             }
             config = LoadConfig(
                 url=svc.url + "/v1/classify",

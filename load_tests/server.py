@@ -28,11 +28,14 @@ class RunningService:
     process: subprocess.Popen[str]
     log: Path
 
-    def worker_pids(self) -> list[int]:
-        """The uvicorn worker processes (children of the launcher)."""
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
-        # Skip multiprocessing's resource tracker, the launcher's other child.
-        return [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    def http_pids(self) -> list[int]:
+        """The HTTP processes: uvicorn's worker processes, or the launcher itself when it serves alone."""
+        spawned = [c for c in _children(self.process.pid) if b"spawn_main" in _cmdline(c)]
+        return spawned or [self.process.pid]
+
+    def model_worker_pids(self) -> list[int]:
+        """The model worker processes of every HTTP process (pool mode)."""
+        return [c for h in self.http_pids() for c in _children(h) if b"service.model_worker" in _cmdline(c)]
 
     def stop(self, timeout: float = 60) -> int:
         """SIGTERM, then wait for the exit code."""
@@ -41,11 +44,29 @@ class RunningService:
         return self.process.wait(timeout)
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 @contextmanager
 def running_service(
     artifact: Path, log: Path, workers: int = 2, env: dict[str, str] | None = None, timeout: float = 120
 ) -> Iterator[RunningService]:
-    """Start the service, wait until /health/ready answers 200, stop it (SIGTERM) afterwards."""
+    """Start the service, wait until every HTTP process is ready, stop it (SIGTERM) afterwards.
+
+    `workers` is the model worker count; the HTTP processes are the fronts (pool mode, the
+    default) or one per worker (TEXTCLF_SERVING=colocated).
+    """
     port = free_port()
     environment = (
         dict(os.environ)
@@ -68,8 +89,10 @@ def running_service(
     service = RunningService(f"http://127.0.0.1:{port}", process, log)
     try:
         deadline = time.monotonic() + timeout
+        pool = environment.get("TEXTCLF_SERVING", "pool") == "pool"
+        http = int(environment.get("TEXTCLF_FRONTS", "1")) if pool else workers
         ready = 0
-        while ready < workers:  # each worker answers ready only after its own warm-up
+        while ready < http:  # each HTTP process answers ready only after its models are warm
             if process.poll() is not None:
                 raise RuntimeError(f"service exited with {process.returncode}:\n{log.read_text()[-3000:]}")
             if time.monotonic() > deadline:

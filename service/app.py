@@ -13,16 +13,18 @@ from fastapi.routing import APIRoute
 
 from service import errors
 from service.admission import AdmissionControl
-from service.artifact import load_artifact
+from service.artifact import Artifact, load_artifact
 from service.auth import BearerAuth, document_bearer_auth, protected_paths
 from service.cache import ResultCache
 from service.classifier import Classifier
 from service.config import Settings, load_settings
 from service.errors import ErrorType
 from service.guards import BodyGuard
-from service.inference import Inference
+from service.inference import Backend, Inference
 from service.instrument import RequestMetrics
+from service.local_model import LocalModel
 from service.metrics import Metrics
+from service.pool import ModelPool
 from service.requestid import RequestId
 from service.routes import Loaded, Runtime, build_router
 
@@ -30,10 +32,23 @@ log = logging.getLogger("service")
 PROCESS_SAMPLE_SECONDS = 5.0
 
 
-async def _sample_process(metrics: Metrics) -> None:
+async def _sample_process(metrics: Metrics, backend: Backend) -> None:
     while True:
-        metrics.sample_process()
+        metrics.sample_process(backend.pids())
         await asyncio.sleep(PROCESS_SAMPLE_SECONDS)
+
+
+async def start_backend(settings: Settings, artifact: Artifact, metrics: Metrics) -> Backend:
+    """The model workers this process feeds (pool), or its own model (colocated), loaded and warm."""
+    if settings.serving == "pool":
+        size = settings.workers_per_front()
+        pool = ModelPool(size, artifact.labels, metrics, queue_timeout=settings.queue_timeout_seconds)
+        await pool.start()
+        return pool
+    classifier = Classifier(artifact, threads=1, spinning=settings.intra_op_spinning)
+    local = LocalModel(classifier, queue_timeout=settings.queue_timeout_seconds)
+    await local.start(settings.warmup_runs)
+    return local
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -47,43 +62,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # A replaced worker must not leave its live gauges (cache size, readiness) behind.
+        # A replaced process must not leave its live gauges (cache size, readiness) behind.
         metrics.forget_dead_workers()
         artifact = load_artifact(settings.model_dir)
-        classifier = Classifier(artifact, threads=1, spinning=settings.intra_op_spinning)
+        backend = await start_backend(settings, artifact, metrics)
         cache = ResultCache(
             settings.cache_entries,
             settings.cache_max_bytes,
             settings.cache_ttl_seconds,
             on_evict=metrics.cache_evictions.inc,
         )
-        inference = Inference(
-            classifier,
-            cache,
-            artifact.version,
-            metrics,
-            settings.inference_thread,
-            queue_timeout=settings.queue_timeout_seconds,
-        )
-        inference.warm_up(settings.warmup_runs)
+        inference = Inference(backend, cache, artifact.version, metrics)
         metrics.initialize(route_paths, [e.value for e in ErrorType], artifact.labels)
         quantization = artifact.manifest.get("quantization", {}).get("weight_type", "none")
         metrics.model_info.labels(
             name=artifact.name, version=artifact.version, quantization=quantization
         ).set(1)
-        sampler = asyncio.create_task(_sample_process(metrics))
+        sampler = asyncio.create_task(_sample_process(metrics, backend))
         runtime.loaded = Loaded(artifact, inference)
-        metrics.workers_ready.set(1)
-        log.info("model %s %s ready", artifact.name, artifact.version)
+        metrics.workers_ready.set(backend.ready)
+        log.info("model %s %s ready on %d worker(s)", artifact.name, artifact.version, backend.ready)
         try:
             yield
         finally:
             runtime.loaded = None
-            metrics.workers_ready.set(0)
             sampler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sampler
-            inference.close()
+            await backend.close()
+            metrics.workers_ready.set(0)
 
     app = FastAPI(
         title="textclf-service",
@@ -107,7 +114,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         on_reject=count_error,
     )
     # Before the body is read: a rejection under overload must cost next to nothing.
-    app.add_middleware(AdmissionControl, max_in_flight=settings.max_in_flight, on_reject=count_error)
+    admitted = settings.max_in_flight * (settings.workers_per_front() if settings.serving == "pool" else 1)
+    app.add_middleware(AdmissionControl, max_in_flight=admitted, on_reject=count_error)
     tokens = settings.bearer_tokens()
     if tokens:
         protected = protected_paths(settings.open_health, settings.open_metrics)

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.cpus import available_cpus
+
 ENV_PREFIX = "TEXTCLF_"
 
 
@@ -19,8 +21,14 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="interface to bind")
     port: int = Field(8000, ge=1, le=65535, description="TCP port")
     workers: int = Field(
-        0, ge=0, le=256, description="worker processes; 0 = CPUs available (cgroup quota aware)"
+        0, ge=0, le=256, description="model worker processes; 0 = CPUs available (cgroup quota aware)"
     )
+    serving: Literal["pool", "colocated"] = Field(
+        "pool",
+        description="pool: HTTP fronts feed model worker processes from one queue; "
+        "colocated: each HTTP process runs its own model",
+    )
+    fronts: int = Field(1, ge=1, le=64, description="HTTP processes in pool mode; each owns workers/fronts")
     model_dir: Path = Field(
         Path("artifacts/minilm-l6-sentiment"), description="artifact folder from models.build"
     )
@@ -33,13 +41,14 @@ class Settings(BaseSettings):
     max_batch: int = Field(64, ge=1, le=10_000, description="most texts in one batch request")
     max_body_bytes: int = Field(1_048_576, ge=1024, description="largest accepted request body, bytes")
     max_in_flight: int = Field(
-        32, ge=1, le=100_000, description="API requests one worker holds at once; past it: 429 + Retry-After"
+        32,
+        ge=1,
+        le=100_000,
+        description="API requests held at once per model worker (a front admits this x its workers); "
+        "past it: 429 + Retry-After",
     )
     queue_timeout_seconds: float = Field(
         5.0, gt=0, description="a cache miss that waited longer for the model gets 503 + Retry-After"
-    )
-    inference_thread: bool = Field(
-        True, description="run model inference on one dedicated thread per worker instead of the event loop"
     )
     intra_op_spinning: bool = Field(False, description="let ONNX Runtime spin-wait between ops")
     warmup_runs: int = Field(10, ge=0, le=10_000, description="inferences run before reporting ready")
@@ -78,6 +87,21 @@ class Settings(BaseSettings):
         if self.api_tokens_file is not None and not self.api_tokens_file.is_file():
             raise ValueError(f"api_tokens_file {self.api_tokens_file} is not a readable file")
         return self
+
+    def model_workers(self) -> int:
+        """Model worker processes in all: the setting, or the CPUs this process may use."""
+        return self.workers or available_cpus()
+
+    def http_processes(self) -> int:
+        """uvicorn worker processes: the fronts (pool), or one per model worker (colocated)."""
+        return self.fronts if self.serving == "pool" else self.model_workers()
+
+    def workers_per_front(self) -> int:
+        """Model workers each front starts and feeds (pool mode)."""
+        workers = self.model_workers()
+        if workers % self.fronts:
+            raise ValueError(f"{workers} model workers do not divide among {self.fronts} fronts")
+        return workers // self.fronts
 
     def bearer_tokens(self) -> list[str]:
         """Every accepted bearer token (from api_tokens and api_tokens_file); empty = no auth."""

@@ -30,6 +30,7 @@ class ErrorType(StrEnum):
     NOT_READY = "not_ready"
     OVERLOADED = "overloaded"
     QUEUE_TIMEOUT = "queue_timeout"
+    MODEL_WORKER_LOST = "model_worker_lost"
     INTERNAL = "internal_error"
 
 
@@ -47,10 +48,16 @@ STATUS = {
     ErrorType.NOT_READY: 503,
     ErrorType.OVERLOADED: 429,
     ErrorType.QUEUE_TIMEOUT: 503,
+    ErrorType.MODEL_WORKER_LOST: 503,
     ErrorType.INTERNAL: 500,
 }
 # Seconds a client should wait before retrying; a worker's queue turns over in well under one.
-RETRY_AFTER = {ErrorType.OVERLOADED: "1", ErrorType.QUEUE_TIMEOUT: "1", ErrorType.NOT_READY: "5"}
+RETRY_AFTER = {
+    ErrorType.OVERLOADED: "1",
+    ErrorType.QUEUE_TIMEOUT: "1",
+    ErrorType.MODEL_WORKER_LOST: "1",
+    ErrorType.NOT_READY: "5",
+}
 _FROM_STATUS = {404: ErrorType.NOT_FOUND, 405: ErrorType.METHOD_NOT_ALLOWED}
 
 
@@ -61,6 +68,11 @@ class ServiceError(Exception):
         super().__init__(message)
         self.error_type = error_type
         self.message = message
+
+
+def queue_timeout(waited: float) -> ServiceError:
+    """The error for a miss that waited too long for the model; computing it would only delay the rest."""
+    return ServiceError(ErrorType.QUEUE_TIMEOUT, f"waited {waited:.3f} s for the model; retry later")
 
 
 def error_body(error_type: ErrorType, message: str) -> dict[str, str]:

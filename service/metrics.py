@@ -7,7 +7,7 @@ and emptied by the launcher before workers start) and a scrape of any worker agg
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -110,14 +110,31 @@ class Metrics:
         )
         self.workers_ready = Gauge(
             name("workers_ready"),
-            "Worker processes with the model loaded and warmed up.",
+            "Model workers with the model loaded and warmed up.",
             multiprocess_mode="livesum",
             registry=registry,
         )
+        self.model_worker_busy = Counter(
+            name("model_worker_busy_seconds"),
+            "Seconds model workers spent on jobs, receive to reply (rate / workers = utilization).",
+            registry=registry,
+        )
+        self.queue_depth = Gauge(
+            name("queue_depth"),
+            "Cache misses waiting for an idle model worker, summed over live fronts.",
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.model_worker_restarts = Counter(
+            name("model_worker_restarts_total"),
+            "Model workers that exited while serving and were replaced.",
+            registry=registry,
+        )
+        # The collector adds the pid of the HTTP process that wrote a sample (liveall mode).
         self.process_resident_memory = Gauge(
             name("process_resident_memory_bytes"),
-            "Resident memory of each live worker.",
-            ["pid"],
+            "Resident memory of each live process: an HTTP process, or one of its model workers.",
+            ["process"],
             multiprocess_mode="liveall",
             registry=registry,
         )
@@ -150,10 +167,15 @@ class Metrics:
             if not _alive(pid):
                 mark_process_dead(pid, str(self.multiprocess_dir))  # type: ignore[no-untyped-call]
 
-    def sample_process(self) -> None:
-        """Record this worker's resident memory."""
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-        self.process_resident_memory.labels(pid=str(os.getpid())).set(pages * os.sysconf("SC_PAGE_SIZE"))
+    def sample_process(self, model_workers: Sequence[int] = ()) -> None:
+        """Record the resident memory of this process and of its model workers (by slot)."""
+        processes = {"http": "self", **{f"model_worker_{i}": str(pid) for i, pid in enumerate(model_workers)}}
+        for label, pid in processes.items():
+            try:
+                pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+            except (OSError, ValueError):
+                continue  # exited since the list was taken
+            self.process_resident_memory.labels(process=label).set(pages * os.sysconf("SC_PAGE_SIZE"))
 
     def render(self) -> bytes:
         """The exposition text for a scrape, aggregated over all workers in multiprocess mode."""

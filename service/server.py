@@ -1,4 +1,4 @@
-"""`python -m service`: validate settings and the artifact, then start N uvicorn worker processes."""
+"""`python -m service`: validate settings and the artifact, then start the HTTP processes (uvicorn)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import uvicorn
 
 from service.artifact import ArtifactError, load_artifact
 from service.config import describe, load_settings
-from service.cpus import available_cpus
 from service.logs import log_config
 
 log = logging.getLogger("service")
@@ -36,7 +35,7 @@ def prepare_metrics_dir(configured: Path | None) -> tuple[Path, bool]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Start the service with one single-threaded worker process per available CPU."""
+    """Start the service: one single-threaded model worker per available CPU, fed by HTTP front(s)."""
     parser = argparse.ArgumentParser(
         prog="python -m service",
         description=main.__doc__,
@@ -53,11 +52,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ArtifactError as err:
         log.error("cannot start: %s", err)
         return 1
-    workers = settings.workers or available_cpus()
+    try:
+        processes = settings.http_processes()
+        if settings.serving == "pool":
+            settings.workers_per_front()
+    except ValueError as err:
+        log.error("cannot start: %s (set TEXTCLF_WORKERS or TEXTCLF_FRONTS)", err)
+        return 1
     metrics_dir, temporary = prepare_metrics_dir(settings.metrics_dir)
-    # Inherited by the worker processes, and set before any of them imports prometheus_client
-    # (which picks multiprocess mode at import). Each worker runs one inference thread, so no
-    # library may start its own pool (ORT is set to 1 thread in service.session).
+    # Inherited by every process started from here, and set before any of them imports
+    # prometheus_client (which picks multiprocess mode at import). Each model runs on one thread,
+    # so no library may start its own pool (ORT is set to 1 thread in service.session).
     os.environ.update(
         {
             "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
@@ -67,12 +72,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
     )
     log.info(
-        "serving %s %s on http://%s:%d with %d worker(s)",
+        "serving %s %s on http://%s:%d: %s, %d model worker(s), %d HTTP process(es)",
         artifact.name,
         artifact.version,
         settings.host,
         settings.port,
-        workers,
+        settings.serving,
+        settings.model_workers(),
+        processes,
     )
     # With one worker uvicorn serves in this process and, after draining, re-raises the SIGTERM it
     # caught to whatever handler was there before: the default one would kill us (status 143)
@@ -83,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         factory=True,
         host=settings.host,
         port=settings.port,
-        workers=workers,
+        workers=processes,
         log_level=settings.log_level,
         log_config=logging_config,
         access_log=False,  # service.instrument writes access lines when settings.access_log is on

@@ -40,7 +40,8 @@ def test_alert_unit_tests_pass() -> None:
 @pytest.fixture(scope="module")
 def service(small_model: Built, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
     log = tmp_path_factory.mktemp("metrics-service") / "service.log"
-    with running_service(small_model.artifact, log, workers=2) as svc:
+    # Two HTTP fronts of one model worker each: the scrape must sum over processes.
+    with running_service(small_model.artifact, log, workers=2, env={"TEXTCLF_FRONTS": "2"}) as svc:
         yield svc
 
 
@@ -118,14 +119,15 @@ def test_prometheus_sees_every_request_across_workers(service: RunningService, p
     sent, repeats = 80 + 50, 40
     assert cached_flags.count(True) == repeats
 
-    # Both workers must have served, or this would not test aggregation.
+    # Both fronts must have served, or this would not test aggregation: 2 x (front + its worker).
     metrics = httpx.get(service.url + "/metrics", timeout=10).text
-    assert metrics.count("textclf_process_resident_memory_bytes{") == 2
+    assert metrics.count("textclf_process_resident_memory_bytes{") == 4
 
     wait_for(lambda: query(prometheus, total) == sent, f"{total} == {sent}")
     assert query(prometheus, 'sum(textclf_cache_lookups_total{result="hit"})') == repeats
     assert query(prometheus, 'sum(textclf_cache_lookups_total{result="miss"})') == sent - repeats
     assert query(prometheus, "sum(textclf_workers_ready)") == 2
+    assert (query(prometheus, "sum(textclf_model_worker_busy_seconds_total)") or 0) > 0
     assert query(prometheus, "sum(textclf_stage_duration_seconds_count{stage='inference'})") == sent - repeats
 
     p99 = "job:textclf_request_duration_seconds:p99_rate1m"

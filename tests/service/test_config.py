@@ -14,9 +14,17 @@ def test_defaults_are_sane() -> None:
 def test_environment_with_prefix_is_read_and_typed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEXTCLF_PORT", "9123")
     monkeypatch.setenv("TEXTCLF_CACHE_ENTRIES", "0")
-    monkeypatch.setenv("TEXTCLF_INFERENCE_THREAD", "false")
+    monkeypatch.setenv("TEXTCLF_SERVING", "colocated")
     s = load_settings()
-    assert (s.port, s.cache_entries, s.inference_thread) == (9123, 0, False)
+    assert (s.port, s.cache_entries, s.serving) == (9123, 0, "colocated")
+
+
+def test_process_counts_follow_the_serving_design(monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = Settings(workers=4, fronts=2)
+    assert (pool.model_workers(), pool.http_processes(), pool.workers_per_front()) == (4, 2, 2)
+    assert Settings(workers=4, serving="colocated").http_processes() == 4
+    with pytest.raises(ValueError, match="3 model workers do not divide among 2 fronts"):
+        Settings(workers=3, fronts=2).workers_per_front()
 
 
 def test_bad_value_exits_naming_variable_value_and_expectation(monkeypatch: pytest.MonkeyPatch) -> None:

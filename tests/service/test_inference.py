@@ -7,12 +7,13 @@ from service.artifact import load_artifact
 from service.cache import ResultCache
 from service.classifier import Classifier, Prediction, Timing
 from service.inference import Inference
+from service.local_model import LocalModel
 from service.metrics import Metrics
 from tests.conftest import Built
 
 
 class CountingClassifier(Classifier):
-    """The real classifier, counting how many texts it computed."""
+    """The real classifier, counting how many texts it computed and on which thread."""
 
     calls = 0
     threads: list[str]
@@ -23,56 +24,42 @@ class CountingClassifier(Classifier):
         return super().predict(text)
 
 
-def make(
-    built: Built, use_thread: bool, cache_entries: int = 100, idle_seconds: float = 0.002
-) -> tuple[Inference, CountingClassifier]:
+def make(built: Built, cache_entries: int = 100) -> tuple[Inference, CountingClassifier]:
     artifact = load_artifact(built.artifact)
     classifier = CountingClassifier(artifact)
     classifier.threads = []
     cache = ResultCache(cache_entries, 1 << 20)
-    metrics = Metrics(None)
-    return Inference(classifier, cache, artifact.version, metrics, use_thread, idle_seconds), classifier
+    return Inference(LocalModel(classifier), cache, artifact.version, Metrics(None)), classifier
 
 
 def test_batch_computes_each_distinct_miss_once_and_keeps_order(small_model: Built) -> None:
-    inference, classifier = make(small_model, use_thread=True)
+    inference, classifier = make(small_model)
     texts = ["good", "bad", "good", "neutral news", "bad"]
     outcomes = asyncio.run(inference.classify_many(texts))
     assert classifier.calls == 3
     assert [o.prediction for o in outcomes] == [classifier.predict(t)[0] for t in texts]
     assert not any(o.cached for o in outcomes)
-    inference.close()
 
 
 def test_hits_skip_the_model_and_return_the_same_prediction(small_model: Built) -> None:
-    inference, classifier = make(small_model, use_thread=True)
+    inference, classifier = make(small_model)
     first = asyncio.run(inference.classify("hello there"))
     second = asyncio.run(inference.classify("hello there"))
     assert classifier.calls == 1
     assert second.cached and not first.cached and second.prediction is first.prediction
-    inference.close()
 
 
-def test_inline_and_threaded_inference_agree(small_model: Built) -> None:
-    threaded, _ = make(small_model, use_thread=True, cache_entries=0)
-    inline, _ = make(small_model, use_thread=False, cache_entries=0)
-    texts = ["what a great game", "so tired of this", "the bus leaves at 9"]
-    a = asyncio.run(threaded.classify_many(texts))
-    b = asyncio.run(inline.classify_many(texts))
-    assert [o.prediction for o in a] == [o.prediction for o in b]
-    threaded.close()
-
-
-def test_an_idle_worker_computes_on_the_loop_and_a_busy_one_queues_on_the_thread(small_model: Built) -> None:
-    # idle_seconds=60: only the very first miss finds the worker idle for that long.
-    inference, classifier = make(small_model, use_thread=True, cache_entries=0, idle_seconds=60)
+def test_colocated_idle_process_computes_on_the_loop_and_a_busy_one_queues_on_the_thread(
+    small_model: Built,
+) -> None:
+    inference, classifier = make(small_model, cache_entries=0)
 
     async def scenario() -> None:
         await asyncio.gather(inference.classify("first"), inference.classify("second"))
         await inference.classify_many(["a batch", "never runs on the loop"])
+        await inference.backend.close()
 
     asyncio.run(scenario())
     loop_thread = threading.current_thread().name
     assert classifier.threads[0] == loop_thread
     assert all(name.startswith("inference") for name in classifier.threads[1:]), classifier.threads
-    inference.close()

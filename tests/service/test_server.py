@@ -82,7 +82,7 @@ def test_both_workers_serve(service: RunningService) -> None:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks
 
-    pids = service.worker_pids()
+    pids = service.model_worker_pids()
     assert len(pids) == 2
     before = {pid: cpu_seconds(pid) for pid in pids}
     texts = [f"spread the load {uuid.uuid4()} over both workers" for _ in range(300)]

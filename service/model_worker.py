@@ -1,0 +1,79 @@
+"""A model worker process: receive a job, classify it, send the reply; nothing else.
+
+Started by its front (service.pool) as `python -m service.model_worker --fd N` with one end of a
+Unix socket pair. It loads and warms the model, says READY, then serves jobs one at a time on
+one thread, until the front closes the socket. It never touches HTTP or metrics: the front
+records everything from the replies, so a worker killed at any moment leaves no state behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import logging.config
+import signal
+import socket
+import time
+from collections.abc import Sequence
+
+from service.artifact import load_artifact
+from service.classifier import Classifier
+from service.config import load_settings
+from service.logs import log_config
+from service.protocol import Codec, Reply, Status, receive_job
+
+log = logging.getLogger("service.model_worker")
+
+
+def serve(sock: socket.socket, classifier: Classifier, codec: Codec) -> None:
+    """Answer jobs until the front closes the socket."""
+    sock.sendall(codec.status_only(0, Status.READY))
+    while (job := receive_job(sock)) is not None:
+        received = time.perf_counter()
+        job_id, text = job
+        try:
+            prediction, timing = classifier.predict(text)
+        except Exception:
+            # A bug or a model fault on this text: the front answers 500; the worker stays up.
+            log.exception("job %d failed", job_id)
+            sock.sendall(codec.status_only(job_id, Status.FAILED))
+            continue
+        busy = time.perf_counter() - received
+        reply = Reply(
+            job_id,
+            Status.OK,
+            prediction.tokens,
+            prediction.truncated,
+            timing.tokenize,
+            timing.inference,
+            busy,
+            prediction.scores,
+        )
+        sock.sendall(codec.pack_reply(reply))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Load the model named by the settings and serve the front on the inherited socket."""
+    parser = argparse.ArgumentParser(prog="python -m service.model_worker", description=main.__doc__)
+    parser.add_argument("--fd", type=int, required=True, help="inherited Unix socket to the front")
+    args = parser.parse_args(argv)
+    # The front decides when this process ends (it closes the socket). A Ctrl-C or a SIGTERM sent
+    # to the whole process group must not kill a worker while its front is still draining.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    settings = load_settings()
+    logging.config.dictConfig(log_config(settings.log_level, settings.log_format))
+    sock = socket.socket(fileno=args.fd)
+    # The launcher verified the hashes once; the worker trusts the same folder.
+    artifact = load_artifact(settings.model_dir, verify_hashes=False)
+    classifier = Classifier(artifact, threads=1, spinning=settings.intra_op_spinning)
+    classifier.warm_up(settings.warmup_runs)
+    try:
+        serve(sock, classifier, Codec(len(artifact.labels)))
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the front went away mid-reply: nobody is left to answer
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

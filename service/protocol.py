@@ -1,0 +1,107 @@
+"""The wire format between an HTTP front and its model workers: fixed binary fields, no pickle.
+
+A front sends a worker one job at a time over a Unix stream socket and sends the next only
+when the reply came back (pull by completion, as mosec's workers do), so a worker never holds a
+queue of its own. Both sides build their structs here, from the artifact's label count.
+
+    job:   !I job id, !I text length in bytes, then the text (UTF-8)
+    reply: !I job id, !B status, !H tokens, !B truncated, !d tokenize s, !d inference s,
+           !d busy s (receive to send, the worker's own clock), then one !d probability per label
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from dataclasses import dataclass
+from enum import IntEnum
+
+JOB_HEADER = struct.Struct("!II")
+
+
+class Status(IntEnum):
+    """What a reply says; READY is a worker's first message, once its model is warm."""
+
+    OK = 0
+    FAILED = 1
+    READY = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One decoded reply."""
+
+    job_id: int
+    status: Status
+    tokens: int
+    truncated: bool
+    tokenize: float
+    inference: float
+    busy: float
+    probabilities: tuple[float, ...]
+
+
+class Codec:
+    """Packs and unpacks replies for a model with `labels` outputs (every reply has the same size)."""
+
+    def __init__(self, labels: int) -> None:
+        self._reply = struct.Struct(f"!IBHBddd{labels}d")
+        self.labels = labels
+
+    @property
+    def reply_size(self) -> int:
+        """Bytes in every reply."""
+        return self._reply.size
+
+    def pack_reply(self, reply: Reply) -> bytes:
+        """The bytes a worker sends."""
+        return self._reply.pack(
+            reply.job_id,
+            reply.status,
+            reply.tokens,
+            reply.truncated,
+            reply.tokenize,
+            reply.inference,
+            reply.busy,
+            *reply.probabilities,
+        )
+
+    def unpack_reply(self, data: bytes | memoryview) -> Reply:
+        """A reply from exactly `reply_size` bytes."""
+        job_id, status, tokens, truncated, tokenize, inference, busy, *probs = self._reply.unpack(data)
+        return Reply(job_id, Status(status), tokens, bool(truncated), tokenize, inference, busy, tuple(probs))
+
+    def status_only(self, job_id: int, status: Status) -> bytes:
+        """A reply that carries nothing but its status (READY, FAILED)."""
+        return self.pack_reply(Reply(job_id, status, 0, False, 0.0, 0.0, 0.0, (0.0,) * self.labels))
+
+
+def pack_job(job_id: int, text: str) -> bytes:
+    """The bytes a front sends for one text."""
+    data = text.encode("utf-8", "surrogatepass")
+    return JOB_HEADER.pack(job_id, len(data)) + data
+
+
+def receive_exactly(sock: socket.socket, size: int) -> bytes | None:
+    """Block until `size` bytes arrived; None if the peer closed first (the front has gone)."""
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    got = 0
+    while got < size:
+        n = sock.recv_into(view[got:])
+        if n == 0:
+            return None
+        got += n
+    return bytes(buffer)
+
+
+def receive_job(sock: socket.socket) -> tuple[int, str] | None:
+    """The next job (id, text), blocking; None when the front closed the socket."""
+    header = receive_exactly(sock, JOB_HEADER.size)
+    if header is None:
+        return None
+    job_id, length = JOB_HEADER.unpack(header)
+    data = receive_exactly(sock, length) if length else b""
+    if data is None:
+        return None
+    return job_id, data.decode("utf-8", "surrogatepass")
