@@ -20,7 +20,7 @@ from models import data
 from service.artifact import load_artifact
 from service.classifier import Classifier
 from tests.conftest import Built
-from tests.service.conftest import classify
+from tests.service.conftest import classify, sample
 
 
 def without_cached(body: dict[str, Any]) -> dict[str, Any]:
@@ -41,11 +41,20 @@ def test_http_predictions_equal_in_process_predictions(service: RunningService, 
         }
 
 
+def test_a_text_sent_three_times_on_fresh_connections_is_computed_once(service: RunningService) -> None:
+    # One cache per front, not per model worker: the repeats hit wherever their connection lands.
+    text = f"computed once {uuid.uuid4()}"
+    misses = sample(service, "textclf_cache_lookups_total", result="miss")
+    answers = [classify(service, text).json() for _ in range(3)]  # httpx.post: a new connection each
+    assert [a["cached"] for a in answers] == [False, True, True]
+    assert sample(service, "textclf_cache_lookups_total", result="miss") == misses + 1
+
+
 def test_cached_answer_is_identical_except_the_flag(service: RunningService) -> None:
     text = f"cache me {uuid.uuid4()}"
     first = classify(service, text)
     assert first.json()["cached"] is False and first.headers["x-cache"] == "miss"
-    # Two workers, two caches: repeat until the same worker answers again.
+    # With several fronts each has its own cache: repeat until the same one answers again.
     for _ in range(50):
         again = classify(service, text)
         if again.json()["cached"]:
