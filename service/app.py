@@ -114,7 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         on_reject=count_error,
     )
     # Before the body is read: a rejection under overload must cost next to nothing.
-    admitted = settings.max_in_flight * (settings.workers_per_front() if settings.serving == "pool" else 1)
+    admitted = settings.max_in_flight * settings.workers_per_front()
     app.add_middleware(AdmissionControl, max_in_flight=admitted, on_reject=count_error)
     tokens = settings.bearer_tokens()
     if tokens:

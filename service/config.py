@@ -93,11 +93,17 @@ class Settings(BaseSettings):
         return self.workers or available_cpus()
 
     def http_processes(self) -> int:
-        """uvicorn worker processes: the fronts (pool), or one per model worker (colocated)."""
+        """uvicorn worker processes: the fronts (pool), or one per model worker (colocated).
+
+        Raises ValueError when the model workers do not divide among the fronts.
+        """
+        self.workers_per_front()
         return self.fronts if self.serving == "pool" else self.model_workers()
 
     def workers_per_front(self) -> int:
-        """Model workers each front starts and feeds (pool mode)."""
+        """Models each HTTP process feeds: its share of the workers (pool), or its own one (colocated)."""
+        if self.serving == "colocated":
+            return 1
         workers = self.model_workers()
         if workers % self.fronts:
             raise ValueError(f"{workers} model workers do not divide among {self.fronts} fronts")

@@ -104,8 +104,8 @@ class ModelPool:
 
     @property
     def ready(self) -> int:
-        """Workers with the model loaded and warm."""
-        return sum(1 for w in self._workers if w.ready.done() and not w.ready.exception())
+        """Workers with the model loaded and warm (a worker lost before READY is already removed)."""
+        return sum(1 for w in self._workers if w.ready.done())
 
     def pids(self) -> list[int]:
         """Process ids of the live workers."""

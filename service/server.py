@@ -54,8 +54,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         processes = settings.http_processes()
-        if settings.serving == "pool":
-            settings.workers_per_front()
     except ValueError as err:
         log.error("cannot start: %s (set TEXTCLF_WORKERS or TEXTCLF_FRONTS)", err)
         return 1

@@ -22,7 +22,8 @@ def test_environment_with_prefix_is_read_and_typed(monkeypatch: pytest.MonkeyPat
 def test_process_counts_follow_the_serving_design(monkeypatch: pytest.MonkeyPatch) -> None:
     pool = Settings(workers=4, fronts=2)
     assert (pool.model_workers(), pool.http_processes(), pool.workers_per_front()) == (4, 2, 2)
-    assert Settings(workers=4, serving="colocated").http_processes() == 4
+    colocated = Settings(workers=4, serving="colocated")
+    assert (colocated.http_processes(), colocated.workers_per_front()) == (4, 1)
     with pytest.raises(ValueError, match="3 model workers do not divide among 2 fronts"):
         Settings(workers=3, fronts=2).workers_per_front()
 

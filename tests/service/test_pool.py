@@ -6,7 +6,8 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,17 @@ def pool_of(built: Built, size: int, start_timeout: float = 300.0) -> ModelPool:
     return ModelPool(size, load_artifact(built.artifact).labels, Metrics(None), start_timeout=start_timeout)
 
 
+@asynccontextmanager
+async def running_pool(built: Built, size: int) -> AsyncIterator[ModelPool]:
+    """A started pool, closed (drained, workers reaped) on the way out."""
+    pool = pool_of(built, size)
+    await pool.start()
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
 def value(pool: ModelPool, name: str) -> float:
     sample = pool.metrics.registry.get_sample_value(name)
     assert sample is not None, name
@@ -43,12 +55,8 @@ def test_predictions_equal_the_in_process_classifier(small_model: Built) -> None
     texts = ["what a great game", "so tired of this", "the bus leaves at 9", "ünïcödé ✓ 🙂", "x" * 2000]
 
     async def scenario() -> None:
-        pool = pool_of(small_model, 2)
-        await pool.start()
-        try:
+        async with running_pool(small_model, 2) as pool:
             results = await pool.predict_many(texts)
-        finally:
-            await pool.close()
         for text, (prediction, timing) in zip(texts, results, strict=True):
             expected, _ = classifier.predict(text)
             assert prediction.label == expected.label
@@ -65,9 +73,7 @@ def test_two_misses_run_on_two_workers_at_once(small_model: Built) -> None:
     long_text = "words that take a while " * 12
 
     async def scenario() -> None:
-        pool = pool_of(small_model, 2)
-        await pool.start()
-        try:
+        async with running_pool(small_model, 2) as pool:
             pids = set(pool.pids())
             # Alone: how long one text takes end to end through a worker.
             started = time.perf_counter()
@@ -78,8 +84,6 @@ def test_two_misses_run_on_two_workers_at_once(small_model: Built) -> None:
             await asyncio.sleep(0)
             depth_while_busy = value(pool, "textclf_queue_depth")
             results = await asyncio.gather(*queued)
-        finally:
-            await pool.close()
         assert len(pids) == 2
         # Both dispatched at once, so neither waited in the queue for the other to finish.
         assert depth_while_busy == 0
@@ -91,16 +95,12 @@ def test_two_misses_run_on_two_workers_at_once(small_model: Built) -> None:
 @pytest.mark.usefixtures("worker_env")
 def test_busy_workers_hold_one_job_ahead_and_the_rest_wait_in_the_queue(small_model: Built) -> None:
     async def scenario() -> None:
-        pool = pool_of(small_model, 2)
-        await pool.start()
-        try:
+        async with running_pool(small_model, 2) as pool:
             jobs = [asyncio.ensure_future(pool.predict(f"text number {i} " * 10)) for i in range(5)]
             await asyncio.sleep(0)
             depth = value(pool, "textclf_queue_depth")
             held = sorted(len(w.jobs) for w in pool._workers)
             results = await asyncio.gather(*jobs)
-        finally:
-            await pool.close()
         assert (held, depth) == ([2, 2], 1)  # two running, two sent ahead, one queued
         # Queue time counts the wait in the worker's socket too, not only in the front's queue.
         assert all(timing.queue > 0 for _, timing in results[2:])
@@ -111,9 +111,7 @@ def test_busy_workers_hold_one_job_ahead_and_the_rest_wait_in_the_queue(small_mo
 @pytest.mark.usefixtures("worker_env")
 def test_a_killed_worker_is_replaced_and_its_job_retried_on_another(small_model: Built) -> None:
     async def scenario() -> None:
-        pool = pool_of(small_model, 2)
-        await pool.start()
-        try:
+        async with running_pool(small_model, 2) as pool:
             victim = pool.pids()[0]
             jobs = [asyncio.ensure_future(pool.predict(f"retry me {i} " * 20)) for i in range(2)]
             await asyncio.sleep(0)  # both dispatched
@@ -127,8 +125,6 @@ def test_a_killed_worker_is_replaced_and_its_job_retried_on_another(small_model:
             assert pool.ready == 2 and victim not in pool.pids()
             assert value(pool, "textclf_model_worker_restarts_total") == 1
             await pool.predict("served by the replacement too")
-        finally:
-            await pool.close()
 
     asyncio.run(scenario())
 
@@ -136,9 +132,7 @@ def test_a_killed_worker_is_replaced_and_its_job_retried_on_another(small_model:
 @pytest.mark.usefixtures("worker_env")
 def test_a_job_whose_retry_also_dies_is_answered_model_worker_lost(small_model: Built) -> None:
     async def scenario() -> None:
-        pool = pool_of(small_model, 2)
-        await pool.start()
-        try:
+        async with running_pool(small_model, 2) as pool:
             for pid in pool.pids():  # stopped workers take jobs but never answer them
                 os.kill(pid, signal.SIGSTOP)
             job = asyncio.ensure_future(pool.predict("doomed"))
@@ -152,8 +146,6 @@ def test_a_job_whose_retry_also_dies_is_answered_model_worker_lost(small_model: 
             with pytest.raises(ServiceError) as err:
                 await job
             assert err.value.error_type is ErrorType.MODEL_WORKER_LOST
-        finally:
-            await pool.close()
 
     asyncio.run(scenario())
 
