@@ -29,6 +29,12 @@ class Settings(BaseSettings):
         "colocated: each HTTP process runs its own model",
     )
     fronts: int = Field(1, ge=1, le=64, description="HTTP processes in pool mode; each owns workers/fronts")
+    model_worker_nice: int = Field(
+        5,
+        ge=0,
+        le=19,
+        description="niceness of pool model workers: the front wins a shared core; 0 = same priority",
+    )
     model_dir: Path = Field(
         Path("artifacts/minilm-l6-sentiment"), description="artifact folder from models.build"
     )

@@ -179,3 +179,15 @@ def test_a_worker_that_cannot_load_the_model_fails_start(
         assert pool.pids() == []
 
     asyncio.run(scenario())
+
+
+@pytest.mark.usefixtures("worker_env")
+def test_workers_yield_the_cpu_to_their_front(small_model: Built, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEXTCLF_MODEL_WORKER_NICE", "3")
+
+    async def scenario() -> list[int]:
+        async with running_pool(small_model, 2) as pool:
+            return [os.getpriority(os.PRIO_PROCESS, pid) for pid in pool.pids()]
+
+    front = os.getpriority(os.PRIO_PROCESS, 0)
+    assert asyncio.run(scenario()) == [min(front + 3, 19)] * 2
