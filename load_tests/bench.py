@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from load_tests import ladder
+from load_tests import ladder, plots
 from load_tests.loadgen import LoadConfig, run
 from load_tests.report import markdown_table
 from load_tests.server import free_port, running_service
@@ -32,6 +32,7 @@ from service.artifact import load_artifact
 from service.tokenizer import TextTokenizer
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+LATENCY_PNG, LADDER_PNG = "latency-vs-load.png", "ladder.png"
 CACHE_OFF = {"TEXTCLF_CACHE_ENTRIES": "0"}
 
 
@@ -95,6 +96,8 @@ def load(name: str, results: dict[str, Any], texts: Sequence[str], **config: Any
 
 # The three designs on the same artifact and worker count, cache off.
 DESIGNS = ("pool", "mosec", "colocated")
+# Offered loads of the open-model runs, as fractions of the pool's closed-loop max; the targets use 70%.
+OPEN_LOADS = (0.3, 0.5, 0.7, 0.85)
 
 
 @contextmanager
@@ -110,8 +113,11 @@ def running_design(design: str, model_dir: Path, log: Path) -> Iterator[str]:
         yield s.url + "/v1/classify"
 
 
-def run_http(model_dir: Path, checkpoint: Path, texts: Sequence[str], tmp: Path) -> dict[str, Any]:
-    """Every HTTP run; names say the system, its settings and the load."""
+def run_http(
+    model_dir: Path, checkpoint: Path, texts: Sequence[str], tmp: Path
+) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+    """Every HTTP run, by a name that says the system, its settings and the load; and each design's
+    open-model runs in order of rate."""
     r: dict[str, Any] = {}
     tokenizer = TextTokenizer(load_artifact(model_dir).tokenizer_path, 512)
     # Cache off, so repeating the few texts of exactly 16 tokens is fine.
@@ -133,11 +139,16 @@ def run_http(model_dir: Path, checkpoint: Path, texts: Sequence[str], tmp: Path)
                 f"{design}, test mix, closed x8", r, texts, url=url, requests=6000, duration=20, **closed
             )
             top[design] = mixed["throughput_rps"]
-    rate = round(0.7 * top["pool"])
+    # Each design over the same offered rates, as fractions of the pool's max: the curves to plot.
+    sweeps: dict[str, list[dict[str, Any]]] = {}
     for design in DESIGNS:
         with running_design(design, model_dir, tmp / f"{design}-open.log") as url:
-            load(f"{design}, test mix, open {rate}/s (70% of pool's max)", r, texts, url=url, rate=rate,
-                 requests=rate * 20)  # fmt: skip
+            for fraction in OPEN_LOADS:
+                rate = round(fraction * top["pool"])
+                name = f"{design}, test mix, open {rate}/s ({fraction:.0%} of pool's max)"
+                sweeps.setdefault(design, []).append(
+                    load(name, r, texts, url=url, rate=rate, requests=rate * 20)
+                )
     for hits in (0.0, 0.4):
         with running_service(model_dir, tmp / f"cache-{hits}.log", workers=2) as s:  # a new, empty cache each
             requests = int(3000 / (1 - hits))  # 3000 new texts, within the test split
@@ -149,21 +160,22 @@ def run_http(model_dir: Path, checkpoint: Path, texts: Sequence[str], tmp: Path)
         load(f"peer, open {equal}/s (70% of its max)", r, texts, url=url, rate=equal, requests=equal * 20)
     with running_design("pool", model_dir, tmp / "pool-peer-rate.log") as url:
         load(f"pool, open {equal}/s (peer's 70%)", r, texts, url=url, rate=equal, requests=equal * 20)
-    return r
+    return r, sweeps
 
 
 def targets(ladder_rows: list[dict[str, Any]], http: dict[str, Any]) -> list[tuple[str, str, bool]]:
     """Each target of the issues: what it asks, what we measured, met or not."""
     steps = {row["step"][:3]: row for row in ladder_rows}
 
-    def find(*words: str) -> dict[str, Any]:
-        return next(v for k, v in http.items() if all(w in k for w in words))
+    def find(system: str, *words: str) -> dict[str, Any]:
+        """The run of `system` (the first word of its name) whose name has all `words`."""
+        return next(v for k, v in http.items() if k.startswith(system + ",") and all(w in k for w in words))
 
-    def rps(*words: str) -> float:
-        return float(find(*words)["throughput_rps"])
+    def rps(system: str, *words: str) -> float:
+        return float(find(system, *words)["throughput_rps"])
 
-    def p(q: str, *words: str) -> float:
-        return float(find(*words)["latency_ms"][q])
+    def p(q: str, system: str, *words: str) -> float:
+        return float(find(system, *words)["latency_ms"][q])
 
     speedup = steps["(d)"]["latency_speedup"]
     rows = [("(d) vs (a): p50 at 16 tokens ≥ 5x lower", f"{speedup}x", speedup >= 5)]
@@ -177,9 +189,9 @@ def targets(ladder_rows: list[dict[str, Any]], http: dict[str, Any]) -> list[tup
             )  # fmt: skip
         )
     ours99, theirs99, ours50 = (
-        p("p99", "pool", "pool's max"),
-        p("p99", "mosec", "open"),
-        p("p50", "pool", "pool's max"),
+        p("p99", "pool", "70% of pool's max"),
+        p("p99", "mosec", "70% of pool's max"),
+        p("p50", "pool", "70% of pool's max"),
     )
     rows += [
         ("open at 70% of our max: p99 ≤ mosec's p99", f"{ours99} vs {theirs99} ms", ours99 <= theirs99),
@@ -189,7 +201,7 @@ def targets(ladder_rows: list[dict[str, Any]], http: dict[str, Any]) -> list[tup
             ours99 <= 2.5 * ours50,
         ),  # fmt: skip
     ]
-    hit40, off = find("40% repeats asked"), rps(", 0% repeats asked")
+    hit40, off = find("pool", "40% repeats asked"), rps("pool", " 0% repeats asked")
     ratio = hit40["throughput_rps"] / off
     rows.append(
         (
@@ -198,7 +210,7 @@ def targets(ladder_rows: list[dict[str, Any]], http: dict[str, Any]) -> list[tup
             ratio >= 1.7 and abs(hit40["hit_ratio"] - 0.4) <= 0.02,
         )  # fmt: skip
     )
-    peer, ours = rps("peer, closed"), rps("pool, test mix, closed")
+    peer, ours = rps("peer", "closed"), rps("pool", "test mix, closed")
     rows += [
         ("vs the FastAPI + pipeline peer: ≥ 5x throughput", f"{ours / peer:.1f}x", ours >= 5 * peer),
         (
@@ -210,8 +222,10 @@ def targets(ladder_rows: list[dict[str, Any]], http: dict[str, Any]) -> list[tup
     return rows
 
 
-def render(info: dict[str, Any], ladder_rows: list[dict[str, Any]], http: dict[str, Any]) -> str:
-    """The generated part of BENCHMARKS.md."""
+def render(
+    info: dict[str, Any], ladder_rows: list[dict[str, Any]], http: dict[str, Any], plots_dir: Path
+) -> str:
+    """The generated part of BENCHMARKS.md; figures are linked relative to it."""
     lines = [
         START,
         f"Generated by `make bench` on {time.strftime('%Y-%m-%d')}: {info['cpu']}, {info['cores']} cores, "
@@ -225,9 +239,13 @@ def render(info: dict[str, Any], ladder_rows: list[dict[str, Any]], http: dict[s
         "|---|---|---|",
         *(f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in targets(ladder_rows, http)),
         "",
+        f"![latency against offered load]({plots_dir / LATENCY_PNG})",
+        "",
         "### The ladder (in-process, one thread)",
         "",
         ladder.markdown(ladder_rows),
+        "",
+        f"![the ladder]({plots_dir / LADDER_PNG})",
         "",
         "### Over HTTP (client side; server stage times from response headers)",
         "",
@@ -243,6 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model-dir", type=Path, default=Path("artifacts/minilm-l6-sentiment"))
     parser.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"))
     parser.add_argument("--results", type=Path, default=Path("bench-results"))
+    parser.add_argument("--plots", type=Path, default=Path("docs/bench"), help="where the PNG figures go")
     args = parser.parse_args(argv)
     work = args.model_dir.with_name(args.model_dir.name + ".work")
     texts = held_out_texts(work / "data" / "test.jsonl")
@@ -250,12 +269,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ladder_rows = ladder.run_ladder(args.model_dir, work, texts)
     print(ladder.markdown(ladder_rows), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        http = run_http(args.model_dir, work / "checkpoint", texts, Path(tmp))
+        http, sweeps = run_http(args.model_dir, work / "checkpoint", texts, Path(tmp))
     args.results.mkdir(exist_ok=True)
     (args.results / "bench.json").write_text(
         json.dumps({"machine": info, "ladder": ladder_rows, "http": http}, indent=2)
     )
-    block = render(info, ladder_rows, http)
+    args.plots.mkdir(parents=True, exist_ok=True)
+    plots.latency_vs_load(sweeps, args.plots / LATENCY_PNG)
+    plots.ladder_bars(ladder_rows, args.plots / LADDER_PNG)
+    block = render(info, ladder_rows, http, Path(os.path.relpath(args.plots, args.out.parent)))
     old = args.out.read_text() if args.out.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
     before, _, rest = old.partition(START)
     args.out.write_text(before + block + rest.partition(END)[2])

@@ -46,7 +46,7 @@ async def start_backend(settings: Settings, artifact: Artifact, metrics: Metrics
         await pool.start()
         return pool
     classifier = Classifier(artifact, threads=1, spinning=settings.intra_op_spinning)
-    local = LocalModel(classifier, queue_timeout=settings.queue_timeout_seconds)
+    local = LocalModel(classifier, metrics.model_worker_busy, queue_timeout=settings.queue_timeout_seconds)
     await local.start(settings.warmup_runs)
     return local
 

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
+from prometheus_client import Counter
+
 from service.classifier import Classifier, Prediction, Timing
 from service.errors import queue_timeout
 
@@ -27,8 +29,9 @@ IDLE_SECONDS = 0.002
 class LocalModel:
     """Runs predictions in this process: on the loop when idle, else FIFO on the inference thread."""
 
-    def __init__(self, classifier: Classifier, queue_timeout: float = math.inf) -> None:
+    def __init__(self, classifier: Classifier, busy: Counter, queue_timeout: float = math.inf) -> None:
         self.classifier = classifier
+        self._busy = busy  # seconds spent on predictions, as a pool's workers report theirs
         self.labels = classifier.labels
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="inference")
         self._queued = 0  # misses submitted to the thread and not finished
@@ -49,10 +52,13 @@ class LocalModel:
         submitted = time.perf_counter()
 
         def work() -> list[tuple[Prediction, Timing]]:
-            waited = time.perf_counter() - submitted
+            started = time.perf_counter()
+            waited = started - submitted
             if waited > self._queue_timeout:
                 raise queue_timeout(waited)
-            return [(p, replace(t, queue=waited)) for p, t in map(self.classifier.predict, texts)]
+            results = [(p, replace(t, queue=waited)) for p, t in map(self.classifier.predict, texts)]
+            self._busy.inc(time.perf_counter() - started)
+            return results
 
         # One text only: a batch on the loop would stall it for the whole batch.
         idle = len(texts) == 1 and self._queued == 0 and submitted - self._last_done > IDLE_SECONDS

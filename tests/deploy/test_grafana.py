@@ -73,6 +73,8 @@ def test_dashboard_covers_what_on_call_watches(dashboard: dict[str, Any]) -> Non
         "textclf_stage_duration_seconds",
         "textclf_input_tokens",
         "textclf_in_flight_requests",
+        "textclf_queue_depth",
+        "textclf_model_worker_utilization",
         "textclf_errors_total",
         "textclf_workers_ready",
         "status_class",

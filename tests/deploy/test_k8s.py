@@ -184,7 +184,7 @@ def test_service_pdb_and_monitor_select_the_pods(objects: list[Obj]) -> None:
     assert endpoint["path"] == "/metrics"
 
 
-def test_hpa_scales_the_deployment_on_cpu_and_in_flight_requests(objects: list[Obj]) -> None:
+def test_hpa_scales_the_deployment_on_cpu_and_model_worker_utilization(objects: list[Obj]) -> None:
     hpa = one(objects, "HorizontalPodAutoscaler")
     deployment = one(objects, "Deployment")
     ref = hpa["spec"]["scaleTargetRef"]
@@ -198,16 +198,21 @@ def test_hpa_scales_the_deployment_on_cpu_and_in_flight_requests(objects: list[O
     by_type = {m["type"]: m for m in hpa["spec"]["metrics"]}
     assert by_type["Resource"]["resource"]["name"] == "cpu"
     pods = by_type["Pods"]["pods"]
-    # The metric the service exports, under the name the adapter rule serves it as.
-    exported = {m._name for m in vars(Metrics(None)).values() if hasattr(m, "_name")}
-    assert pods["metric"]["name"] in exported
+    # The adapter serves the metric under the HPA's name, from a series a recording rule writes...
     adapter = yaml.safe_load((DEPLOY / "k8s/prometheus-adapter-values.yaml").read_text())
     [rule] = adapter["rules"]["custom"]
     assert rule["name"]["as"] == pods["metric"]["name"]
-    assert rule["seriesQuery"].startswith(pods["metric"]["name"] + "{")
-    # One request in flight per worker, and workers = cores.
-    cpu = cores(container(objects)["resources"]["limits"]["cpu"])
-    assert float(pods["target"]["averageValue"]) == cpu
+    series = rule["seriesQuery"].split("{")[0]
+    assert re.fullmatch(rule["name"]["matches"], series)
+    rules = yaml.safe_load((DEPLOY / "prometheus/rules.yml").read_text())["groups"]
+    [recorded] = [r for g in rules for r in g["rules"] if r.get("record") == series]
+    # ...from counters and gauges the service exports.
+    exported = {m._name for m in vars(Metrics(None)).values() if hasattr(m, "_name")}
+    used = set(re.findall(r"textclf_\w+", recorded["expr"]))
+    assert used and {re.sub(r"_total$", "", u) for u in used} <= exported
+    # A share of the workers' time, per pod: a fraction, whatever the pod's size.
+    target = pods["target"]["averageValue"]
+    assert 0 < (float(target[:-1]) / 1000 if target.endswith("m") else float(target)) < 1
 
 
 def test_operator_objects_carry_the_repositorys_rules_and_dashboard(objects: list[Obj]) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -136,3 +138,46 @@ def test_prometheus_sees_every_request_across_workers(service: RunningService, p
     assert value is not None and 0.0001 < value < 1.0
     ratio = query(prometheus, "job:textclf_cache_hit_ratio:rate5m")
     assert ratio is not None and 0 < ratio < 1
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def test_worker_utilization_rules_match_the_workers_cpu_time(
+    service: RunningService, prometheus: str
+) -> None:
+    """Under a steady load, the HPA's signal agrees with the CPU time the model workers burn."""
+    rules = (
+        "job:textclf_model_worker_utilization:rate1m",
+        "instance:textclf_model_worker_utilization:rate1m",
+    )
+    window = 60.0  # the rule's range: it must see a whole window of the steady load
+    workers = service.model_worker_pids()
+    stop = threading.Event()
+
+    def steady_load() -> None:
+        # One connection, every text new: the workers take turns at a steady share of the time.
+        with httpx.Client(base_url=service.url, timeout=30) as client:
+            while not stop.is_set():
+                client.post("/v1/classify", json={"text": f"utilization {uuid.uuid4()} " * 8})
+
+    load = threading.Thread(target=steady_load)
+    load.start()
+    try:
+        time.sleep(3)  # past the first scrape of the load
+        before, started = cpu_seconds(workers), time.monotonic()
+        time.sleep(window + 2)
+        cpu = (cpu_seconds(workers) - before) / (time.monotonic() - started) / len(workers)
+        reported = {name: query(prometheus, name) for name in rules}
+    finally:
+        stop.set()
+        load.join(30)
+    assert cpu > 0.05, "the load did not keep the workers busy enough to compare"
+    for name, value in reported.items():
+        assert value is not None and abs(value - cpu) <= 0.1 * cpu, (name, value, cpu)

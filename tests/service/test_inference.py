@@ -29,7 +29,9 @@ def make(built: Built, cache_entries: int = 100) -> tuple[Inference, CountingCla
     classifier = CountingClassifier(artifact)
     classifier.threads = []
     cache = ResultCache(cache_entries, 1 << 20)
-    return Inference(LocalModel(classifier), cache, artifact.version, Metrics(None)), classifier
+    metrics = Metrics(None)
+    local = LocalModel(classifier, metrics.model_worker_busy)
+    return Inference(local, cache, artifact.version, metrics), classifier
 
 
 def test_batch_computes_each_distinct_miss_once_and_keeps_order(small_model: Built) -> None:
@@ -43,9 +45,16 @@ def test_batch_computes_each_distinct_miss_once_and_keeps_order(small_model: Bui
 
 def test_hits_skip_the_model_and_return_the_same_prediction(small_model: Built) -> None:
     inference, classifier = make(small_model)
+
+    def busy() -> float | None:
+        return inference.metrics.registry.get_sample_value("textclf_model_worker_busy_seconds_total")
+
     first = asyncio.run(inference.classify("hello there"))
+    computed = busy()
     second = asyncio.run(inference.classify("hello there"))
     assert classifier.calls == 1
+    # The co-located model counts its busy time like a pool's workers; a hit adds none.
+    assert computed is not None and computed > 0 and busy() == computed
     assert second.cached and not first.cached and second.prediction is first.prediction
 
 
