@@ -60,12 +60,18 @@ def _cmdline(pid: int) -> bytes:
 
 @contextmanager
 def running_service(
-    artifact: Path, log: Path, workers: int = 2, env: dict[str, str] | None = None, timeout: float = 120
+    artifact: Path,
+    log: Path,
+    workers: int = 2,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    token: str | None = None,
 ) -> Iterator[RunningService]:
     """Start the service, wait until every HTTP process is ready, stop it (SIGTERM) afterwards.
 
     `workers` is the model worker count; the HTTP processes are the fronts (pool mode, the
-    default) or one per worker (TEXTCLF_SERVING=colocated).
+    default) or one per worker (TEXTCLF_SERVING=colocated). `token` is sent to the readiness
+    route, for a service whose health routes need one.
     """
     port = free_port()
     environment = (
@@ -99,7 +105,8 @@ def running_service(
                 raise RuntimeError(f"service not ready after {timeout} s:\n{log.read_text()[-3000:]}")
             ready = log.read_text().count("Application startup complete")
             time.sleep(0.1)
-        assert httpx.get(service.url + "/health/ready", timeout=10).status_code == 200
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        assert httpx.get(service.url + "/health/ready", headers=headers, timeout=10).status_code == 200
         yield service
     finally:
         service.stop()

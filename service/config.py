@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Literal
 
@@ -58,8 +61,9 @@ class Settings(BaseSettings):
     )
     intra_op_spinning: bool = Field(False, description="let ONNX Runtime spin-wait between ops")
     warmup_runs: int = Field(10, ge=0, le=10_000, description="inferences run before reporting ready")
-    graceful_shutdown_seconds: float = Field(
-        25.0, gt=0, description="how long SIGTERM waits for in-flight requests"
+    # Whole seconds: uvicorn's drain timeout is an int, and 0.5 must not quietly become 0.
+    graceful_shutdown_seconds: int = Field(
+        25, ge=1, description="how long SIGTERM waits for in-flight requests, whole seconds"
     )
     metrics_dir: Path | None = Field(
         None, description="multiprocess metrics folder, emptied at start; default: a new temporary folder"
@@ -123,16 +127,41 @@ class Settings(BaseSettings):
         return [t.strip() for t in tokens if t.strip()]
 
 
+SECRETS = frozenset(name for name, field in Settings.model_fields.items() if field.annotation is SecretStr)
+KNOWN = frozenset(ENV_PREFIX + name.upper() for name in Settings.model_fields)
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """Each TEXTCLF_* variable that names no setting, with the closest known name if any."""
+    problems = []
+    for name in sorted(k for k in environ if k.upper().startswith(ENV_PREFIX) and k.upper() not in KNOWN):
+        closest = get_close_matches(name.upper(), KNOWN, n=1)
+        hint = f"; did you mean {closest[0]}?" if closest else ""
+        problems.append(f"  {name}: no such setting{hint} (`python -m service --help` lists them)")
+    return problems
+
+
 def load_settings() -> Settings:
-    """Settings from the environment; a bad value exits with the variable, the value and what was expected."""
+    """Settings from the environment; a bad value or an unknown TEXTCLF_* name exits saying which.
+
+    The message never shows a secret: a secret field's value is hidden, and a check across fields
+    (whose input is every value) shows none.
+    """
+    problems = unknown_variables(os.environ)
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as err:
-        lines = []
         for e in err.errors():
-            name = ENV_PREFIX + "_".join(str(p) for p in e["loc"]).upper() if e["loc"] else ENV_PREFIX + "*"
-            lines.append(f"  {name}={e.get('input')!r}: {e['msg']}")
-        raise SystemExit("invalid configuration:\n" + "\n".join(lines)) from None
+            field = str(e["loc"][0]) if e["loc"] else None
+            if field is None:
+                problems.append(f"  {ENV_PREFIX}*: {e['msg']}")
+                continue
+            name = ENV_PREFIX + "_".join(str(p) for p in e["loc"]).upper()
+            shown = "<hidden>" if field in SECRETS else repr(e.get("input"))
+            problems.append(f"  {name}={shown}: {e['msg']}")
+    if problems:
+        raise SystemExit("invalid configuration:\n" + "\n".join(problems))
+    return settings
 
 
 def describe() -> str:

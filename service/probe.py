@@ -32,9 +32,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=2.0, help="seconds")
     parser.add_argument("--path", default="/health/ready", help="route to check (e.g. /health/live)")
     args = parser.parse_args(argv)
-    url = ready_url(load_settings(), args.path)
+    settings = load_settings()
+    url = ready_url(settings, args.path)
+    request = urllib.request.Request(url)
+    tokens = settings.bearer_tokens()
+    if tokens and not settings.open_health:
+        # Health routes need a token too: use the service's own (read from the same settings).
+        request.add_header("Authorization", f"Bearer {tokens[0]}")
     try:
-        with urllib.request.urlopen(url, timeout=args.timeout) as response:
+        with urllib.request.urlopen(request, timeout=args.timeout) as response:
             status = response.status
     except urllib.error.HTTPError as err:
         status = err.code

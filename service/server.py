@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_level=settings.log_level,
         log_config=logging_config,
         access_log=False,  # service.instrument writes access lines when settings.access_log is on
-        timeout_graceful_shutdown=int(settings.graceful_shutdown_seconds),
+        timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
         loop="uvloop",
         http="httptools",
     )

@@ -13,9 +13,10 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
+import httpx
 import pytest
 
-from load_tests.server import free_port
+from load_tests.server import free_port, running_service
 from service.config import Settings
 from service.probe import ready_url
 from tests.conftest import Built
@@ -144,6 +145,27 @@ def test_entrypoint_with_the_image_settings_serves_and_passes_its_healthcheck(
         server.terminate()
         assert server.wait(60) == 0
     assert probe(env) == 1  # and unhealthy once it is gone
+
+
+def test_healthcheck_sends_the_services_token_when_health_routes_need_one(
+    small_model: Built, tmp_path: Path
+) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("first-token\nsecond-token\n")
+    settings = {"TEXTCLF_API_TOKENS_FILE": str(tokens), "TEXTCLF_OPEN_HEALTH": "false"}
+    with running_service(
+        small_model.artifact, tmp_path / "log", workers=1, env=settings, token="second-token"
+    ) as svc:
+        assert httpx.get(svc.url + "/health/ready").status_code == 401
+        port = svc.url.rsplit(":", 1)[1]
+        env = (
+            dict(os.environ)
+            | settings
+            | {"TEXTCLF_PORT": port, "TEXTCLF_MODEL_DIR": str(small_model.artifact)}
+        )
+        assert probe(env) == 0
+        tokens.write_text("another-token\n")  # the probe reads the same file: now a token the service refuses
+        assert probe(env) == 1
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from service.config import Settings, describe, load_settings
@@ -53,3 +57,40 @@ def test_describe_lists_every_setting_with_its_variable() -> None:
     text = describe()
     for name in Settings.model_fields:
         assert f"TEXTCLF_{name.upper()}" in text
+
+
+def test_misspelled_variable_stops_start_up_naming_the_closest(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEXTCLF_MAX_INFLIGHT", "8")
+    with pytest.raises(SystemExit) as err:
+        load_settings()
+    assert "TEXTCLF_MAX_INFLIGHT: no such setting; did you mean TEXTCLF_MAX_IN_FLIGHT?" in str(err.value)
+
+
+def test_drain_time_takes_whole_seconds_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 0.5 once passed and became 0: every in-flight request cancelled on SIGTERM.
+    monkeypatch.setenv("TEXTCLF_GRACEFUL_SHUTDOWN_SECONDS", "0.5")
+    with pytest.raises(SystemExit, match=r"TEXTCLF_GRACEFUL_SHUTDOWN_SECONDS='0.5'"):
+        load_settings()
+    monkeypatch.setenv("TEXTCLF_GRACEFUL_SHUTDOWN_SECONDS", "2")
+    assert load_settings().graceful_shutdown_seconds == 2
+
+
+SECRET = "tok-9f8e7d-do-not-print"
+
+
+@pytest.mark.parametrize("args", [[], ["--help"]])
+def test_no_start_up_message_shows_a_token(args: list[str]) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TEXTCLF_")} | {
+        "TEXTCLF_API_TOKENS": SECRET,
+        "TEXTCLF_API_TOKENS_FILE": "/nonexistent/tokens",  # fails the check across fields
+        "TEXTCLF_API_TOKEN": SECRET,  # misspelled: named, its value not shown
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "service", *args], env=env, capture_output=True, text=True, timeout=60
+    )
+    output = result.stdout + result.stderr
+    assert SECRET not in output
+    if not args:
+        assert result.returncode != 0
+        assert "api_tokens_file /nonexistent/tokens is not a readable file" in output
+        assert "TEXTCLF_API_TOKEN: no such setting; did you mean TEXTCLF_API_TOKENS?" in output
