@@ -85,10 +85,14 @@ def running_peer(module: str, env: dict[str, str], log: Path, timeout: float = 1
 
 
 def load(name: str, results: dict[str, Any], texts: Sequence[str], **config: Any) -> dict[str, Any]:
-    """One load run; any non-2xx stops the benchmark."""
+    """One load run. A non-2xx from this service stops the benchmark; a peer's is kept in its row
+    (the colocated design sheds load with 429s near its max: that is a result, not a failure)."""
     result = run(LoadConfig(**config), texts)
     if not result["passed"]:
-        raise SystemExit(f"{name}: {result['statuses']} {result['errors']} {result['stopped']}")
+        failure = f"{name}: {result['statuses']} {result['errors']} {result['stopped']}"
+        if name.startswith("pool,"):
+            raise SystemExit(failure)
+        print("not every request answered 2xx:", failure, flush=True)
     print(markdown_table([(name, result)]).splitlines()[-1], flush=True)
     results[name] = result
     return result

@@ -27,6 +27,7 @@ from service.metrics import Metrics
 from service.pool import ModelPool
 from service.requestid import RequestId
 from service.routes import Loaded, Runtime, build_router
+from service.unhandled import UnhandledErrors
 
 log = logging.getLogger("service")
 PROCESS_SAMPLE_SECONDS = 5.0
@@ -127,6 +128,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             on_reject=count_error,
         )
         document_bearer_auth(app, protected)
+    # Outside auth, admission and the body guard, so an error in any of them is answered too.
+    app.add_middleware(UnhandledErrors, on_error=count_error)
     # Outermost, so rejected requests are timed and counted too, and every log line has its id.
     app.add_middleware(RequestMetrics, metrics=metrics, access_log=settings.access_log)
     app.add_middleware(RequestId)

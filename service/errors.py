@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable, Mapping
 from enum import StrEnum
 
@@ -12,8 +11,6 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.metrics import Metrics
-
-log = logging.getLogger("service.errors")
 
 
 class ErrorType(StrEnum):
@@ -31,6 +28,7 @@ class ErrorType(StrEnum):
     OVERLOADED = "overloaded"
     QUEUE_TIMEOUT = "queue_timeout"
     MODEL_WORKER_LOST = "model_worker_lost"
+    CLIENT_CLOSED_REQUEST = "client_closed_request"
     INTERNAL = "internal_error"
 
 
@@ -49,6 +47,7 @@ STATUS = {
     ErrorType.OVERLOADED: 429,
     ErrorType.QUEUE_TIMEOUT: 503,
     ErrorType.MODEL_WORKER_LOST: 503,
+    ErrorType.CLIENT_CLOSED_REQUEST: 499,
     ErrorType.INTERNAL: 500,
 }
 # Seconds a client should wait before retrying; a worker's queue turns over in well under one.
@@ -124,12 +123,6 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    # Logged with its traceback for us; the client learns nothing about the internals.
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(ErrorType.INTERNAL, "internal server error")
-
-
 Handler = Callable[[Request, Exception], Awaitable[JSONResponse]]
 
 
@@ -147,4 +140,4 @@ def install(app: FastAPI, metrics: Metrics) -> None:
     app.add_exception_handler(ServiceError, counted(_service_error))
     app.add_exception_handler(RequestValidationError, counted(_validation_error))
     app.add_exception_handler(StarletteHTTPException, counted(_http_error))
-    app.add_exception_handler(Exception, counted(_unexpected))
+    # Any other exception: service.unhandled, inside the request id middleware.

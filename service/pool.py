@@ -246,7 +246,9 @@ class ModelPool:
             if reply.status is Status.OK:
                 job.future.set_result(self._prediction(job, reply))
             else:
-                job.future.set_exception(RuntimeError(f"model worker {worker.process.pid} failed a job"))
+                job.future.set_exception(
+                    RuntimeError(f"model worker {worker.process.pid} failed job {job.id}: its log has why")
+                )
         self._dispatch()
 
     def _prediction(self, job: _Job, reply: Reply) -> tuple[Prediction, Timing]:

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
 
 from service.artifact import ArtifactError, load_artifact
 from service.config import describe, load_settings
@@ -83,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # caught to whatever handler was there before: the default one would kill us (status 143)
     # before the cleanup below. This one lets main() return 0.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    uvicorn.run(
+    config = uvicorn.Config(
         "service.app:create_app",
         factory=True,
         host=settings.host,
@@ -96,6 +98,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         loop="uvloop",
         http="httptools",
     )
-    if temporary:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+    try:
+        status = run_http_processes(config)
+    finally:
+        if temporary:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    return status
+
+
+def run_http_processes(config: uvicorn.Config) -> int:
+    """Serve until stopped: 0, or uvicorn's start-up failure status if any HTTP process failed to start.
+
+    `uvicorn.run` exits 3 when its only process fails to start, but with several it stops the rest
+    and returns as if all went well: here the supervisor's processes are asked how they ended.
+    """
+    server = uvicorn.Server(config)
+    if config.workers == 1:
+        server.run()
+        return 0 if server.started else STARTUP_FAILURE
+    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    supervisor.run()
+    failed = [p.pid for p in supervisor.processes if p.exitcode == STARTUP_FAILURE]
+    if failed:
+        log.error("cannot start: HTTP process(es) %s failed to start", failed)
+        return STARTUP_FAILURE
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -58,3 +60,16 @@ def schemathesis(url: str, workdir: Path, *options: str) -> subprocess.Completed
         *options,
     ]
     return subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, cwd=workdir)
+
+
+def misbuilt_copy(built: Built, folder: Path) -> Path:
+    """A copy of the artifact whose manifest lets texts past the model's 512 positions through.
+
+    ONNX Runtime then fails on any text over 512 tokens, inside the model, for real: a fault
+    nothing has to mock (its warm-up at max length fails too).
+    """
+    shutil.copytree(built.artifact, folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["max_sequence_length"] = 2048
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder

@@ -20,7 +20,7 @@ from models import data
 from service.artifact import load_artifact
 from service.classifier import Classifier
 from tests.conftest import Built
-from tests.service.conftest import classify, sample
+from tests.service.conftest import classify, misbuilt_copy, sample
 
 
 def without_cached(body: dict[str, Any]) -> dict[str, Any]:
@@ -192,6 +192,28 @@ def test_corrupt_artifact_fails_start_up_before_listening(small_model: Built, tm
     assert result.returncode == 1
     assert "model.onnx does not match the SHA-256" in result.stderr
     assert "Traceback" not in result.stderr and "Uvicorn running" not in result.stderr
+
+
+@pytest.mark.parametrize(("serving", "http_processes"), [("pool", 1), ("pool", 2), ("colocated", 2)])
+def test_a_model_that_fails_in_its_worker_fails_start_up_non_zero(
+    small_model: Built, tmp_path: Path, serving: str, http_processes: int
+) -> None:
+    # Passes the launcher's checks, then fails every warm-up: inside uvicorn's worker processes.
+    artifact = misbuilt_copy(small_model, tmp_path / "misbuilt")
+    env = {
+        "TEXTCLF_MODEL_DIR": str(artifact),
+        "TEXTCLF_PORT": str(free_port()),
+        "TEXTCLF_SERVING": serving,
+        "TEXTCLF_WORKERS": "2",
+        "TEXTCLF_FRONTS": str(http_processes),
+        "TEXTCLF_WARMUP_RUNS": "1",
+        "PATH": "",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "service"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert "Application startup failed" in result.stderr
 
 
 def test_bad_setting_fails_start_up_naming_it() -> None:
