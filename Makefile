@@ -36,7 +36,7 @@ model: $(MODEL_DIR)/manifest.json
 serve: model
 	TEXTCLF_MODEL_DIR=$(MODEL_DIR) $(PY) -m service
 
-# The ladder, the serving designs, mosec and the peer, side by side (~12 min); rewrites BENCHMARKS.md's tables.
+# The ladder, the serving designs, mosec and the peer, side by side (~15 min); rewrites BENCHMARKS.md's tables.
 bench: model $(VENV)/.installed-bench
 	$(PY) -m load_tests.bench
 
