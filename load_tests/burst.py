@@ -21,13 +21,13 @@ from typing import Any
 
 import httpx
 
-from load_tests.client import Connection, Response, Target
+from load_tests.client import Connection, Response, Target, add_token_options, token_option
 from load_tests.report import percentiles
 from load_tests.server import running_service
 
 
-async def _burst(url: str, n: int, timeout: float) -> list[tuple[Response | None, float]]:
-    target = Target.parse(url + "/v1/classify")
+async def _burst(url: str, n: int, timeout: float, token: str | None) -> list[tuple[Response | None, float]]:
+    target = Target.parse(url + "/v1/classify", token=token)
     connections = [await Connection.open(target) for _ in range(n)]
     raws = [target.post_json({"text": f"burst {i} {uuid.uuid4()}"}) for i in range(n)]
 
@@ -46,31 +46,41 @@ async def _burst(url: str, n: int, timeout: float) -> list[tuple[Response | None
             connection.close()
 
 
-def send_at_once(url: str, n: int, timeout: float = 120) -> list[tuple[Response | None, float]]:
+def send_at_once(
+    url: str, n: int, timeout: float = 120, token: str | None = None
+) -> list[tuple[Response | None, float]]:
     """Open n connections first, then send a unique text on each at once.
 
     (response, seconds) each; None for a request whose connection broke or timed out.
     """
-    return asyncio.run(_burst(url, n, timeout))
+    return asyncio.run(_burst(url, n, timeout, token))
 
 
-def recovery_seconds(url: str, timeout: float = 30) -> float:
+def recovery_seconds(url: str, timeout: float = 30, token: str | None = None) -> float:
     """Seconds until a new text is answered 200."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     start = time.perf_counter()
     while time.perf_counter() - start < timeout:
-        if httpx.post(url + "/v1/classify", json={"text": f"after {uuid.uuid4()}"}).status_code == 200:
+        text = {"text": f"after {uuid.uuid4()}"}
+        if httpx.post(url + "/v1/classify", json=text, headers=headers).status_code == 200:
             return time.perf_counter() - start
     raise RuntimeError(f"not answering 200 after {timeout} s")
 
 
-def run(model_dir: Path, requests: int, workers: int, env: dict[str, str]) -> dict[str, Any]:
-    """One burst against a fresh service; counts and latency (ms) by status, and recovery time."""
+def run(
+    model_dir: Path, requests: int, workers: int, env: dict[str, str], token: str | None = None
+) -> dict[str, Any]:
+    """One burst against a fresh service; counts and latency (ms) by status, and recovery time.
+
+    With a token, the service requires it (as a secured deployment does) and every request sends it.
+    """
+    secured = env | {"TEXTCLF_API_TOKENS": token} if token else env
     with tempfile.TemporaryDirectory() as tmp:
-        with running_service(model_dir, Path(tmp) / "service.log", workers, env) as svc:
+        with running_service(model_dir, Path(tmp) / "service.log", workers, secured) as svc:
             started = time.perf_counter()
-            results = send_at_once(svc.url, requests)
+            results = send_at_once(svc.url, requests, token=token)
             wall = time.perf_counter() - started
-            recovery = recovery_seconds(svc.url)
+            recovery = recovery_seconds(svc.url, token=token)
     by_status: dict[str, list[float]] = {}
     for response, seconds in results:
         by_status.setdefault(str(response.status if response else None), []).append(seconds)
@@ -78,6 +88,7 @@ def run(model_dir: Path, requests: int, workers: int, env: dict[str, str]) -> di
         "requests": requests,
         "workers": workers,
         "env": env,
+        "token": token is not None,  # never its value
         "wall_s": round(wall, 3),
         "by_status": {s: {"count": len(v)} | percentiles(v, 1e3) for s, v in sorted(by_status.items())},
         "recovery_ms": round(recovery * 1e3, 2),
@@ -93,9 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--set", action="append", default=[], metavar="VAR=VALUE", help="TEXTCLF_* setting")
+    add_token_options(parser)
     args = parser.parse_args(argv)
     env = dict(s.split("=", 1) for s in args.set)
-    print(json.dumps(run(args.model_dir, args.requests, args.workers, env), indent=2))
+    print(json.dumps(run(args.model_dir, args.requests, args.workers, env, token_option(args)), indent=2))
     return 0
 
 

@@ -7,9 +7,11 @@ httptools (C), which the service already depends on.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httptools
@@ -26,30 +28,47 @@ class Response:
 
 @dataclass(frozen=True)
 class Target:
-    """Where requests go: host, port and the request path."""
+    """Where requests go: host, port and the request path, and the bearer token they carry."""
 
     host: str
     port: int
     path: str
+    token: str | None = field(default=None, repr=False)  # never printed
 
     @classmethod
-    def parse(cls, url: str, allow_remote: bool = False) -> Target:
+    def parse(cls, url: str, allow_remote: bool = False, token: str | None = None) -> Target:
         """Parse `http://host:port/path`; only loopback hosts unless `allow_remote` is set explicitly."""
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"expected an http:// URL, got {url!r}")
         if parts.hostname not in LOOPBACK and not parts.hostname.startswith("127.") and not allow_remote:
             raise ValueError(f"{parts.hostname} is not a loopback address; pass allow_remote to load it")
-        return cls(parts.hostname, parts.port or 80, parts.path or "/")
+        return cls(parts.hostname, parts.port or 80, parts.path or "/", token)
 
     def post_json(self, payload: object) -> bytes:
         """One complete POST request with a JSON body, ready to write."""
         body = json.dumps(payload).encode()
+        auth = f"Authorization: Bearer {self.token}\r\n" if self.token else ""
         head = (
-            f"POST {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"POST {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{auth}"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         )
         return head.encode() + body
+
+
+def add_token_options(parser: argparse.ArgumentParser) -> None:
+    """`--token` / `--token-file`: the bearer token of a service that requires one."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--token", help="bearer token to send (visible in the process list: prefer a file)")
+    group.add_argument("--token-file", type=Path, help="file whose first line is the bearer token")
+
+
+def token_option(args: argparse.Namespace) -> str | None:
+    """The token given by `add_token_options`' flags, if any."""
+    if args.token_file is not None:
+        lines = [line.strip() for line in args.token_file.read_text().splitlines() if line.strip()]
+        return lines[0] if lines else None
+    return str(args.token) if args.token else None
 
 
 class Connection(asyncio.Protocol):

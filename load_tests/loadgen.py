@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from load_tests.client import Connection, Target
+from load_tests.client import Connection, Target, add_token_options, token_option
 from load_tests.report import Recorder, markdown_table, summarize
 from load_tests.texts import DEFAULT_TEXTS, TextMix, held_out_texts, mix
 
@@ -149,7 +149,8 @@ async def _accepted(target: Target) -> Connection:
     backlog (seen: 8 of 8); one at a time, each goes to whichever worker accepts first.
     """
     connection = await Connection.open(target)
-    probe = f"GET /health/live HTTP/1.1\r\nHost: {target.host}:{target.port}\r\n\r\n".encode()
+    auth = f"Authorization: Bearer {target.token}\r\n" if target.token else ""
+    probe = f"GET /health/live HTTP/1.1\r\nHost: {target.host}:{target.port}\r\n{auth}\r\n".encode()
     await connection.request(probe)
     return connection
 
@@ -167,9 +168,10 @@ async def _warm_up(target: Target, connections: Sequence[Connection], texts: Tex
     await asyncio.gather(*(warm(c) for c in connections))
 
 
-async def run_async(config: LoadConfig, texts: Sequence[str]) -> dict[str, Any]:
+async def run_async(config: LoadConfig, texts: Sequence[str], token: str | None = None) -> dict[str, Any]:
     """Warm up, run, and summarize; see LoadConfig."""
-    target = Target.parse(config.url, config.allow_remote)
+    # The token is not part of the config: the config goes into every report written.
+    target = Target.parse(config.url, config.allow_remote, token)
     mixed = mix(texts, config.requests, config.hit_ratio, config.hot_size, config.seed)
     raws = [target.post_json({"text": t}) for t in mixed.sequence]
     # Closed model: one connection per user, like wrk and hey; open model: a pool that grows.
@@ -194,9 +196,9 @@ async def run_async(config: LoadConfig, texts: Sequence[str]) -> dict[str, Any]:
     return {"config": asdict(config)} | summarize(rec, wall, cpu, sent)
 
 
-def run(config: LoadConfig, texts: Sequence[str]) -> dict[str, Any]:
+def run(config: LoadConfig, texts: Sequence[str], token: str | None = None) -> dict[str, Any]:
     """Blocking `run_async`."""
-    return asyncio.run(run_async(config, texts))
+    return asyncio.run(run_async(config, texts, token))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -216,6 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--allow-remote", action="store_true", help="allow a non-loopback host")
     parser.add_argument("--json", type=Path, help="write the summary here")
     parser.add_argument("--markdown", type=Path, help="write a Markdown table here")
+    add_token_options(parser)
     args = parser.parse_args(argv)
     config = LoadConfig(
         url=args.url,
@@ -229,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     texts = held_out_texts(args.texts)
     try:
-        result = run(config, texts)
+        result = run(config, texts, token_option(args))
     except ValueError as err:  # a bad URL or hit ratio
         parser.error(str(err))
     name = f"{config.mode} {config.rate:g}/s" if config.mode == "open" else f"closed x{config.concurrency}"

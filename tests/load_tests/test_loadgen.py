@@ -74,3 +74,50 @@ def test_only_loopback_unless_allowed() -> None:
         Target.parse("http://example.com/v1/classify")
     assert Target.parse("http://example.com/v1/classify", allow_remote=True).host == "example.com"
     assert Target.parse("http://localhost:8000/v1/classify").port == 8000
+
+
+def test_a_secured_service_is_loaded_with_a_token_that_no_report_shows(
+    small_model: Built, tmp_path: Path
+) -> None:
+    token = "load-test-token-5c1f"
+    (tmp_path / "token").write_text(token + "\n")
+    data = str(small_model.work / "data" / "test.jsonl")
+    settings = {"TEXTCLF_API_TOKENS": token}
+    with running_service(small_model.artifact, tmp_path / "service.log", workers=1, env=settings) as svc:
+
+        def loadgen(*extra: str) -> tuple[subprocess.CompletedProcess[str], str]:
+            out = tmp_path / "run.json"
+            result = subprocess.run(
+                [sys.executable, "-m", "load_tests.loadgen", "--url", svc.url + "/v1/classify"]
+                + ["--mode", "closed", "--requests", "30", "--texts", data, "--json", str(out), *extra],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            return result, out.read_text() if out.exists() else ""
+
+        refused, _ = loadgen()
+        assert refused.returncode != 0 and "401" in refused.stdout + refused.stderr
+        for flags in (["--token-file", str(tmp_path / "token")], ["--token", token]):
+            result, report = loadgen(*flags)
+            assert result.returncode == 0, result.stderr
+            assert json.loads(report)["statuses"] == {"200": 30}
+            assert token not in result.stdout + result.stderr + report
+
+
+def test_burst_secures_the_service_it_starts_with_the_token_and_never_prints_it(
+    small_model: Built, tmp_path: Path
+) -> None:
+    token = "burst-token-77aa"
+    (tmp_path / "token").write_text(token + "\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "load_tests.burst", "--model-dir", str(small_model.artifact)]
+        + ["--requests", "20", "--workers", "1", "--token-file", str(tmp_path / "token")],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    assert report["by_status"]["200"]["count"] == 20 and report["token"] is True
+    assert token not in result.stdout + result.stderr
