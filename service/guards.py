@@ -14,6 +14,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+# Most of a refused body read and dropped so the client sees the 413 (see BodyGuard._discard).
+LINGER_BYTES = 16 * 2**20
+
 
 class BodyGuard:
     """415 for non-JSON bodies, 413 for bodies over the limit (by header, or counted when chunked).
@@ -47,12 +50,14 @@ class BodyGuard:
             return
         length = headers.get(b"content-length")
         if length is not None:
-            if not length.isdigit() or int(length) > self.max_body_bytes:
-                await self._reject(
-                    send, ErrorType.PAYLOAD_TOO_LARGE, f"body over {self.max_body_bytes} bytes"
-                )
-                return
-            await self.app(scope, receive, send)
+            if not length.isdigit():
+                await self._too_large(send, more=True)
+            elif int(length) > self.max_body_bytes:
+                # Read at most LINGER_BYTES of a body that will be refused anyway.
+                more = int(length) > LINGER_BYTES or await self._discard(receive, 0)
+                await self._too_large(send, more)
+            else:
+                await self.app(scope, receive, send)
             return
         # Chunked: read up to the limit, then replay what was read to the app.
         chunks: list[bytes] = []
@@ -65,9 +70,8 @@ class BodyGuard:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                await self._reject(
-                    send, ErrorType.PAYLOAD_TOO_LARGE, f"body over {self.max_body_bytes} bytes"
-                )
+                more = message.get("more_body", False) and await self._discard(receive, size)
+                await self._too_large(send, more)
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -83,10 +87,30 @@ class BodyGuard:
 
         await self.app(scope, replay, send)
 
-    async def _reject(self, send: Send, error_type: ErrorType, message: str) -> None:
+    async def _reject(self, send: Send, error_type: ErrorType, message: str, close: bool = True) -> None:
         self.on_reject(error_type)
-        # Close: the rest of a body this large is not worth receiving.
-        await send_error(send, error_type, message, close=True)
+        await send_error(send, error_type, message, close=close)
+
+    async def _too_large(self, send: Send, more: bool) -> None:
+        """413; the connection is closed only if part of the body is still unread."""
+        await self._reject(send, ErrorType.PAYLOAD_TOO_LARGE, f"body over {self.max_body_bytes} bytes", more)
+
+    @staticmethod
+    async def _discard(receive: Receive, read: int) -> bool:
+        """Read and drop the rest of a refused body, up to LINGER_BYTES in all; True if some is left.
+
+        A lingering close: most clients (http.client, requests, SDKs) send the whole body before
+        they read a response, and a socket closed with unread data resets the connection, so they
+        would see "connection reset" and never the 413.
+        """
+        while read <= LINGER_BYTES:
+            message = await receive()
+            if message["type"] != "http.request":
+                return False  # the client is gone
+            read += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return False
+        return True
 
 
 async def send_error(

@@ -3,6 +3,7 @@ for valid odd text, and the worker stays healthy."""
 
 from __future__ import annotations
 
+import http.client
 import json
 from collections.abc import Iterator
 
@@ -208,3 +209,24 @@ def test_chunked_10_mb_body_is_refused(service: RunningService) -> None:
     assert response.status_code == 413
     assert response.json()["error_type"] == "payload_too_large"
     assert httpx.get(service.url + "/health/ready", timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_client_sending_its_whole_body_first_reads_the_413(service: RunningService, chunked: bool) -> None:
+    # http.client writes the whole body before it reads: a server that closed on the first bytes
+    # of a refused body would reset the connection under it, and it would never see the 413.
+    # 8 MiB: over the 1 MiB limit and more than loopback's socket buffers hold for the server.
+    body = b'{"text": "' + b"a" * (8 * 2**20) + b'"}'
+    host, port = service.url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        if chunked:
+            pieces = (body[i : i + 65536] for i in range(0, len(body), 65536))
+            connection.request("POST", "/v1/classify", pieces, JSON, encode_chunked=True)
+        else:
+            connection.request("POST", "/v1/classify", body, JSON)
+        response = connection.getresponse()
+        assert response.status == 413
+        assert json.loads(response.read())["error_type"] == "payload_too_large"
+    finally:
+        connection.close()
