@@ -108,15 +108,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def count_error(kind: ErrorType) -> None:
         metrics.errors.labels(error_type=kind.value).inc()
 
+    # Admission after the body is read: a client still sending (or trickling) holds no slot.
+    admitted = settings.max_in_flight * settings.workers_per_front()
+    app.add_middleware(AdmissionControl, max_in_flight=admitted, on_reject=count_error)
     app.add_middleware(
         BodyGuard,
         body_paths=[r.path for r in routes if "POST" in (r.methods or ())],
         max_body_bytes=settings.max_body_bytes,
+        read_timeout=settings.request_read_timeout_seconds,
         on_reject=count_error,
     )
-    # Before the body is read: a rejection under overload must cost next to nothing.
-    admitted = settings.max_in_flight * settings.workers_per_front()
-    app.add_middleware(AdmissionControl, max_in_flight=admitted, on_reject=count_error)
     tokens = settings.bearer_tokens()
     if tokens:
         protected = protected_paths(settings.open_health, settings.open_metrics)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, Collection, MutableMapping, Sequence
 from typing import Any
@@ -16,10 +17,12 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # Most of a refused body read and dropped so the client sees the 413 (see BodyGuard._discard).
 LINGER_BYTES = 16 * 2**20
+GONE = b"<client gone>"  # _read's answer when the client disconnected mid-body (compared by identity)
 
 
 class BodyGuard:
-    """415 for non-JSON bodies, 413 for bodies over the limit (by header, or counted when chunked).
+    """415 for non-JSON bodies, 413 for bodies over the limit (by header, or counted when chunked),
+    408 for a body not received within `read_timeout` seconds; the app gets the body read whole.
 
     Only on the routes that take a body: any other method or path goes on to routing, which
     answers 405 or 404 without reading the body.
@@ -30,11 +33,13 @@ class BodyGuard:
         app: ASGIApp,
         body_paths: Collection[str],
         max_body_bytes: int,
+        read_timeout: float,
         on_reject: Callable[[ErrorType], None],
     ) -> None:
         self.app = app
         self.body_paths = frozenset(body_paths)
         self.max_body_bytes = max_body_bytes
+        self.read_timeout = read_timeout
         self.on_reject = on_reject
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -49,43 +54,57 @@ class BodyGuard:
             )
             return
         length = headers.get(b"content-length")
-        if length is not None:
-            if not length.isdigit():
-                await self._too_large(send, more=True)
-            elif int(length) > self.max_body_bytes:
-                # Read at most LINGER_BYTES of a body that will be refused anyway.
-                more = int(length) > LINGER_BYTES or await self._discard(receive, 0)
-                await self._too_large(send, more)
-            else:
-                await self.app(scope, receive, send)
+        if length is not None and not length.isdigit():
+            await self._too_large(send, more=True)
             return
-        # Chunked: read up to the limit, then replay what was read to the app.
+        try:
+            # From the headers to the last body byte: a client that trickles its body is cut here,
+            # before admission, so it never holds a slot a complete request needs.
+            async with asyncio.timeout(self.read_timeout):
+                if length is not None and int(length) > self.max_body_bytes:
+                    # Read at most LINGER_BYTES of a body that will be refused anyway.
+                    more = int(length) > LINGER_BYTES or await self._discard(receive, 0)
+                    await self._too_large(send, more)
+                    return
+                body = await self._read(receive, send)
+        except TimeoutError:
+            self.on_reject(ErrorType.REQUEST_TIMEOUT)
+            message = f"request body not received within {self.read_timeout:g} s"
+            await send_error(send, ErrorType.REQUEST_TIMEOUT, message, close=True)
+            return
+        if body is GONE:
+            await self.app(
+                scope, receive, send
+            )  # the app sees the disconnect: 499, not a 4xx on a partial body
+        elif body is not None:
+            sent = False
+
+            async def replay() -> Message:
+                nonlocal sent
+                if not sent:
+                    sent = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
+
+            await self.app(scope, replay, send)
+
+    async def _read(self, receive: Receive, send: Send) -> bytes | None:
+        """The whole body, counted as it arrives (chunked bodies have no length); None once refused."""
         chunks: list[bytes] = []
         size, more = 0, True
         while more:
             message = await receive()
             if message["type"] != "http.request":
-                await self.app(scope, receive, send)
-                return
+                return GONE
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
                 more = message.get("more_body", False) and await self._discard(receive, size)
                 await self._too_large(send, more)
-                return
+                return None
             chunks.append(chunk)
             more = message.get("more_body", False)
-        body = b"".join(chunks)
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        return b"".join(chunks)
 
     async def _reject(self, send: Send, error_type: ErrorType, message: str, close: bool = True) -> None:
         self.on_reject(error_type)
