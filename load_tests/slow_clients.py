@@ -1,0 +1,107 @@
+"""Slow clients against the real service: do trickling bodies hurt normal requests?
+
+    python -m load_tests.slow_clients --per-worker 100
+
+Starts the service on loopback (2 workers, cache off), measures a closed-loop normal load alone,
+then the same load while `per-worker` x workers connections each announce a 2,000-byte body and
+send one byte a second. Reports both loads' status counts and latency, and what the trickling
+connections got back (408 once TEXTCLF_REQUEST_READ_TIMEOUT_SECONDS has passed). Bounded: the
+trickles end at the read deadline plus a few seconds; loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from load_tests.loadgen import LoadConfig, run_async
+from load_tests.server import running_service
+from load_tests.texts import DEFAULT_TEXTS, held_out_texts
+
+HEAD = (
+    b"POST /v1/classify HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 2000\r\n\r\n"
+)
+
+
+async def trickle(host: str, port: int, until: float) -> tuple[str, float]:
+    """One connection sending a body a byte a second: the status line it got back, and when (s)."""
+    started = time.perf_counter()
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(HEAD % host.encode())
+        while time.perf_counter() < until:
+            writer.write(b" ")
+            await writer.drain()
+            try:
+                line = await asyncio.wait_for(reader.readline(), 1.0)
+            except TimeoutError:
+                continue
+            status = line.split(b" ")[1].decode() if line else "closed"
+            return status, time.perf_counter() - started
+        return "none", time.perf_counter() - started
+    except ConnectionError:
+        return "reset", time.perf_counter() - started
+    finally:
+        writer.close()
+
+
+async def scenario(url: str, texts: Sequence[str], connections: int, seconds: float) -> dict[str, Any]:
+    """The normal load alone, then alongside `connections` trickling ones."""
+    config = LoadConfig(
+        url=url + "/v1/classify", mode="closed", concurrency=4, requests=100_000, duration=seconds
+    )
+    alone = await run_async(config, texts)
+    host, port = url.removeprefix("http://").split(":")
+    until = time.perf_counter() + seconds + 10
+    trickles = [asyncio.ensure_future(trickle(host, int(port), until)) for _ in range(connections)]
+    await asyncio.sleep(1)  # every trickling request is now waiting for its body
+    loaded = await run_async(config, texts)
+    answers = await asyncio.gather(*trickles)
+    statuses = Counter(status for status, _ in answers)
+    return {
+        "normal_alone": summary(alone),
+        "normal_with_trickles": summary(loaded),
+        "trickling_connections": connections,
+        "trickles_answered": dict(statuses),
+        "trickle_answer_s_max": round(max(s for _, s in answers), 2),
+    }
+
+
+def summary(result: dict[str, Any]) -> dict[str, Any]:
+    """The few numbers the README table needs."""
+    latency = result["latency_ms"]
+    return {
+        "rps": result["throughput_rps"],
+        "statuses": result["statuses"],
+        "p50_ms": latency["p50"],
+        "p99_ms": latency["p99"],
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Measure normal requests with and without trickling clients."""
+    parser = argparse.ArgumentParser(prog="python -m load_tests.slow_clients", description=main.__doc__)
+    parser.add_argument("--model-dir", type=Path, default=Path("artifacts/minilm-l6-sentiment"))
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--per-worker", type=int, default=100, help="trickling connections per worker")
+    parser.add_argument("--seconds", type=float, default=5.0, help="each normal load's length")
+    args = parser.parse_args(argv)
+    texts = held_out_texts(DEFAULT_TEXTS)
+    env = {"TEXTCLF_CACHE_ENTRIES": "0"}
+    with tempfile.TemporaryDirectory() as tmp:
+        with running_service(args.model_dir, Path(tmp) / "service.log", args.workers, env) as svc:
+            report = asyncio.run(scenario(svc.url, texts, args.per_worker * args.workers, args.seconds))
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
