@@ -93,8 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--per-worker", type=int, default=100, help="trickling connections per worker")
     parser.add_argument("--seconds", type=float, default=5.0, help="each normal load's length")
+    parser.add_argument("--texts", type=Path, default=DEFAULT_TEXTS, help="JSON lines with a text field")
     args = parser.parse_args(argv)
-    texts = held_out_texts(DEFAULT_TEXTS)
+    texts = held_out_texts(args.texts)
     env = {"TEXTCLF_CACHE_ENTRIES": "0"}
     with tempfile.TemporaryDirectory() as tmp:
         with running_service(args.model_dir, Path(tmp) / "service.log", args.workers, env) as svc:

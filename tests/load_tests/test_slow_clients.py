@@ -12,7 +12,8 @@ from tests.conftest import Built
 def test_scenario_reports_normal_load_unharmed_and_trickles_cut(small_model: Built) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "load_tests.slow_clients", "--model-dir", str(small_model.artifact)]
-        + ["--workers", "1", "--per-worker", "10", "--seconds", "2"],
+        + ["--workers", "1", "--per-worker", "10", "--seconds", "2"]
+        + ["--texts", str(small_model.work / "data" / "test.jsonl")],
         capture_output=True,
         text=True,
         timeout=180,
