@@ -82,14 +82,12 @@ class ModelPool:
         metrics: Metrics,
         queue_timeout: float = math.inf,
         start_timeout: float = 300.0,
-        prefetch: bool = True,
     ) -> None:
         self.size = size
         self.labels = tuple(labels)
         self.metrics = metrics
         self.queue_timeout = queue_timeout
         self.start_timeout = start_timeout
-        self.prefetch = prefetch
         self._codec = Codec(len(self.labels))
         self._workers: list[_Worker] = []
         self._idle: list[_Worker] = []
@@ -165,9 +163,6 @@ class ModelPool:
     def _dispatch(self) -> None:
         queue, idle = self._queue, self._idle
         while queue:
-            worker = idle.pop() if idle else self._next_to_finish()
-            if worker is None:
-                break
             job = queue.popleft()
             if job.future.done():  # cancelled while it waited
                 continue
@@ -175,6 +170,11 @@ class ModelPool:
             if now - job.submitted > self.queue_timeout:
                 job.future.set_exception(queue_timeout(now - job.submitted))
                 continue
+            # A worker is taken only for a live job: one taken for a dead one would be lost.
+            worker = idle.pop() if idle else self._next_to_finish()
+            if worker is None:
+                queue.appendleft(job)
+                break
             worker.jobs.append(job)
             job.dispatched = now
             self._send(worker, pack_job(job.id, job.text))
@@ -186,8 +186,6 @@ class ModelPool:
         It then starts that job the moment it replies, instead of waiting for this loop to read
         the reply and send one (the loop may be parsing requests meanwhile).
         """
-        if not self.prefetch:
-            return None
         running = [w for w in self._workers if len(w.jobs) == 1]
         return min(running, key=lambda w: w.jobs[0].dispatched, default=None)
 

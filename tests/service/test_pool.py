@@ -130,6 +130,25 @@ def test_a_killed_worker_is_replaced_and_its_job_retried_on_another(small_model:
 
 
 @pytest.mark.usefixtures("worker_env")
+def test_a_replacement_is_not_lost_to_a_job_cancelled_while_it_started(small_model: Built) -> None:
+    async def scenario() -> None:
+        async with running_pool(small_model, 1) as pool:
+            victim = pool.pids()[0]
+            os.kill(victim, signal.SIGKILL)
+            # Queued with no worker to run it, then given up on by its client (a request timeout).
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(pool.predict("waits for a worker that is restarting"), 0.05)
+            deadline = time.monotonic() + 60
+            while (pool.ready < 1 or victim in pool.pids()) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            # The replacement must take the next text, not sit idle in no list.
+            prediction, _ = await asyncio.wait_for(pool.predict("served by the replacement"), 30)
+            assert prediction.label in pool.labels
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.usefixtures("worker_env")
 def test_a_job_whose_retry_also_dies_is_answered_model_worker_lost(small_model: Built) -> None:
     async def scenario() -> None:
         async with running_pool(small_model, 2) as pool:
