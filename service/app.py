@@ -132,6 +132,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outside auth, admission and the body guard, so an error in any of them is answered too.
     app.add_middleware(UnhandledErrors, on_error=count_error)
     # Outermost, so rejected requests are timed and counted too, and every log line has its id.
-    app.add_middleware(RequestMetrics, metrics=metrics, access_log=settings.access_log)
+    app.add_middleware(RequestMetrics, metrics=metrics, routes=route_paths, access_log=settings.access_log)
     app.add_middleware(RequestId)
     return app

@@ -7,6 +7,8 @@ import json
 from collections.abc import Awaitable, Callable, Collection, MutableMapping, Sequence
 from typing import Any
 
+from starlette.requests import ClientDisconnect
+
 from service.errors import ERROR_TYPE_HEADER, RETRY_AFTER, STATUS, ErrorType, error_body
 
 Scope = MutableMapping[str, Any]
@@ -17,7 +19,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # Most of a refused body read and dropped so the client sees the 413 (see BodyGuard._discard).
 LINGER_BYTES = 16 * 2**20
-GONE = b"<client gone>"  # _read's answer when the client disconnected mid-body (compared by identity)
 
 
 class BodyGuard:
@@ -72,11 +73,7 @@ class BodyGuard:
             message = f"request body not received within {self.read_timeout:g} s"
             await send_error(send, ErrorType.REQUEST_TIMEOUT, message, close=True)
             return
-        if body is GONE:
-            await self.app(
-                scope, receive, send
-            )  # the app sees the disconnect: 499, not a 4xx on a partial body
-        elif body is not None:
+        if body is not None:
             sent = False
 
             async def replay() -> Message:
@@ -89,13 +86,16 @@ class BodyGuard:
             await self.app(scope, replay, send)
 
     async def _read(self, receive: Receive, send: Send) -> bytes | None:
-        """The whole body, counted as it arrives (chunked bodies have no length); None once refused."""
+        """The whole body, counted as it arrives (chunked bodies have no length); None once refused.
+
+        Raises ClientDisconnect if the client hangs up before the last byte.
+        """
         chunks: list[bytes] = []
         size, more = 0, True
         while more:
             message = await receive()
             if message["type"] != "http.request":
-                return GONE
+                raise ClientDisconnect  # service.unhandled answers 499, not a 4xx on a partial body
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 
 from service.guards import ASGIApp, Message, Receive, Scope, Send
 from service.metrics import Metrics
@@ -14,16 +15,19 @@ access = logging.getLogger("service.access")
 
 
 class RequestMetrics:
-    """Records request latency by route template and status class, and the in-flight gauge.
+    """Records request latency by route template (from `routes`) and status class, and the in-flight gauge.
 
     With `access_log`, also one log line per request: method, route template, status, duration
     (and the request id, from service.requestid), never the body or the query string: texts sent
     for classification can be personal data.
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: bool = False) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics, routes: Collection[str] = (), access_log: bool = False
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        self.routes = frozenset(routes)
         self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -48,8 +52,11 @@ class RequestMetrics:
             if api:
                 self.metrics.in_flight.dec()
             elapsed = time.perf_counter() - start
-            # The route template, never the raw path: unknown paths must not create label values.
-            route = getattr(scope.get("route"), "path", "other")
+            # The route template, never the raw path: unknown paths must not create label values. A
+            # request refused in middleware (429, 413, 408...) never reached routing: its path is
+            # one of `routes` (no path parameters), so it is counted under its route all the same.
+            path = scope["path"]
+            route = getattr(scope.get("route"), "path", path if path in self.routes else "other")
             status_class = f"{status // 100}xx"
             self.metrics.request_duration.labels(route=route, status_class=status_class).observe(elapsed)
             if self.access_log:

@@ -7,7 +7,7 @@ from service.instrument import RequestMetrics
 from service.metrics import Metrics
 
 
-def _in_flight_during(metrics: Metrics, path: str) -> float:
+def _in_flight_during(metrics: Metrics, path: str, routes: tuple[str, ...] = ()) -> float:
     """Run one request through the middleware; return the in-flight gauge seen while it ran."""
     seen: list[float] = []
 
@@ -23,7 +23,7 @@ def _in_flight_during(metrics: Metrics, path: str) -> float:
         pass
 
     scope = {"type": "http", "path": path, "method": "GET", "headers": []}
-    asyncio.run(RequestMetrics(app, metrics)(scope, receive, send))
+    asyncio.run(RequestMetrics(app, metrics, routes)(scope, receive, send))
     return seen[0]
 
 
@@ -36,3 +36,13 @@ def test_only_api_requests_count_as_in_flight() -> None:
     assert metrics.in_flight._value.get() == 0.0
     # Every request is still timed.
     assert 'route="other",status_class="2xx"} 3.0' in metrics.render().decode()
+
+
+def test_a_request_answered_before_routing_is_counted_under_its_route() -> None:
+    # Middleware refusals (429, 413, 408, 499) never reach routing, so the scope has no route.
+    metrics = Metrics(None)
+    _in_flight_during(metrics, "/v1/classify", routes=("/v1/classify",))
+    _in_flight_during(metrics, "/v1/classify/../../etc", routes=("/v1/classify",))
+    text = metrics.render().decode()
+    assert 'route="/v1/classify",status_class="2xx"} 1.0' in text
+    assert 'route="other",status_class="2xx"} 1.0' in text
