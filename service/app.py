@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -18,6 +18,7 @@ from service.auth import BearerAuth, document_bearer_auth, protected_paths
 from service.cache import ResultCache
 from service.classifier import Classifier
 from service.config import Settings, load_settings
+from service.connections import COUNT_REFUSAL
 from service.errors import ErrorType
 from service.guards import BodyGuard
 from service.inference import Backend, Inference
@@ -61,8 +62,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routes = [r for r in router.routes if isinstance(r, APIRoute)]
     route_paths = [r.path for r in routes]
 
+    # Middleware and the connection protocol answer their own refusals; they are counted like the
+    # handlers' errors.
+    def count_error(kind: ErrorType) -> None:
+        metrics.errors.labels(error_type=kind.value).inc()
+
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Callable[[ErrorType], None]]]:
         # A replaced process must not leave its live gauges (cache size, readiness) behind.
         metrics.forget_dead_workers()
         artifact = load_artifact(settings.model_dir)
@@ -84,7 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.workers_ready.set(backend.ready)
         log.info("model %s %s ready on %d worker(s)", artifact.name, artifact.version, backend.ready)
         try:
-            yield
+            yield {COUNT_REFUSAL: count_error}  # the lifespan state, shared with the server's protocol
         finally:
             runtime.loaded = None
             sampler.cancel()
@@ -103,10 +109,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app, metrics)
     app.include_router(router)
-
-    # Middleware answers its own refusals; they are counted like the handlers' errors.
-    def count_error(kind: ErrorType) -> None:
-        metrics.errors.labels(error_type=kind.value).inc()
 
     # Admission after the body is read: a client still sending (or trickling) holds no slot.
     admitted = settings.max_in_flight * settings.workers_per_front()

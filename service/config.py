@@ -50,7 +50,16 @@ class Settings(BaseSettings):
     max_batch: int = Field(64, ge=1, le=10_000, description="most texts in one batch request")
     max_body_bytes: int = Field(1_048_576, ge=1024, description="largest accepted request body, bytes")
     request_read_timeout_seconds: float = Field(
-        5.0, gt=0, le=3600, description="a request body not received within this gets 408 (slow clients)"
+        5.0,
+        gt=0,
+        le=3600,
+        description="request headers, then its body, not received within this: 408 (slow clients)",
+    )
+    max_connections: int = Field(
+        1024,
+        ge=1,
+        le=1_000_000,
+        description="open connections per HTTP process; past it: 503 too_many_connections, closed",
     )
     max_in_flight: int = Field(
         32,

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.metrics import Metrics
+if TYPE_CHECKING:
+    # Only a type here: service.server imports this module (through service.connections) before it
+    # sets PROMETHEUS_MULTIPROC_DIR, and prometheus_client picks multiprocess mode at import.
+    from service.metrics import Metrics
 
 
 class ErrorType(StrEnum):
@@ -27,6 +31,7 @@ class ErrorType(StrEnum):
     METHOD_NOT_ALLOWED = "method_not_allowed"
     NOT_READY = "not_ready"
     OVERLOADED = "overloaded"
+    TOO_MANY_CONNECTIONS = "too_many_connections"
     QUEUE_TIMEOUT = "queue_timeout"
     MODEL_WORKER_LOST = "model_worker_lost"
     CLIENT_CLOSED_REQUEST = "client_closed_request"
@@ -47,6 +52,7 @@ STATUS = {
     ErrorType.METHOD_NOT_ALLOWED: 405,
     ErrorType.NOT_READY: 503,
     ErrorType.OVERLOADED: 429,
+    ErrorType.TOO_MANY_CONNECTIONS: 503,
     ErrorType.QUEUE_TIMEOUT: 503,
     ErrorType.MODEL_WORKER_LOST: 503,
     ErrorType.CLIENT_CLOSED_REQUEST: 499,
@@ -55,6 +61,7 @@ STATUS = {
 # Seconds a client should wait before retrying; a worker's queue turns over in well under one.
 RETRY_AFTER = {
     ErrorType.OVERLOADED: "1",
+    ErrorType.TOO_MANY_CONNECTIONS: "1",
     ErrorType.QUEUE_TIMEOUT: "1",
     ErrorType.MODEL_WORKER_LOST: "1",
     ErrorType.NOT_READY: "5",

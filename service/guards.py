@@ -132,6 +132,24 @@ class BodyGuard:
         return True
 
 
+def encode_error(
+    error_type: ErrorType, message: str, close: bool = False, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """The headers and JSON body of an error response, the same as the app's handlers send."""
+    payload = json.dumps(error_body(error_type, message), separators=(",", ":")).encode()
+    all_headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+        (ERROR_TYPE_HEADER.lower().encode(), error_type.value.encode()),
+        *headers,
+    ]
+    if error_type in RETRY_AFTER:
+        all_headers.append((b"retry-after", RETRY_AFTER[error_type].encode()))
+    if close:
+        all_headers.append((b"connection", b"close"))
+    return all_headers, payload
+
+
 async def send_error(
     send: Send,
     error_type: ErrorType,
@@ -139,17 +157,7 @@ async def send_error(
     close: bool = False,
     headers: Sequence[tuple[bytes, bytes]] = (),
 ) -> None:
-    """An error response straight from ASGI middleware, the same as the app's handlers send."""
-    payload = json.dumps(error_body(error_type, message), separators=(",", ":")).encode()
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(payload)).encode()),
-        (ERROR_TYPE_HEADER.lower().encode(), error_type.value.encode()),
-        *headers,
-    ]
-    if error_type in RETRY_AFTER:
-        headers.append((b"retry-after", RETRY_AFTER[error_type].encode()))
-    if close:
-        headers.append((b"connection", b"close"))
-    await send({"type": "http.response.start", "status": STATUS[error_type], "headers": headers})
+    """An error response straight from ASGI middleware."""
+    all_headers, payload = encode_error(error_type, message, close, headers)
+    await send({"type": "http.response.start", "status": STATUS[error_type], "headers": all_headers})
     await send({"type": "http.response.body", "body": payload})

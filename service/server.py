@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import logging.config
 import os
@@ -18,6 +19,7 @@ from uvicorn.supervisors import Multiprocess
 
 from service.artifact import ArtifactError, load_artifact
 from service.config import describe, load_settings
+from service.connections import GuardedHttpProtocol
 from service.logs import log_config
 
 log = logging.getLogger("service")
@@ -96,7 +98,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         access_log=False,  # service.instrument writes access lines when settings.access_log is on
         timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
         loop="uvloop",
-        http="httptools",
+        # uvicorn takes a protocol class; a partial of one (with our bounds) is built the same way.
+        http=functools.partial(  # type: ignore[arg-type]
+            GuardedHttpProtocol,
+            header_timeout=settings.request_read_timeout_seconds,
+            max_connections=settings.max_connections,
+        ),
     )
     try:
         status = run_http_processes(config)

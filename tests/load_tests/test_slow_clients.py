@@ -22,4 +22,4 @@ def test_scenario_reports_normal_load_unharmed_and_trickles_cut(small_model: Bui
     report = json.loads(result.stdout)
     for run in ("normal_alone", "normal_with_trickles"):
         assert set(report[run]["statuses"]) == {"200"}, report
-    assert report["trickles_answered"] == {"408": 10}
+    assert report["trickles_answered"] == {"headers": {"408": 5}, "body": {"408": 5}}

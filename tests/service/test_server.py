@@ -233,3 +233,10 @@ def test_help_lists_the_settings() -> None:
         [sys.executable, "-m", "service", "--help"], capture_output=True, text=True, timeout=60, check=True
     )
     assert "TEXTCLF_CACHE_ENTRIES" in result.stdout and "TEXTCLF_WORKERS" in result.stdout
+
+
+def test_the_launcher_does_not_import_prometheus_client_before_it_sets_the_metrics_folder() -> None:
+    # prometheus_client picks multiprocess mode at import: imported earlier, a one-process service
+    # would export empty metrics.
+    check = "import sys, service.server; sys.exit('prometheus_client' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", check]).returncode == 0

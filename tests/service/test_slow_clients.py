@@ -46,3 +46,72 @@ def test_trickling_bodies_leave_normal_requests_answered_get_408(small_model: Bu
                 conn.close()
         assert sample(svc, "textclf_errors_total", error_type="request_timeout") == 12
         assert httpx.post(svc.url + "/v1/classify", json={"text": "after"}, timeout=10).status_code == 200
+
+
+def read_to_close(conn: socket.socket) -> bytes:
+    answer = b""
+    while chunk := conn.recv(4096):
+        answer += chunk
+    return answer
+
+
+def test_headers_that_never_finish_get_408_and_a_silent_connection_is_closed(
+    small_model: Built, tmp_path: Path
+) -> None:
+    env = {"TEXTCLF_REQUEST_READ_TIMEOUT_SECONDS": "2"}
+    with running_service(small_model.artifact, tmp_path / "service.log", workers=1, env=env) as svc:
+        port = int(svc.url.rsplit(":", 1)[1])
+        silent = socket.create_connection(("127.0.0.1", port), timeout=20)
+        trickles = [socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(6)]
+        # A kept-alive connection is timed again from the first byte of its next request.
+        kept = socket.create_connection(("127.0.0.1", port), timeout=20)
+        kept.sendall(b"GET /health/live HTTP/1.1\r\nHost: t\r\n\r\n")
+        first = b""
+        while not first.endswith(b"}"):
+            first += kept.recv(4096)
+        assert first.startswith(b"HTTP/1.1 200 ")
+        started = time.monotonic()
+        try:
+            kept.sendall(b"GET /health/live HTTP/1.1\r\n")
+            for conn in trickles:
+                conn.sendall(b"POST /v1/classify HTTP/1.1\r\nHost: t\r\n")
+            statuses = []
+            for i in range(6):  # each sends another header line every 0.25 s, for ever
+                for conn in trickles:
+                    conn.sendall(f"X-Slow-{i}: yes\r\n".encode())
+                statuses.append(
+                    httpx.post(svc.url + "/v1/classify", json={"text": f"normal {i}"}).status_code
+                )
+                time.sleep(0.25)
+            assert statuses == [200] * 6
+            for conn in [*trickles, kept]:
+                answer = read_to_close(conn)
+                assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+                assert b'"error_type":"request_timeout"' in answer
+            assert read_to_close(silent) == b""  # nothing was asked, so nothing is answered
+            assert time.monotonic() - started < 10
+        finally:
+            for conn in [silent, kept, *trickles]:
+                conn.close()
+        assert sample(svc, "textclf_errors_total", error_type="request_timeout") == 7
+        assert httpx.post(svc.url + "/v1/classify", json={"text": "after"}).status_code == 200
+
+
+def test_connections_over_the_cap_are_refused_503_and_closed(small_model: Built, tmp_path: Path) -> None:
+    env = {"TEXTCLF_MAX_CONNECTIONS": "4", "TEXTCLF_REQUEST_READ_TIMEOUT_SECONDS": "60"}
+    with running_service(small_model.artifact, tmp_path / "service.log", workers=1, env=env) as svc:
+        port = int(svc.url.rsplit(":", 1)[1])
+        held = [socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(4)]
+        try:
+            time.sleep(0.2)  # accepted by the server
+            refused = httpx.post(svc.url + "/v1/classify", json={"text": "one too many"})
+            assert refused.status_code == 503
+            assert refused.json()["error_type"] == "too_many_connections"
+            assert refused.headers["retry-after"] == "1"
+            assert refused.headers["connection"] == "close"
+        finally:
+            for conn in held:
+                conn.close()
+        time.sleep(0.2)  # their close seen by the server
+        assert httpx.post(svc.url + "/v1/classify", json={"text": "room again"}).status_code == 200
+        assert sample(svc, "textclf_errors_total", error_type="too_many_connections") == 1

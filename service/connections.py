@@ -1,0 +1,105 @@
+"""uvicorn's httptools protocol with the two bounds it lacks: a deadline for a request's headers and a
+cap on the connections one HTTP process keeps open."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any
+
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from service.errors import STATUS, ErrorType
+from service.guards import Receive, Scope, Send, encode_error, send_error
+
+# Lifespan state key (service.app sets it): how refusals made below the app get counted.
+COUNT_REFUSAL = "textclf.count_refusal"
+CountRefusal = Callable[[ErrorType], None]
+
+
+class GuardedHttpProtocol(HttpToolsProtocol):
+    """One connection. Its request headers must be complete within `header_timeout` seconds (from
+    the connection's opening, or from the first byte of a later request), else 408 and the
+    connection closed (just closed if nothing was sent). Beyond `max_connections` open at once in
+    this process, a new connection's requests are answered 503 `too_many_connections` and it is
+    closed.
+
+    uvicorn only times the idle wait between requests (keep-alive): a client that opens a
+    connection and then trickles, or never finishes, its headers holds the socket and its memory
+    for ever. The body's own deadline is service.guards.BodyGuard's.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        header_timeout: float,
+        max_connections: int,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.header_timeout = header_timeout
+        self.max_connections = max_connections
+        self._header_deadline: asyncio.TimerHandle | None = None
+        self._reading_headers = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.max_connections:
+            self.app = refuse_connection  # answered through uvicorn, so the client reads a response
+        self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_timed_out)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_deadline()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._reading_headers = True
+        if self._header_deadline is None:  # a later request on a kept-alive connection
+            self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_timed_out)
+
+    def on_headers_complete(self) -> None:
+        self._reading_headers = False
+        self._cancel_deadline()
+        super().on_headers_complete()
+
+    def _cancel_deadline(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _headers_timed_out(self) -> None:
+        self._header_deadline = None
+        if self.transport.is_closing():
+            return
+        if self._reading_headers:
+            count: CountRefusal | None = self.app_state.get(COUNT_REFUSAL)
+            if count is not None:
+                count(ErrorType.REQUEST_TIMEOUT)
+            message = f"request headers not received within {self.header_timeout:g} s"
+            self.transport.write(raw_response(ErrorType.REQUEST_TIMEOUT, message))
+        self.transport.close()
+
+
+def raw_response(error_type: ErrorType, message: str) -> bytes:
+    """A whole HTTP/1.1 error response, for when there is no request for uvicorn to answer."""
+    status = STATUS[error_type]
+    headers, payload = encode_error(error_type, message, close=True)
+    lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}".encode()]
+    lines += [name + b": " + value for name, value in headers]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + payload
+
+
+async def refuse_connection(scope: Scope, receive: Receive, send: Send) -> None:
+    """The app of a connection over the cap: every request is refused and the connection closed."""
+    count: CountRefusal | None = scope.get("state", {}).get(COUNT_REFUSAL)
+    if count is not None:
+        count(ErrorType.TOO_MANY_CONNECTIONS)
+    message = "too many open connections to this server; retry later"
+    await send_error(send, ErrorType.TOO_MANY_CONNECTIONS, message, close=True)
