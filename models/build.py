@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from models import data, evaluate, export, manifest, optimize, quantize, train
+from models import data, distill, evaluate, export, manifest, optimize, quantize, source, train
 
 DEFAULT_OUT = Path("artifacts/minilm-l6-sentiment")
 
@@ -24,6 +24,7 @@ def parser() -> argparse.ArgumentParser:
     for add in (
         data.add_arguments,
         train.add_arguments,
+        distill.add_arguments,
         export.add_arguments,
         quantize.add_arguments,
         evaluate.add_arguments,
@@ -43,16 +44,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args = parser().parse_args(argv)
     work: Path = args.work or args.out.with_name(args.out.name + ".work")
-    data_dir, checkpoint = work / "data", work / "checkpoint"
+    data_dir, checkpoint, student = work / "data", work / "checkpoint", work / "student"
+    if args.teacher is not None:
+        # A given teacher takes the train step's place: copied in as the fine-tuned checkpoint.
+        if not source.resolve(str(args.teacher)).fine_tuned:
+            raise SystemExit(f"--teacher {args.teacher} is not a sequence classifier folder")
+        args.source = str(args.teacher)
+    teacher_name = str(args.teacher or f"{args.source}, fine-tuned on this data")
+    distilled: dict[str, object] = {}
     work.mkdir(parents=True, exist_ok=True)
     steps: list[tuple[str, Callable[[], object]]] = [
         ("data", lambda: _save(work / "data.json", data.run(args, data_dir))),
         ("train", lambda: _save(work / "train.json", train.train(args, data_dir, checkpoint))),
-        ("export", lambda: export.run(checkpoint, data_dir, work, args)),
+    ]
+    if args.student_layers:
+        steps.append(
+            (
+                "distil",
+                lambda: distilled.update(distill.distil(args, checkpoint, teacher_name, data_dir, student)),
+            )
+        )
+    served = student if args.student_layers else checkpoint
+
+    def teacher_accuracy() -> float | None:
+        return distilled["teacher"]["test_accuracy_pytorch"] if distilled else None  # type: ignore[index]
+
+    steps += [
+        ("export", lambda: export.run(served, data_dir, work, args)),
         ("optimize", lambda: optimize.run(work)),
         ("quantize", lambda: quantize.run(work, quantize.options_from(args))),
-        ("evaluate", lambda: evaluate.run(work, data_dir, args)),
-        ("manifest", lambda: manifest.build(work, args.out, args.name)),
+        ("evaluate", lambda: evaluate.run(work, data_dir, args, teacher_accuracy())),
+        ("manifest", lambda: manifest.build(work, args.out, args.name, distilled or None)),
     ]
     started = time.monotonic()
     for i, (name, step) in enumerate(steps, 1):

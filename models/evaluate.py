@@ -34,8 +34,15 @@ def scores(gold: Sequence[int], pred: Sequence[int]) -> dict[str, float]:
     }
 
 
-def check_gates(table: dict[str, dict[str, float]], tolerance_points: float, require_baseline: bool) -> None:
-    """Raise GateError when int8 loses more than `tolerance_points` of accuracy or loses to TF-IDF."""
+def check_gates(
+    table: dict[str, dict[str, float]],
+    tolerance_points: float,
+    require_baseline: bool,
+    teacher_tolerance_points: float | None = None,
+) -> None:
+    """Raise GateError when int8 loses more than `tolerance_points` of accuracy to fp32, loses to
+    TF-IDF, or (a distilled student, with a "teacher" row) loses more than `teacher_tolerance_points`
+    to its teacher."""
     drop = (table["fp32"]["accuracy"] - table["int8"]["accuracy"]) * 100
     if drop > tolerance_points:
         raise GateError(
@@ -48,10 +55,24 @@ def check_gates(table: dict[str, dict[str, float]], tolerance_points: float, req
             f"int8 accuracy {table['int8']['accuracy']:.4f} does not beat the TF-IDF baseline "
             f"{table['baseline']['accuracy']:.4f} (allow it with --no-require-beat-baseline)"
         )
+    if teacher_tolerance_points is not None and "teacher" in table:
+        behind = (table["teacher"]["accuracy"] - table["int8"]["accuracy"]) * 100
+        if behind > teacher_tolerance_points:
+            raise GateError(
+                f"the student's int8 accuracy {table['int8']['accuracy']:.4f} is {behind:.2f} points "
+                f"below its teacher's {table['teacher']['accuracy']:.4f}; the limit is "
+                f"{teacher_tolerance_points} (change it with --student-tolerance)"
+            )
 
 
-def run(work: Path, data_dir: Path, args: argparse.Namespace) -> dict[str, object]:
-    """Accuracy table, agreement and latency table; written to work/evaluate.json."""
+def run(
+    work: Path, data_dir: Path, args: argparse.Namespace, teacher_accuracy: float | None = None
+) -> dict[str, object]:
+    """Accuracy table, agreement and latency table; written to work/evaluate.json.
+
+    With `teacher_accuracy` (the model is a distilled student) the table gets a "teacher" row and
+    the student is gated on it too.
+    """
     exported = json.loads((work / "export.json").read_text())
     label_ids = {label: i for i, label in enumerate(exported["labels"])}
     test = data.read_split(data_dir, "test")
@@ -70,6 +91,8 @@ def run(work: Path, data_dir: Path, args: argparse.Namespace) -> dict[str, objec
     }
     table: dict[str, dict[str, float]] = {name: scores(gold, p) for name, p in preds.items()}
     table["baseline"] = baseline.run(data_dir)  # type: ignore[assignment]
+    if teacher_accuracy is not None:
+        table["teacher"] = {"accuracy": teacher_accuracy}
     agreement = sum(a == b for a, b in zip(preds["fp32"], preds["int8"], strict=True)) / len(texts)
     single = {name: OnnxClassifierSession(path, threads=1) for name, path in models.items()}
     inputs = {
@@ -90,10 +113,11 @@ def run(work: Path, data_dir: Path, args: argparse.Namespace) -> dict[str, objec
         "gates": {
             "int8_tolerance_points": args.int8_tolerance,
             "require_beat_baseline": args.require_beat_baseline,
+            "student_tolerance_points": args.student_tolerance if teacher_accuracy is not None else None,
         },
     }
     (work / "evaluate.json").write_text(json.dumps(report, indent=2))
-    check_gates(table, args.int8_tolerance, args.require_beat_baseline)
+    check_gates(table, args.int8_tolerance, args.require_beat_baseline, args.student_tolerance)
     return report
 
 
@@ -111,6 +135,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="fail unless int8 beats the TF-IDF baseline (default on)",
+    )
+    g.add_argument(
+        "--student-tolerance",
+        type=float,
+        default=1.5,
+        help="max accuracy of a distilled student's int8 below its teacher, in points (default 1.5)",
     )
     g.add_argument("--latency-runs", type=int, default=300, help="timed runs per model and length")
     g.add_argument(

@@ -22,8 +22,13 @@ def _report(work: Path, step: str) -> dict[str, object]:
     return json.loads((work / f"{step}.json").read_text())  # type: ignore[no-any-return]
 
 
-def build(work: Path, out: Path, name: str) -> dict[str, object]:
-    """Copy the int8 model and tokenizer from `work` into `out` with a manifest; atomic swap."""
+def build(
+    work: Path, out: Path, name: str, distillation: dict[str, object] | None = None
+) -> dict[str, object]:
+    """Copy the int8 model and tokenizer from `work` into `out` with a manifest; atomic swap.
+
+    `distillation` is models.distill's report when the model is a student.
+    """
     exported, trained = _report(work, "export"), _report(work, "train")
     evaluated = _report(work, "evaluate")
     staging = out.with_name(out.name + ".partial")
@@ -46,6 +51,7 @@ def build(work: Path, out: Path, name: str) -> dict[str, object]:
         "data": _report(work, "data"),
         "training": {k: v for k, v in trained.items() if k not in {"source", "license", "source_location"}},
         "export": {k: exported[k] for k in ("opset", "parity_texts", "parity_max_abs_diff")},
+        "distillation": distillation,
         "fusions": _report(work, "optimize")["fusions"],
         "quantization": _report(work, "quantize"),
         "accuracy": evaluated["accuracy"],

@@ -46,25 +46,48 @@ def length_bucketed_batches(lengths: Sequence[int], batch_size: int, seed: int) 
     return batches
 
 
+def padded(ids: Sequence[list[int]], batch: Sequence[int], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Input ids and attention mask of the texts `batch` indexes, padded to the longest."""
+    width = max(len(ids[i]) for i in batch)
+    input_ids = torch.tensor([ids[i] + [pad] * (width - len(ids[i])) for i in batch])
+    mask = torch.tensor([[1] * len(ids[i]) + [0] * (width - len(ids[i])) for i in batch])
+    return input_ids, mask
+
+
+def optimizer_and_schedule(
+    model: PreTrainedModel, total_steps: int, learning_rate: float
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """AdamW with a linear warm-up over 6% of the steps, then a linear decay to zero."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
+    warmup = max(1, int(0.06 * total_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total_steps - s) / max(1, total_steps - warmup)))
+    )
+    return optimizer, scheduler
+
+
 @torch.no_grad()
+def predict_ids(
+    model: PreTrainedModel, tokenizer: object, texts: Sequence[str], max_length: int
+) -> list[int]:
+    """The PyTorch model's label ids for texts (batched, padded: a quick build-time check)."""
+    model.eval()
+    pred: list[int] = []
+    for i in range(0, len(texts), 64):
+        enc = tokenizer(  # type: ignore[operator]
+            list(texts[i : i + 64]), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+        )
+        pred += model(**enc).logits.argmax(-1).tolist()
+    return pred
+
+
 def accuracy(
     model: PreTrainedModel, tokenizer: object, examples: Sequence[data.Example], max_length: int
 ) -> float:
-    """Accuracy of the PyTorch model on examples (batched, padded: a quick training check)."""
-    model.eval()
+    """Accuracy of the PyTorch model on examples."""
     label2id = cast(dict[str, int], model.config.label2id)
-    correct = 0
-    for i in range(0, len(examples), 64):
-        batch = examples[i : i + 64]
-        enc = tokenizer(
-            [e.text for e in batch],
-            padding=True,
-            truncation=True,
-            max_length=max_length,  # type: ignore[operator]
-            return_tensors="pt",
-        )
-        pred = model(**enc).logits.argmax(-1).tolist()
-        correct += sum(p == label2id[e.label] for p, e in zip(pred, batch, strict=True))
+    pred = predict_ids(model, tokenizer, [e.text for e in examples], max_length)
+    correct = sum(p == label2id[e.label] for p, e in zip(pred, examples, strict=True))
     return correct / max(len(examples), 1)
 
 
@@ -104,20 +127,14 @@ def fit(
     y = [label2id[e.label] for e in train_rows]
     steps_per_epoch = math.ceil(len(ids) / args.batch_size)
     total = steps_per_epoch * args.epochs
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=0.01)
-    warmup = max(1, int(0.06 * total))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup)))
-    )
+    optimizer, scheduler = optimizer_and_schedule(model, total, args.learning_rate)
     pad = tokenizer.pad_token_id  # type: ignore[attr-defined]
     model.train()
     started = time.monotonic()
     bar = tqdm(total=total, desc="fine-tune", unit="step", file=sys.stderr, mininterval=5, disable=args.quiet)
     for epoch in range(args.epochs):
         for batch in length_bucketed_batches([len(s) for s in ids], args.batch_size, args.seed + epoch):
-            width = max(len(ids[i]) for i in batch)
-            input_ids = torch.tensor([ids[i] + [pad] * (width - len(ids[i])) for i in batch])
-            mask = torch.tensor([[1] * len(ids[i]) + [0] * (width - len(ids[i])) for i in batch])
+            input_ids, mask = padded(ids, batch, pad)
             loss = model(
                 input_ids=input_ids, attention_mask=mask, labels=torch.tensor([y[i] for i in batch])
             ).loss

@@ -1,0 +1,240 @@
+"""Distil a K-layer student from a fine-tuned classifier (the teacher), PyTorch at build time only.
+
+The student starts as the teacher with only K of its layers, evenly spaced (6 -> 3 keeps 0, 2,
+4): it inherits the embeddings, the kept layers and the head, so one epoch is enough. It learns
+from the teacher's logits softened by a temperature, mixed with the true labels. The teacher's
+logits are computed once, before training, not per batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import math
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import cast
+
+import torch
+from torch import nn
+from tqdm import tqdm
+from transformers import AutoTokenizer, PreTrainedModel
+
+from models import data
+from models.train import (
+    length_bucketed_batches,
+    load_classifier,
+    optimizer_and_schedule,
+    padded,
+    predict_ids,
+)
+
+NO_LABEL = -1  # the label of an unlabelled text: only the teacher's soft targets teach it
+
+
+def kept_layers(total: int, keep: int) -> list[int]:
+    """Indexes of `keep` evenly spaced layers out of `total`, the first always among them."""
+    if not 1 <= keep < total:
+        raise SystemExit(f"--student-layers must be between 1 and {total - 1} (the teacher has {total})")
+    return [i * total // keep for i in range(keep)]
+
+
+def layer_stack(model: PreTrainedModel) -> tuple[nn.Module, str, nn.ModuleList]:
+    """The encoder's list of transformer layers, with its parent and attribute name.
+
+    BERT and RoBERTa keep it in `encoder.layer`, DistilBERT in `transformer.layer`: the one
+    ModuleList as long as the config's layer count.
+    """
+    total = model.config.num_hidden_layers
+    for module in model.modules():
+        for attribute, child in module.named_children():
+            if isinstance(child, nn.ModuleList) and len(child) == total:
+                return module, attribute, child
+    raise SystemExit(f"no list of {total} layers in {type(model).__name__}: cannot make a student of it")
+
+
+def make_student(teacher: PreTrainedModel, layers: int) -> tuple[PreTrainedModel, list[int]]:
+    """A copy of the teacher with only `layers` of its transformer layers."""
+    student = copy.deepcopy(teacher)
+    parent, attribute, stack = layer_stack(student)
+    keep = kept_layers(len(stack), layers)
+    setattr(parent, attribute, nn.ModuleList([stack[i] for i in keep]))
+    student.config.num_hidden_layers = layers  # DistilBERT maps it to n_layers
+    return student, keep
+
+
+@torch.no_grad()
+def teacher_logits(teacher: PreTrainedModel, ids: Sequence[list[int]], pad: int) -> torch.Tensor:
+    """The teacher's logits for every text, in order; batched by length so padding stays small."""
+    teacher.eval()
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    chunks = []
+    for start in range(0, len(order), 64):
+        input_ids, mask = padded(ids, order[start : start + 64], pad)
+        chunks.append(teacher(input_ids=input_ids, attention_mask=mask).logits)
+    by_length = torch.cat(chunks)
+    out = torch.empty_like(by_length)
+    out[order] = by_length
+    return out
+
+
+def distillation_loss(
+    student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, temperature: float, soft_weight: float
+) -> torch.Tensor:
+    """soft_weight x T^2 x KL(teacher || student at T) + the rest x cross-entropy on the labelled rows.
+
+    T^2 keeps the soft part's gradients the size of the hard part's (Hinton et al., 2015).
+    """
+    soft = nn.functional.kl_div(
+        nn.functional.log_softmax(student / temperature, dim=-1),
+        nn.functional.log_softmax(teacher / temperature, dim=-1),
+        reduction="batchmean",
+        log_target=True,
+    ) * (temperature**2)
+    labelled = labels != NO_LABEL
+    if not labelled.any():
+        return soft
+    hard = nn.functional.cross_entropy(student[labelled], labels[labelled])
+    return soft_weight * soft + (1 - soft_weight) * hard
+
+
+def share_equal(a: Sequence[int], b: Sequence[int]) -> float:
+    """The share of positions where two label sequences agree."""
+    return sum(x == y for x, y in zip(a, b, strict=True)) / max(len(a), 1)
+
+
+def weights_hash(folder: Path) -> str:
+    """SHA-256 over a Hugging Face folder's weight files, in name order."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in folder.iterdir() if p.suffix in {".safetensors", ".bin"})
+    for path in files:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def read_unlabelled(path: Path) -> list[str]:
+    """Texts from a file: JSON lines with a "text" field, or plain lines."""
+    texts = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        text = json.loads(line)["text"] if line.startswith("{") else line
+        if text.strip():
+            texts.append(text.strip())
+    return texts
+
+
+def distil(
+    args: argparse.Namespace, teacher_dir: Path, teacher_name: str, data_dir: Path, out: Path
+) -> dict[str, object]:
+    """Train an `args.student_layers`-layer student of the classifier in `teacher_dir`; save it to `out`."""
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    tokenizer = AutoTokenizer.from_pretrained(str(teacher_dir))
+    teacher = load_classifier(str(teacher_dir))
+    label2id = cast(dict[str, int], teacher.config.label2id)
+    train_rows = data.read_split(data_dir, "train")
+    unknown = {e.label for e in train_rows} - label2id.keys()
+    if unknown:
+        raise SystemExit(f"training labels {sorted(unknown)} are not the teacher's {sorted(label2id)}")
+    texts = [e.text for e in train_rows]
+    labels = [label2id[e.label] for e in train_rows]
+    extra = read_unlabelled(args.unlabelled) if args.unlabelled else []
+    texts += extra
+    labels += [NO_LABEL] * len(extra)
+    ids: list[list[int]] = tokenizer(texts, truncation=True, max_length=args.train_max_length)["input_ids"]
+    pad = cast(int, tokenizer.pad_token_id)
+
+    started = time.monotonic()
+    soft_targets = teacher_logits(teacher, ids, pad)
+    teacher_seconds = time.monotonic() - started
+    student, keep = make_student(teacher, args.student_layers)
+    total = math.ceil(len(ids) / args.batch_size) * args.distill_epochs
+    optimizer, scheduler = optimizer_and_schedule(student, total, args.distill_learning_rate)
+    y = torch.tensor(labels)
+    student.train()
+    bar = tqdm(total=total, desc="distil", unit="step", file=sys.stderr, mininterval=5, disable=args.quiet)
+    for epoch in range(args.distill_epochs):
+        for batch in length_bucketed_batches([len(s) for s in ids], args.batch_size, args.seed + epoch):
+            input_ids, mask = padded(ids, batch, pad)
+            logits = student(input_ids=input_ids, attention_mask=mask).logits
+            loss = distillation_loss(
+                logits, soft_targets[batch], y[batch], args.temperature, args.soft_weight
+            )
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            bar.update()
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+    bar.close()
+    seconds = time.monotonic() - started
+    student.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+    test = data.read_split(data_dir, "test")
+    # Judged at the length the service feeds, like the ONNX models.
+    gold = [label2id.get(e.label, NO_LABEL) for e in test]
+    by_teacher = predict_ids(teacher, tokenizer, [e.text for e in test], args.max_length)
+    by_student = predict_ids(student, tokenizer, [e.text for e in test], args.max_length)
+    teacher_accuracy = share_equal(by_teacher, gold)
+    student_accuracy = share_equal(by_student, gold)
+    report: dict[str, object] = {
+        "teacher": {
+            "name": teacher_name,
+            "layers": teacher.config.num_hidden_layers,
+            "weights_sha256": weights_hash(teacher_dir),
+            "test_accuracy_pytorch": round(teacher_accuracy, 4),
+        },
+        "student_layers": args.student_layers,
+        "kept_teacher_layers": keep,
+        "temperature": args.temperature,
+        "soft_weight": args.soft_weight,
+        "epochs": args.distill_epochs,
+        "learning_rate": args.distill_learning_rate,
+        "batch_size": args.batch_size,
+        "train_max_length": args.train_max_length,
+        "labelled_texts": len(train_rows),
+        "unlabelled_texts": len(extra),
+        "teacher_logits_seconds": round(teacher_seconds, 1),
+        "seconds": round(seconds, 1),
+        "student_test_accuracy_pytorch": round(student_accuracy, 4),
+        "student_teacher_agreement_pytorch": round(share_equal(by_student, by_teacher), 4),
+    }
+    (out / "distill.json").write_text(json.dumps(report, indent=2))
+    print(
+        f"distilled {args.student_layers} of {report['teacher']['layers']} layers "  # type: ignore[index]
+        f"in {seconds:.0f} s; test accuracy {student_accuracy:.4f} vs teacher {teacher_accuracy:.4f}",
+        file=sys.stderr,
+    )
+    return report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Distillation options, shared with the one-command build."""
+    g = parser.add_argument_group("distillation")
+    g.add_argument(
+        "--teacher",
+        type=Path,
+        default=None,
+        help="fine-tuned classifier folder to distil (default: the model the train step makes)",
+    )
+    g.add_argument(
+        "--student-layers", type=int, default=0, help="layers of the student to distil; 0 = no student"
+    )
+    g.add_argument("--temperature", type=float, default=2.0, help="softens the teacher's logits")
+    g.add_argument(
+        "--soft-weight", type=float, default=0.5, help="share of the teacher's soft targets in the loss"
+    )
+    g.add_argument("--distill-epochs", type=int, default=1)
+    g.add_argument("--distill-learning-rate", type=float, default=1e-4)
+    g.add_argument(
+        "--unlabelled",
+        type=Path,
+        default=None,
+        help="extra texts (JSON lines or plain lines), soft targets only",
+    )

@@ -1,0 +1,137 @@
+"""Distillation: students cut from any encoder's layers, the loss, and the build path end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import onnx
+import pytest
+import torch
+from transformers import (
+    AutoModelForSequenceClassification,
+    BertConfig,
+    DistilBertConfig,
+    PreTrainedModel,
+    RobertaConfig,
+)
+
+from models.distill import (
+    NO_LABEL,
+    distillation_loss,
+    kept_layers,
+    make_student,
+    teacher_logits,
+    weights_hash,
+)
+from models.evaluate import GateError, check_gates
+from models.train import load_classifier
+from tests.conftest import Built, run_build
+
+
+def test_kept_layers_are_evenly_spaced_from_the_first() -> None:
+    assert kept_layers(6, 3) == [0, 2, 4]
+    assert kept_layers(6, 2) == [0, 3]
+    assert kept_layers(12, 4) == [0, 3, 6, 9]
+    for bad in (0, 6, 7):
+        with pytest.raises(SystemExit):
+            kept_layers(6, bad)
+
+
+TINY: dict[str, Any] = {"vocab_size": 100, "max_position_embeddings": 32, "num_labels": 3}
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        BertConfig(hidden_size=16, num_hidden_layers=4, num_attention_heads=2, intermediate_size=32, **TINY),
+        DistilBertConfig(dim=16, n_layers=4, n_heads=2, hidden_dim=32, **TINY),
+        RobertaConfig(
+            hidden_size=16, num_hidden_layers=4, num_attention_heads=2, intermediate_size=32, **TINY
+        ),
+    ],
+    ids=["bert", "distilbert", "roberta"],
+)
+def test_a_student_keeps_the_teachers_own_layers_whatever_the_architecture(
+    config: object, tmp_path: Path
+) -> None:
+    torch.manual_seed(0)
+    teacher: PreTrainedModel = AutoModelForSequenceClassification.from_config(config)
+    student, keep = make_student(teacher, 2)
+    assert keep == [0, 2]
+    assert student.config.num_hidden_layers == 2
+    teacher_params = dict(teacher.named_parameters())
+    student_params = dict(student.named_parameters())
+    # Student layer i is teacher layer keep[i]; embeddings and head are the teacher's.
+    for name, value in student_params.items():
+        for i, j in enumerate(keep):
+            name = name.replace(f"layer.{i}.", f"layer.{j}.", 1) if f"layer.{i}." in name else name
+        assert torch.equal(value, teacher_params[name]), name
+    assert len(student_params) < len(teacher_params)
+    # Saved and loaded again, it is a 2-layer model of the same kind.
+    student.save_pretrained(tmp_path)
+    again = AutoModelForSequenceClassification.from_pretrained(tmp_path)
+    assert again.config.num_hidden_layers == 2
+    ids = torch.tensor([[1, 5, 7, 2]])
+    assert torch.allclose(again(input_ids=ids).logits, student.eval()(input_ids=ids).logits)
+
+
+def test_teacher_logits_are_computed_in_length_batches_and_returned_in_text_order() -> None:
+    torch.manual_seed(0)
+    config = BertConfig(
+        hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32, **TINY
+    )
+    teacher = AutoModelForSequenceClassification.from_config(config).eval()
+    ids = [[1] + [5 + i % 7] * (i % 13 + 1) + [2] for i in range(150)]  # lengths out of order
+    logits = teacher_logits(teacher, ids, pad=0)
+    with torch.no_grad():
+        one_by_one = torch.cat([teacher(input_ids=torch.tensor([row])).logits for row in ids])
+    assert torch.allclose(logits, one_by_one, atol=1e-5)
+
+
+def test_the_loss_is_the_soft_part_for_unlabelled_rows_and_the_mix_for_labelled_ones() -> None:
+    teacher = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+    unlabelled = torch.tensor([NO_LABEL, NO_LABEL])
+    # A student equal to its teacher has nothing left to learn from soft targets.
+    assert distillation_loss(teacher, teacher, unlabelled, 2.0, 0.5).item() == pytest.approx(0.0, abs=1e-6)
+    student = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]], requires_grad=True)
+    labels = torch.tensor([0, 1])
+    soft = distillation_loss(student, teacher, unlabelled, 2.0, 0.5)
+    hard = torch.nn.functional.cross_entropy(student, labels)
+    mixed = distillation_loss(student, teacher, labels, 2.0, 0.25)
+    assert mixed.item() == pytest.approx(0.25 * soft.item() + 0.75 * hard.item())
+    mixed.backward()
+    assert student.grad is not None and student.grad.abs().sum() > 0
+
+
+def test_a_student_far_below_its_teacher_fails_the_gate() -> None:
+    table = {
+        "fp32": {"accuracy": 0.79},
+        "int8": {"accuracy": 0.786},
+        "baseline": {"accuracy": 0.70},
+        "teacher": {"accuracy": 0.80},
+    }
+    check_gates(table, 1.0, True, teacher_tolerance_points=1.5)
+    with pytest.raises(GateError, match="--student-tolerance"):
+        check_gates(table, 1.0, True, teacher_tolerance_points=1.0)
+
+
+def test_build_distils_a_student_from_a_given_teacher(small_model: Built, tmp_path: Path) -> None:
+    teacher = small_model.work / "checkpoint"
+    out = tmp_path / "student"
+    result = run_build(out, "--teacher", str(teacher), "--student-layers", "2", "--student-tolerance", "100")
+    assert result.returncode == 0, result.stderr[-4000:]
+    manifest = Built(out, out.with_name("student.work")).manifest
+    distilled = manifest["distillation"]
+    assert distilled["teacher"]["name"] == str(teacher)
+    assert distilled["teacher"]["weights_sha256"] == weights_hash(teacher)
+    assert distilled["teacher"]["layers"] == 6
+    assert (distilled["student_layers"], distilled["kept_teacher_layers"]) == (2, [0, 3])
+    assert 0 < distilled["student_test_accuracy_pytorch"] <= 1
+    assert 0 < distilled["student_teacher_agreement_pytorch"] <= 1
+    assert manifest["accuracy"]["teacher"]["accuracy"] == distilled["teacher"]["test_accuracy_pytorch"]
+    assert manifest["gates"]["student_tolerance_points"] == 100
+    # The served graph has the student's 2 attention layers, fused, not the teacher's 6.
+    graph = onnx.load(str(out / "model.onnx")).graph
+    assert sum(node.op_type.endswith("Attention") for node in graph.node) == 2
+    assert load_classifier(str(out.with_name("student.work") / "student")).config.num_hidden_layers == 2
