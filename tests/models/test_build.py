@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -135,3 +136,19 @@ def test_local_classifier_folder_skips_training(small_model: Built, tmp_path: Pa
     assert m["training"]["trained"] is False
     assert m["labels"] == small_model.manifest["labels"]
     assert "fine-tune" not in result.stderr
+
+
+def test_a_misspelled_local_source_is_a_clear_error_not_a_hub_download(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in {"HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"}}
+    result = subprocess.run(
+        [sys.executable, "-m", "models.build", "--out", str(tmp_path / "out"), "--train-size", "50"]
+        + ["--validation-size", "20", "--test-size", "20", "--source", "./artifacts/no-such-model"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert result.returncode != 0
+    assert "--source ./artifacts/no-such-model: no such folder" in result.stderr
+    assert "HF_HUB_OFFLINE=0" in result.stderr
+    assert "Traceback" not in result.stderr
