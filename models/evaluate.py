@@ -86,7 +86,7 @@ def run(
     texts, gold = [e.text for e in test], [label_ids[e.label] for e in test]
     models = {"fp32": work / "model.opt.onnx", "int8": work / "model.int8.onnx"}
     preds = {
-        name: predict(OnnxClassifierSession(path, threads=args.threads), tokenizer, texts)
+        name: predict(OnnxClassifierSession(path, threads=args.eval_threads), tokenizer, texts)
         for name, path in models.items()
     }
     table: dict[str, dict[str, float]] = {name: scores(gold, p) for name, p in preds.items()}
@@ -145,7 +145,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--latency-runs", type=int, default=300, help="timed runs per model and length")
     g.add_argument(
         "--eval-threads",
-        dest="threads",
         type=int,
         default=2,
         help="threads for the accuracy pass (latency is always 1 thread)",

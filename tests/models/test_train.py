@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from models.build import parser
 from models.train import length_bucketed_batches
 
 
@@ -14,3 +15,8 @@ def test_bucketed_batches_cover_every_row_once_and_group_similar_lengths() -> No
     assert spread < 10
     assert length_bucketed_batches(lengths, 16, seed=0) == batches
     assert length_bucketed_batches(lengths, 16, seed=1) != batches
+
+
+def test_evaluation_threads_do_not_change_training_threads() -> None:
+    args = parser().parse_args(["--threads", "2", "--eval-threads", "1"])
+    assert (args.threads, args.eval_threads) == (2, 1)
