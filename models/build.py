@@ -25,6 +25,7 @@ def parser() -> argparse.ArgumentParser:
         train.add_arguments,
         distill.add_arguments,
         export.add_arguments,
+        optimize.add_arguments,
         quantize.add_arguments,
         evaluate.add_arguments,
     ):
@@ -68,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     steps += [
         ("export", lambda: export.run(served, data_dir, work, args)),
-        ("optimize", lambda: optimize.run(work)),
+        ("optimize", lambda: optimize.run(work, args.allow_unfused)),
         ("quantize", lambda: quantize.run(work, quantize.options_from(args))),
         ("evaluate", lambda: evaluate.run(work, data_dir, args, teacher_accuracy())),
         ("manifest", lambda: manifest.build(work, args.out, args.name, distilled or None)),

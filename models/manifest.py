@@ -53,6 +53,7 @@ def build(
         "export": {k: exported[k] for k in ("opset", "parity_texts", "parity_max_abs_diff")},
         "distillation": distillation,
         "fusions": _report(work, "optimize")["fusions"],
+        "missing_fusions": _report(work, "optimize")["missing_fusions"],
         "quantization": _report(work, "quantize"),
         "accuracy": evaluated["accuracy"],
         "int8_fp32_agreement": evaluated["int8_fp32_agreement"],

