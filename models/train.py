@@ -97,12 +97,18 @@ def train(args: argparse.Namespace, data_dir: Path, out: Path) -> dict[str, obje
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     tokenizer = AutoTokenizer.from_pretrained(src.location)
+    train_rows = data.read_split(data_dir, "train")
+    labels = data.labels_of(train_rows)
     if src.fine_tuned:
         model = load_classifier(src.location)
+        own = sorted(str(label) for label in (model.config.id2label or {}).values())
+        if own != labels:
+            raise SystemExit(
+                f"--source {src.name} classifies into {own}, the data is labelled {labels}: "
+                "use data with the model's labels, or an encoder (not a classifier) to fine-tune"
+            )
         report: dict[str, object] = {"trained": False, "reason": "source is already a sequence classifier"}
     else:
-        train_rows = data.read_split(data_dir, "train")
-        labels = data.labels_of(train_rows)
         model = load_classifier(src.location, labels)
         report = fit(model, tokenizer, train_rows, data.read_split(data_dir, "validation"), args)
     model.save_pretrained(out)

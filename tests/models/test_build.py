@@ -216,3 +216,21 @@ def test_an_encoder_onnxruntime_cannot_fuse_is_named() -> None:
     with pytest.raises(SystemExit, match="no fusions for model type 'llama'"):
         optimizer_type("llama")
     assert optimizer_type("xlm-roberta") == "bert"
+
+
+def test_a_classifier_with_other_labels_than_the_data_is_refused_before_any_work(
+    small_model: Built, tmp_path: Path
+) -> None:
+    rows = tmp_path / "two-labels.jsonl"
+    rows.write_text(
+        "".join(
+            json.dumps({"text": f"text {i}", "label": "yes" if i % 2 else "no"}) + "\n" for i in range(400)
+        )
+    )
+    result = run_build(tmp_path / "out", "--source", str(small_model.work / "checkpoint"), "--csv", str(rows))
+    assert result.returncode != 0
+    assert (
+        "classifies into ['negative', 'neutral', 'positive'], the data is labelled ['no', 'yes']"
+        in result.stderr
+    )
+    assert "] export" not in result.stderr and "Traceback" not in result.stderr
