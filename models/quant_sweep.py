@@ -19,18 +19,31 @@ from models.quantize import QuantOptions, quantize
 from service.session import OnnxClassifierSession
 from service.tokenizer import TextTokenizer
 
-# (label, graph the quantizer reads, options). "unfused" quantizes the raw export, so ORT fuses
-# at load time what it can; the others quantize the transformer-optimized graph.
-VARIANTS: tuple[tuple[str, str, QuantOptions], ...] = (
-    ("QInt8", "model.opt.onnx", QuantOptions()),
-    ("QInt8 reduce_range", "model.opt.onnx", QuantOptions(reduce_range=True)),
-    ("QInt8 per_channel", "model.opt.onnx", QuantOptions(per_channel=True)),
-    ("QInt8 per_channel reduce_range", "model.opt.onnx", QuantOptions(per_channel=True, reduce_range=True)),
-    ("QUInt8", "model.opt.onnx", QuantOptions(weight_type="QUInt8")),
-    ("QUInt8 per_channel", "model.opt.onnx", QuantOptions(weight_type="QUInt8", per_channel=True)),
-    ("QInt8 MatMul only", "model.opt.onnx", QuantOptions(op_types=("MatMul",))),
-    ("QInt8 unfused graph", "model.fp32.onnx", QuantOptions(op_types=("MatMul",))),
+FUSED, UNFUSED = "model.opt.onnx", "model.fp32.onnx"
+BOTH_OPS = ("MatMul", "Attention")
+# (graph the quantizer reads, options), every option spelled out: "unfused" quantizes the raw
+# export, so ORT fuses at load time what it can; the others quantize the optimized graph.
+VARIANTS: tuple[tuple[str, QuantOptions], ...] = tuple(
+    (FUSED, QuantOptions(weight, per_channel, reduce_range, BOTH_OPS))
+    for weight in ("QInt8", "QUInt8")
+    for per_channel in (False, True)
+    for reduce_range in (False, True)
+) + (
+    (FUSED, QuantOptions("QInt8", True, False, ("MatMul",))),
+    (UNFUSED, QuantOptions("QInt8", True, False, ("MatMul",))),
 )
+
+
+def variant_name(graph: str, options: QuantOptions) -> str:
+    """Every option of a row in its name, so each row can be rebuilt from its name alone."""
+    parts = [
+        options.weight_type,
+        "per-channel" if options.per_channel else "per-tensor",
+        "reduce_range" if options.reduce_range else "full range",
+        "+".join(options.op_types),
+        "unfused graph" if graph == UNFUSED else "fused graph",
+    ]
+    return ", ".join(parts)
 
 
 def run(work: Path, runs: int) -> list[dict[str, object]]:
@@ -44,17 +57,19 @@ def run(work: Path, runs: int) -> list[dict[str, object]]:
     out = work / "sweep"
     out.mkdir(exist_ok=True)
     paths = {"fp32 (reference)": work / "model.opt.onnx"}
-    for label, graph, options in VARIANTS:
-        paths[label] = out / (label.replace(" ", "_") + ".onnx")
+    options_of: dict[str, tuple[str, QuantOptions | None]] = {}
+    for graph, options in VARIANTS:
+        label = variant_name(graph, options)
+        options_of[label] = (graph, options)
+        paths[label] = out / f"variant_{len(options_of)}.onnx"
         quantize(work / graph, paths[label], options)
     fp32_pred = predict(OnnxClassifierSession(paths["fp32 (reference)"], threads=2), tokenizer, texts)
     sessions = {label: OnnxClassifierSession(p, threads=1) for label, p in paths.items()}
     lat = latency.measure(sessions, inputs, runs=runs)
     rows: list[dict[str, object]] = []
-    options_of: dict[str, tuple[str, QuantOptions | None]] = {label: (g, o) for label, g, o in VARIANTS}
     for label, path in paths.items():
         pred = predict(OnnxClassifierSession(path, threads=2), tokenizer, texts)
-        graph, opts = options_of.get(label, ("model.opt.onnx", None))
+        graph, opts = options_of.get(label, (FUSED, None))
         rows.append(
             {
                 "variant": label,
