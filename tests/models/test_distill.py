@@ -16,13 +16,13 @@ from transformers import (
     RobertaConfig,
 )
 
+from models import source
 from models.distill import (
     NO_LABEL,
     distillation_loss,
     kept_layers,
     make_student,
     teacher_logits,
-    weights_hash,
 )
 from models.evaluate import GateError, check_gates
 from models.train import load_classifier
@@ -124,7 +124,7 @@ def test_build_distils_a_student_from_a_given_teacher(small_model: Built, tmp_pa
     manifest = Built(out, out.with_name("student.work")).manifest
     distilled = manifest["distillation"]
     assert distilled["teacher"]["name"] == str(teacher)
-    assert distilled["teacher"]["weights_sha256"] == weights_hash(teacher)
+    assert distilled["teacher"]["weights_sha256"] == source.weights_hash(teacher)
     assert distilled["teacher"]["layers"] == 6
     assert (distilled["student_layers"], distilled["kept_teacher_layers"]) == (2, [0, 3])
     assert 0 < distilled["student_test_accuracy_pytorch"] <= 1
