@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from models import data, distill, evaluate, export, manifest, optimize, quantize, source, train
 
@@ -49,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise SystemExit(f"--teacher {args.teacher} is not a sequence classifier folder")
         args.source = str(args.teacher)
     teacher_name = str(args.teacher or f"{args.source}, fine-tuned on this data")
-    distilled: dict[str, object] = {}
+    distilled: dict[str, Any] = {}  # models.distill's report, once that step has run
     work.mkdir(parents=True, exist_ok=True)
     steps: list[tuple[str, Callable[[], object]]] = [
         ("data", lambda: _save(work / "data.json", data.run(args, data_dir))),
@@ -65,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     served = student if args.student_layers else checkpoint
 
     def teacher_accuracy() -> float | None:
-        return distilled["teacher"]["test_accuracy_pytorch"] if distilled else None  # type: ignore[index]
+        return distilled["teacher"]["test_accuracy_pytorch"] if distilled else None
 
     steps += [
         ("export", lambda: export.run(served, data_dir, work, args)),

@@ -109,7 +109,9 @@ def share_equal(a: Sequence[int], b: Sequence[int]) -> float:
 def read_unlabelled(path: Path) -> list[str]:
     """Texts from a file: JSON lines with a "text" field, or plain lines."""
     texts = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    with path.open(encoding="utf-8") as f:  # not splitlines(): a JSON text may hold U+2028
+        lines = [line.rstrip("\n") for line in f]
+    for line in lines:
         text = json.loads(line)["text"] if line.startswith("{") else line
         if text.strip():
             texts.append(text.strip())

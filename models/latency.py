@@ -1,13 +1,23 @@
-"""Single-thread latency of ONNX models at fixed token counts, measured side by side."""
+"""Single-thread latency of ONNX models at fixed token counts, measured side by side.
+
+    python -m models.latency artifacts/minilm-l6-sentiment /tmp/minilm-l3 --texts data/test.jsonl
+
+compares built artifacts (say a teacher and its students): p50/p99 per length, the speed-up of
+each over the first, and each manifest's test accuracy.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
+from service.artifact import load_artifact
 from service.session import OnnxClassifierSession
 from service.tokenizer import TextTokenizer
 
@@ -46,3 +56,49 @@ def measure(
         for name, s in samples.items():
             table[name][str(n_tokens)] = {"p50_ms": percentile_ms(s, 50), "p99_ms": percentile_ms(s, 99)}
     return table
+
+
+def compare(
+    artifacts: Sequence[Path], texts: Sequence[str], tokens: Sequence[int], runs: int
+) -> dict[str, object]:
+    """Each artifact's int8 latency (alternating run by run), speed-up over the first, and accuracy."""
+    loaded = {str(path): load_artifact(path) for path in artifacts}
+    first = next(iter(loaded.values()))
+    tokenizer = TextTokenizer(first.tokenizer_path, first.max_sequence_length)
+    inputs = {n: inputs_of_length(tokenizer, texts, n) for n in tokens}
+    sessions = {name: OnnxClassifierSession(a.model_path, threads=1) for name, a in loaded.items()}
+    table = measure(sessions, inputs, runs)
+    reference = table[str(artifacts[0])]
+    return {
+        name: {
+            "layers": (a.manifest.get("distillation") or {}).get("student_layers"),
+            "test_accuracy_int8": a.manifest["accuracy"]["int8"]["accuracy"],
+            "latency": table[name],
+            "speedup_p50": {
+                n: round(reference[n]["p50_ms"] / table[name][n]["p50_ms"], 2) for n in table[name]
+            },
+        }
+        for name, a in loaded.items()
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Compare built artifacts' single-thread latency side by side."""
+    parser = argparse.ArgumentParser(prog="python -m models.latency", description=main.__doc__)
+    parser.add_argument(
+        "artifacts", type=Path, nargs="+", help="artifact folders; the first is the reference"
+    )
+    parser.add_argument(
+        "--texts", type=Path, required=True, help="JSON lines with a text field (e.g. the test split)"
+    )
+    parser.add_argument("--tokens", type=int, nargs="+", default=[16, 128])
+    parser.add_argument("--runs", type=int, default=300)
+    args = parser.parse_args(argv)
+    with args.texts.open(encoding="utf-8") as f:  # not splitlines(): texts may hold U+2028
+        texts = [json.loads(line)["text"] for line, _ in zip(f, range(400), strict=False)]
+    print(json.dumps(compare(args.artifacts, texts, args.tokens, args.runs), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from models.distill import (
     distillation_loss,
     kept_layers,
     make_student,
+    read_unlabelled,
     teacher_logits,
 )
 from models.evaluate import GateError, check_gates
@@ -135,3 +137,10 @@ def test_build_distils_a_student_from_a_given_teacher(small_model: Built, tmp_pa
     graph = onnx.load(str(out / "model.onnx")).graph
     assert sum(node.op_type.endswith("Attention") for node in graph.node) == 2
     assert load_classifier(str(out.with_name("student.work") / "student")).config.num_hidden_layers == 2
+
+
+def test_unlabelled_texts_are_read_from_json_lines_or_plain_lines(tmp_path: Path) -> None:
+    path = tmp_path / "more.txt"
+    odd = "a line\u2028separator inside one text"  # splitlines() would cut it in two
+    path.write_text(json.dumps({"text": odd}, ensure_ascii=False) + "\nplain text line\n\n", encoding="utf-8")
+    assert read_unlabelled(path) == [odd, "plain text line"]
