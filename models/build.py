@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from models import data, distill, evaluate, export, manifest, optimize, quantize, source, train
+from service.artifact import MANIFEST
 
 DEFAULT_OUT = Path("artifacts/minilm-l6-sentiment")
 
@@ -81,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[{i}/{len(steps)}] {name} ...", file=sys.stderr, flush=True)
         step()
         print(f"[{i}/{len(steps)}] {name} done in {time.monotonic() - t0:.1f} s", file=sys.stderr, flush=True)
-    summary = json.loads((args.out / manifest.MANIFEST).read_text())
+    summary = json.loads((args.out / MANIFEST).read_text())
     print(
         json.dumps(
             {

@@ -71,8 +71,8 @@ def compare(
     reference = table[str(artifacts[0])]
     return {
         name: {
-            "layers": (a.manifest.get("distillation") or {}).get("student_layers"),
-            "test_accuracy_int8": a.manifest["accuracy"]["int8"]["accuracy"],
+            "layers": (a.manifest.distillation or {}).get("student_layers"),
+            "test_accuracy_int8": (a.manifest.accuracy or {}).get("int8", {}).get("accuracy"),
             "latency": table[name],
             "speedup_p50": {
                 n: round(reference[n]["p50_ms"] / table[name][n]["p50_ms"], 2) for n in table[name]

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import onnxruntime
 
-from service.artifact import sha256
+from service.artifact import MANIFEST, Manifest, sha256
 
-MANIFEST = "manifest.json"
 BUILD_PACKAGES = ("torch", "transformers", "tokenizers", "onnx", "onnxruntime", "numpy")
 FILES = {"model.onnx": "model.int8.onnx", "tokenizer.json": "tokenizer.json"}
 
@@ -71,7 +70,9 @@ def build(
         },
         "build_date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    text = json.dumps(manifest, indent=2)
+    Manifest.parse(text)  # the service's own check, before anything is swapped in
+    (staging / MANIFEST).write_text(text)
     # A reader never sees a half-written folder: the old artifact is replaced only when complete.
     if out.exists():
         shutil.rmtree(out)

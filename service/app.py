@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         inference = Inference(backend, cache, artifact.version, metrics)
         metrics.initialize(route_paths, [e.value for e in ErrorType], artifact.labels)
-        quantization = artifact.manifest.get("quantization", {}).get("weight_type", "none")
+        quantization = (artifact.manifest.quantization or {}).get("weight_type", "none")
         metrics.model_info.labels(
             name=artifact.name, version=artifact.version, quantization=quantization
         ).set(1)

@@ -3,13 +3,59 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
 MANIFEST = "manifest.json"
-REQUIRED_KEYS = ("name", "version", "labels", "max_sequence_length", "files")
+REQUIRED_FILES = ("model.onnx", "tokenizer.json")
+
+
+class Manifest(BaseModel):
+    """manifest.json: the contract models.manifest writes and the service reads, checked on both
+    sides. The build's reports (data, training, fusions, gates...) ride along as extra fields."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    labels: tuple[str, ...] = Field(min_length=2, description="in logit order")
+    max_sequence_length: int = Field(ge=2)
+    files: dict[str, str] = Field(description="file name -> SHA-256")
+    source: dict[str, Any] | None = None
+    quantization: dict[str, Any] | None = None
+    accuracy: dict[str, Any] | None = None
+    latency_single_thread: dict[str, Any] | None = None
+    distillation: dict[str, Any] | None = None
+    build_date: str | None = None
+
+    @field_validator("labels")
+    @classmethod
+    def _distinct(cls, labels: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(labels)) != len(labels) or not all(labels):
+            raise ValueError("labels must be distinct, non-empty strings")
+        return labels
+
+    @field_validator("files")
+    @classmethod
+    def _model_and_tokenizer(cls, files: dict[str, str]) -> dict[str, str]:
+        missing = [f for f in REQUIRED_FILES if f not in files]
+        if missing:
+            raise ValueError(f"does not list {missing}")
+        return files
+
+    @classmethod
+    def parse(cls, text: str | bytes) -> Manifest:
+        """Strictly from JSON (no "3" for 3, no string for a list); raises ValueError saying where."""
+        try:
+            return cls.model_validate_json(text, strict=True)
+        except ValidationError as err:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in err.errors()
+            )
+            raise ValueError(problems) from None
 
 
 class ArtifactError(Exception):
@@ -21,23 +67,23 @@ class Artifact:
     """A verified artifact: where its files are and what its manifest says."""
 
     folder: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
 
     @property
     def name(self) -> str:
-        return str(self.manifest["name"])
+        return self.manifest.name
 
     @property
     def version(self) -> str:
-        return str(self.manifest["version"])
+        return self.manifest.version
 
     @property
     def labels(self) -> tuple[str, ...]:
-        return tuple(self.manifest["labels"])
+        return self.manifest.labels
 
     @property
     def max_sequence_length(self) -> int:
-        return int(self.manifest["max_sequence_length"])
+        return self.manifest.max_sequence_length
 
     @property
     def model_path(self) -> Path:
@@ -49,7 +95,7 @@ class Artifact:
 
     def summary(self) -> dict[str, Any]:
         """What clients may see: identity, labels, limits, quality; no local paths."""
-        keys = (
+        keys = {
             "name",
             "version",
             "labels",
@@ -59,8 +105,8 @@ class Artifact:
             "accuracy",
             "latency_single_thread",
             "build_date",
-        )
-        return {k: self.manifest[k] for k in keys if k in self.manifest}
+        }
+        return self.manifest.model_dump(include=keys, exclude_none=True, mode="json")
 
 
 def sha256(path: Path) -> str:
@@ -79,13 +125,10 @@ def load_artifact(folder: Path, verify_hashes: bool = True) -> Artifact:
     if not path.is_file():
         raise ArtifactError(f"no model artifact at {folder} ({MANIFEST} missing): {hint}")
     try:
-        manifest = json.loads(path.read_text())
+        manifest = Manifest.parse(path.read_bytes())
     except (OSError, ValueError) as err:
-        raise ArtifactError(f"{path} is not valid JSON ({err}): {hint}") from None
-    missing = [k for k in REQUIRED_KEYS if k not in manifest] if isinstance(manifest, dict) else REQUIRED_KEYS
-    if missing:
-        raise ArtifactError(f"{path} lacks {list(missing)}: {hint}")
-    for name, expected in manifest["files"].items():
+        raise ArtifactError(f"{path} is not a valid manifest ({err}): {hint}") from None
+    for name, expected in manifest.files.items():
         file = folder / name
         if not file.is_file():
             raise ArtifactError(f"{file} is missing: {hint}")
@@ -93,7 +136,4 @@ def load_artifact(folder: Path, verify_hashes: bool = True) -> Artifact:
             raise ArtifactError(
                 f"{file} does not match the SHA-256 in {MANIFEST} (corrupt or edited): {hint}"
             )
-    for name in ("model.onnx", "tokenizer.json"):
-        if name not in manifest["files"]:
-            raise ArtifactError(f"{path} does not list {name}: {hint}")
     return Artifact(folder, manifest)

@@ -40,3 +40,32 @@ def test_manifest_without_required_keys_is_rejected(small_model: Built, tmp_path
     (copy / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match="labels"):
         load_artifact(copy)
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        ({"labels": "abc"}, "labels"),  # a string is not a list of labels
+        ({"labels": ["a", "a"]}, "labels"),
+        ({"max_sequence_length": "512"}, "max_sequence_length"),  # strict: no quoted numbers
+        ({"max_sequence_length": 1}, "max_sequence_length"),
+        ({"files": {"model.onnx": "x"}}, "files"),  # no tokenizer listed
+        ({"name": 7}, "name"),
+    ],
+)
+def test_a_manifest_of_the_wrong_shape_is_refused_at_load(
+    small_model: Built, tmp_path: Path, change: dict[str, object], where: str
+) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(small_model.artifact, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    (copy / "manifest.json").write_text(json.dumps(manifest | change))
+    with pytest.raises(ArtifactError, match=f"not a valid manifest.*{where}"):
+        load_artifact(copy)
+
+
+def test_the_service_reads_what_the_build_writes(small_model: Built) -> None:
+    artifact = load_artifact(small_model.artifact)
+    written = small_model.manifest
+    assert artifact.manifest.model_dump(mode="json") == written  # nothing dropped, nothing added
+    assert artifact.summary()["accuracy"] == written["accuracy"]
