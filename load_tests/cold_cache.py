@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model-dir", type=Path, default=Path("artifacts/minilm-l6-sentiment"))
     parser.add_argument("--runs", type=int, default=300)
     args = parser.parse_args(argv)
-    classifier = Classifier(load_artifact(args.model_dir))
+    classifier = Classifier.from_artifact(load_artifact(args.model_dir))
     classifier.warm_up(20)
     hot, after_model = [], []
     for _ in range(args.runs):

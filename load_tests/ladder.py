@@ -19,8 +19,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from load_tests.texts import DEFAULT_TEXTS, held_out_texts, mix
 from service.artifact import load_artifact
 from service.cache import ResultCache
@@ -53,16 +51,10 @@ def torch_predict(checkpoint: Path, pad_to: int | None, max_length: int) -> Pred
     return predict
 
 
-def onnx_predict(model: Path, tokenizer: TextTokenizer) -> Predict:
-    """An ONNX graph through the service's tokenizer and session settings (1 thread), unpadded."""
-    session = OnnxClassifierSession(model)
-
-    def predict(text: str) -> object:
-        logits = session.logits(tokenizer.encode(text).input_ids)[0]
-        exp = np.exp(logits - logits.max())
-        return exp / exp.sum()
-
-    return predict
+def onnx_predict(model: Path, tokenizer: TextTokenizer, labels: Sequence[str]) -> Predict:
+    """An ONNX graph through the service's Classifier (tokenizer, 1-thread session, softmax), unpadded."""
+    classifier = Classifier(tokenizer, OnnxClassifierSession(model), labels)
+    return lambda text: classifier.predict(text)
 
 
 def cached_predict(classifier: Classifier, version: str) -> Predict:
@@ -101,7 +93,7 @@ def run_ladder(
     """Rows with p50 ms at 16 tokens, texts/s over the test-split mix, and both as ratios to (a)."""
     artifact = load_artifact(artifact_dir)
     tokenizer = TextTokenizer(artifact.tokenizer_path, artifact.max_sequence_length)
-    classifier = Classifier(artifact)
+    classifier = Classifier.from_artifact(artifact)
     short = [t for t in texts if tokenizer.encode(t).n_tokens == LATENCY_TOKENS][:50]
     sample = list(texts[:mix_size])
     checkpoint = work_dir / "checkpoint"
@@ -110,7 +102,9 @@ def run_ladder(
             checkpoint, PADDED_LENGTH, artifact.max_sequence_length
         ),
         "(b) PyTorch fp32, no padding": torch_predict(checkpoint, None, artifact.max_sequence_length),
-        "(c) ONNX Runtime fp32, no padding": onnx_predict(work_dir / "model.fp32.onnx", tokenizer),
+        "(c) ONNX Runtime fp32, no padding": onnx_predict(
+            work_dir / "model.fp32.onnx", tokenizer, artifact.labels
+        ),
         "(d) ONNX Runtime optimized + dynamic int8": lambda t: classifier.predict(t),
     }
     cached = {

@@ -26,7 +26,7 @@ class ClassifyWorker(Worker):
         super().__init__()
         artifact = load_artifact(Path(os.environ["PEER_MODEL_DIR"]))
         self.labels = artifact.labels
-        self.classifier = Classifier(artifact, threads=1)
+        self.classifier = Classifier.from_artifact(artifact, threads=1)
         self.classifier.warm_up(10)
 
     def forward(self, data: dict[str, Any]) -> dict[str, Any]:

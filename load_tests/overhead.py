@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for spec in args.variant:
         name, _, assignments = spec.partition(":")
         variants[name] = dict(a.split("=", 1) for a in assignments.split(",") if a)
-    classifier = Classifier(load_artifact(args.model_dir))
+    classifier = Classifier.from_artifact(load_artifact(args.model_dir))
     classifier.warm_up(20)
     rows: dict[str, list[float]] = {"model-only, hot": [], "model-only, paced": []}
     p99: dict[str, list[float]] = {}

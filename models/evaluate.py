@@ -7,10 +7,10 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
 from models import baseline, data, latency
+from service.classifier import Classifier
 from service.session import OnnxClassifierSession
 from service.tokenizer import TextTokenizer
 
@@ -21,9 +21,9 @@ class GateError(SystemExit):
     """The artifact is not good enough to ship; the message names the flag that relaxes the gate."""
 
 
-def predict(session: OnnxClassifierSession, tokenizer: TextTokenizer, texts: Sequence[str]) -> list[int]:
-    """Argmax label ids, one unpadded text at a time: exactly how the service runs."""
-    return [int(np.argmax(session.logits(tokenizer.encode(t).input_ids))) for t in texts]
+def predict(classifier: Classifier, texts: Sequence[str]) -> list[int]:
+    """Label ids, one unpadded text at a time, by the service's own Classifier."""
+    return [classifier.labels.index(classifier.predict(t)[0].label) for t in texts]
 
 
 def scores(gold: Sequence[int], pred: Sequence[int]) -> dict[str, float]:
@@ -74,7 +74,8 @@ def run(
     the student is gated on it too.
     """
     exported = json.loads((work / "export.json").read_text())
-    label_ids = {label: i for i, label in enumerate(exported["labels"])}
+    labels = exported["labels"]
+    label_ids = {label: i for i, label in enumerate(labels)}
     test = data.read_split(data_dir, "test")
     unknown = {e.label for e in test} - label_ids.keys()
     if unknown:
@@ -86,7 +87,9 @@ def run(
     texts, gold = [e.text for e in test], [label_ids[e.label] for e in test]
     models = {"fp32": work / "model.opt.onnx", "int8": work / "model.int8.onnx"}
     preds = {
-        name: predict(OnnxClassifierSession(path, threads=args.eval_threads), tokenizer, texts)
+        name: predict(
+            Classifier(tokenizer, OnnxClassifierSession(path, threads=args.eval_threads), labels), texts
+        )
         for name, path in models.items()
     }
     table: dict[str, dict[str, float]] = {name: scores(gold, p) for name, p in preds.items()}

@@ -16,6 +16,7 @@ from sklearn.metrics import accuracy_score
 from models import data, latency
 from models.evaluate import predict
 from models.quantize import QuantOptions, quantize
+from service.classifier import Classifier
 from service.session import OnnxClassifierSession
 from service.tokenizer import TextTokenizer
 
@@ -63,12 +64,16 @@ def run(work: Path, runs: int) -> list[dict[str, object]]:
         options_of[label] = (graph, options)
         paths[label] = out / f"variant_{len(options_of)}.onnx"
         quantize(work / graph, paths[label], options)
-    fp32_pred = predict(OnnxClassifierSession(paths["fp32 (reference)"], threads=2), tokenizer, texts)
+
+    def classifier(path: Path) -> Classifier:
+        return Classifier(tokenizer, OnnxClassifierSession(path, threads=2), exported["labels"])
+
+    fp32_pred = predict(classifier(paths["fp32 (reference)"]), texts)
     sessions = {label: OnnxClassifierSession(p, threads=1) for label, p in paths.items()}
     lat = latency.measure(sessions, inputs, runs=runs)
     rows: list[dict[str, object]] = []
     for label, path in paths.items():
-        pred = predict(OnnxClassifierSession(path, threads=2), tokenizer, texts)
+        pred = predict(classifier(path), texts)
         graph, opts = options_of.get(label, (FUSED, None))
         rows.append(
             {

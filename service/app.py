@@ -47,7 +47,7 @@ async def start_backend(settings: Settings, artifact: Artifact, metrics: Metrics
         pool = ModelPool(size, artifact.labels, metrics, queue_timeout=settings.queue_timeout_seconds)
         await pool.start()
         return pool
-    classifier = Classifier(artifact, threads=1, spinning=settings.intra_op_spinning)
+    classifier = Classifier.from_artifact(artifact, threads=1, spinning=settings.intra_op_spinning)
     local = LocalModel(classifier, metrics.model_worker_busy, queue_timeout=settings.queue_timeout_seconds)
     await local.start(settings.warmup_runs)
     return local

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Self
 
 from service.artifact import Artifact
 from service.session import OnnxClassifierSession
@@ -32,12 +34,25 @@ class Timing:
 
 
 class Classifier:
-    """Blocking, single-threaded inference; not safe to call from two threads at once."""
+    """Blocking, single-threaded inference; not safe to call from two threads at once.
 
-    def __init__(self, artifact: Artifact, threads: int = 1, spinning: bool = False) -> None:
-        self.labels = artifact.labels
-        self.tokenizer = TextTokenizer(artifact.tokenizer_path, artifact.max_sequence_length)
-        self.session = OnnxClassifierSession(artifact.model_path, threads=threads, spinning=spinning)
+    Built from its parts, so the build's evaluation and the benchmarks run this same code on
+    graphs that are not (yet) an artifact.
+    """
+
+    def __init__(
+        self, tokenizer: TextTokenizer, session: OnnxClassifierSession, labels: Sequence[str]
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.session = session
+        self.labels = tuple(labels)
+
+    @classmethod
+    def from_artifact(cls, artifact: Artifact, threads: int = 1, spinning: bool = False) -> Self:
+        """The classifier the service runs for an artifact."""
+        tokenizer = TextTokenizer(artifact.tokenizer_path, artifact.max_sequence_length)
+        session = OnnxClassifierSession(artifact.model_path, threads=threads, spinning=spinning)
+        return cls(tokenizer, session, artifact.labels)
 
     def predict(self, text: str) -> tuple[Prediction, Timing]:
         """Classify one text, unpadded, batch size 1."""

@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sock = socket.socket(fileno=args.fd)
     # The launcher verified the hashes once; the worker trusts the same folder.
     artifact = load_artifact(settings.model_dir, verify_hashes=False)
-    classifier = Classifier(artifact, threads=1, spinning=settings.intra_op_spinning)
+    classifier = Classifier.from_artifact(artifact, threads=1, spinning=settings.intra_op_spinning)
     classifier.warm_up(settings.warmup_runs)
     try:
         serve(sock, classifier, Codec(len(artifact.labels)))

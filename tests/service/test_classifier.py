@@ -8,7 +8,7 @@ from tests.conftest import Built
 
 
 def test_prediction_is_the_softmax_of_the_session_logits(small_model: Built) -> None:
-    classifier = Classifier(load_artifact(small_model.artifact))
+    classifier = Classifier.from_artifact(load_artifact(small_model.artifact))
     for text in ["I love it", "this is awful", "the meeting is at noon"]:
         prediction, timing = classifier.predict(text)
         logits = classifier.session.logits(classifier.tokenizer.encode(text).input_ids)[0]
@@ -21,7 +21,7 @@ def test_prediction_is_the_softmax_of_the_session_logits(small_model: Built) -> 
 
 
 def test_long_text_is_truncated_at_the_manifest_length(small_model: Built) -> None:
-    classifier = Classifier(load_artifact(small_model.artifact))
+    classifier = Classifier.from_artifact(load_artifact(small_model.artifact))
     short, _ = classifier.predict("short text")
     long, _ = classifier.predict("word " * 500)
     assert not short.truncated and short.tokens == 4

@@ -26,7 +26,7 @@ class CountingClassifier(Classifier):
 
 def make(built: Built, cache_entries: int = 100) -> tuple[Inference, CountingClassifier]:
     artifact = load_artifact(built.artifact)
-    classifier = CountingClassifier(artifact)
+    classifier = CountingClassifier.from_artifact(artifact)
     classifier.threads = []
     cache = ResultCache(cache_entries, 1 << 20)
     metrics = Metrics(None)

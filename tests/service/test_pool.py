@@ -51,7 +51,7 @@ def value(pool: ModelPool, name: str) -> float:
 
 @pytest.mark.usefixtures("worker_env")
 def test_predictions_equal_the_in_process_classifier(small_model: Built) -> None:
-    classifier = Classifier(load_artifact(small_model.artifact))
+    classifier = Classifier.from_artifact(load_artifact(small_model.artifact))
     texts = ["what a great game", "so tired of this", "the bus leaves at 9", "ünïcödé ✓ 🙂", "x" * 2000]
 
     async def scenario() -> None:

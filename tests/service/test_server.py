@@ -28,7 +28,7 @@ def without_cached(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_http_predictions_equal_in_process_predictions(service: RunningService, small_model: Built) -> None:
-    classifier = Classifier(load_artifact(small_model.artifact))
+    classifier = Classifier.from_artifact(load_artifact(small_model.artifact))
     for example in data.read_split(small_model.work / "data", "test")[:30]:
         body = classify(service, example.text).json()
         expected, _ = classifier.predict(example.text.strip())
