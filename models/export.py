@@ -7,6 +7,7 @@ import inspect
 import json
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import torch
 from transformers import AutoTokenizer, PreTrainedModel
 
 from models import data
+from models.options import from_args
 from models.train import load_classifier
 from service.session import OnnxClassifierSession
 from service.tokenizer import TextTokenizer
@@ -71,7 +73,16 @@ def parity(model: PreTrainedModel, onnx_path: Path, tokenizer: TextTokenizer, te
     return worst
 
 
-def run(checkpoint: Path, data_dir: Path, work: Path, args: argparse.Namespace) -> dict[str, object]:
+@dataclass(frozen=True)
+class ExportOptions:
+    """The longest input the service will feed, and the ONNX-vs-PyTorch check."""
+
+    max_length: int
+    parity_texts: int
+    parity_tolerance: float
+
+
+def run(checkpoint: Path, data_dir: Path, work: Path, args: ExportOptions) -> dict[str, object]:
     """Export `checkpoint` to work/model.fp32.onnx, copy tokenizer.json, and check parity."""
     model = load_classifier(str(checkpoint)).eval()
     max_length = max_sequence_length(model, args.max_length)
@@ -119,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
-    print(json.dumps(run(args.checkpoint, args.data, args.work, args), indent=2))
+    print(json.dumps(run(args.checkpoint, args.data, args.work, from_args(ExportOptions, args)), indent=2))
     return 0
 
 

@@ -9,6 +9,7 @@ import random
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
@@ -17,6 +18,7 @@ from tqdm import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
 from models import data, source
+from models.options import from_args
 
 
 def load_classifier(location: str, labels: Sequence[str] | None = None) -> PreTrainedModel:
@@ -91,7 +93,21 @@ def accuracy(
     return correct / max(len(examples), 1)
 
 
-def train(args: argparse.Namespace, data_dir: Path, out: Path) -> dict[str, object]:
+@dataclass(frozen=True)
+class TrainOptions:
+    """Fine-tuning: the source encoder and the optimisation (shared by distillation)."""
+
+    source: str
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    train_max_length: int
+    threads: int
+    quiet: bool
+    seed: int
+
+
+def train(args: TrainOptions, data_dir: Path, out: Path) -> dict[str, object]:
     """Fine-tune `args.source` on the splits in `data_dir`; save a HF folder into `out`."""
     src = source.resolve(args.source)
     torch.manual_seed(args.seed)
@@ -125,7 +141,7 @@ def fit(
     tokenizer: object,
     train_rows: Sequence[data.Example],
     validation: Sequence[data.Example],
-    args: argparse.Namespace,
+    args: TrainOptions,
 ) -> dict[str, object]:
     """Full fine-tuning, AdamW with linear warm-up and decay, length-bucketed batches."""
     label2id = cast(dict[str, int], model.config.label2id)
@@ -195,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=13)
     add_arguments(parser)
     args = parser.parse_args(argv)
-    print(json.dumps(train(args, args.data, args.out), indent=2))
+    print(json.dumps(train(from_args(TrainOptions, args), args.data, args.out), indent=2))
     return 0
 
 

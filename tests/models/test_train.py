@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 from models.build import parser
-from models.train import length_bucketed_batches
+from models.evaluate import EvalOptions
+from models.export import ExportOptions
+from models.options import from_args
+from models.train import TrainOptions, length_bucketed_batches
 
 
 def test_bucketed_batches_cover_every_row_once_and_group_similar_lengths() -> None:
@@ -17,6 +20,10 @@ def test_bucketed_batches_cover_every_row_once_and_group_similar_lengths() -> No
     assert length_bucketed_batches(lengths, 16, seed=1) != batches
 
 
-def test_evaluation_threads_do_not_change_training_threads() -> None:
-    args = parser().parse_args(["--threads", "2", "--eval-threads", "1"])
-    assert (args.threads, args.eval_threads) == (2, 1)
+def test_each_step_gets_its_own_typed_options_from_one_command_line() -> None:
+    args = parser().parse_args(["--threads", "2", "--eval-threads", "1", "--max-length", "100"])
+    assert from_args(TrainOptions, args).threads == 2
+    assert from_args(EvalOptions, args).eval_threads == 1
+    # The student is judged at the export's length, trained at the fine-tuning's cap.
+    assert from_args(ExportOptions, args).max_length == 100
+    assert from_args(TrainOptions, args).train_max_length == 64

@@ -1,0 +1,17 @@
+"""Each build step's options are a frozen dataclass of its own, filled from the parsed flags."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+Options = TypeVar("Options", bound="DataclassInstance")
+
+
+def from_args(cls: type[Options], args: argparse.Namespace) -> Options:
+    """`cls` from the flags whose names are its fields: a step sees its own options and no other's."""
+    return cls(**{field.name: getattr(args, field.name) for field in dataclasses.fields(cls)})
