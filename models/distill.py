@@ -168,6 +168,7 @@ def distil(
     started = time.monotonic()
     soft_targets = teacher_logits(teacher, ids, pad)
     teacher_seconds = time.monotonic() - started
+    teacher_layers = teacher.config.num_hidden_layers
     student, keep = make_student(teacher, args.student_layers)
     total = math.ceil(len(ids) / training.batch_size) * args.distill_epochs
     optimizer, scheduler = optimizer_and_schedule(student, total, args.distill_learning_rate)
@@ -207,7 +208,7 @@ def distil(
     report: dict[str, object] = {
         "teacher": {
             "name": teacher_name,
-            "layers": teacher.config.num_hidden_layers,
+            "layers": teacher_layers,
             "weights_sha256": source.weights_hash(teacher_dir),
             "test_accuracy_pytorch": round(teacher_accuracy, 4),
         },
@@ -228,7 +229,7 @@ def distil(
     }
     (out / "distill.json").write_text(json.dumps(report, indent=2))
     print(
-        f"distilled {args.student_layers} of {report['teacher']['layers']} layers "  # type: ignore[index]
+        f"distilled {args.student_layers} of {teacher_layers} layers "
         f"in {seconds:.0f} s; test accuracy {student_accuracy:.4f} vs teacher {teacher_accuracy:.4f}",
         file=sys.stderr,
     )
