@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
 import sys
 import time
 from collections.abc import Sequence
@@ -21,18 +20,10 @@ from typing import cast
 
 import torch
 from torch import nn
-from tqdm import tqdm
 from transformers import AutoTokenizer, PreTrainedModel
 
 from models import data, source
-from models.train import (
-    TrainOptions,
-    length_bucketed_batches,
-    load_classifier,
-    optimizer_and_schedule,
-    padded,
-    predict_ids,
-)
+from models.train import TrainOptions, load_classifier, optimise, padded, predict_ids
 
 NO_LABEL = -1  # the label of an unlabelled text: only the teacher's soft targets teach it
 
@@ -170,30 +161,19 @@ def distil(
     teacher_seconds = time.monotonic() - started
     teacher_layers = teacher.config.num_hidden_layers
     student, keep = make_student(teacher, args.student_layers)
-    total = math.ceil(len(ids) / training.batch_size) * args.distill_epochs
-    optimizer, scheduler = optimizer_and_schedule(student, total, args.distill_learning_rate)
     y = torch.tensor(labels)
-    student.train()
-    bar = tqdm(
-        total=total, desc="distil", unit="step", file=sys.stderr, mininterval=5, disable=training.quiet
+    optimise(
+        student,
+        ids,
+        pad,
+        lambda batch, logits: distillation_loss(
+            logits, soft_targets[batch], y[batch], args.temperature, args.soft_weight
+        ),
+        args.distill_epochs,
+        args.distill_learning_rate,
+        training,
+        "distil",
     )
-    for epoch in range(args.distill_epochs):
-        for batch in length_bucketed_batches(
-            [len(s) for s in ids], training.batch_size, training.seed + epoch
-        ):
-            input_ids, mask = padded(ids, batch, pad)
-            logits = student(input_ids=input_ids, attention_mask=mask).logits
-            loss = distillation_loss(
-                logits, soft_targets[batch], y[batch], args.temperature, args.soft_weight
-            )
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            bar.update()
-            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-    bar.close()
     seconds = time.monotonic() - started
     student.save_pretrained(out)
     tokenizer.save_pretrained(out)

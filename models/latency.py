@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from models import data
 from service.artifact import load_artifact
 from service.session import OnnxClassifierSession
 from service.tokenizer import TextTokenizer
@@ -89,13 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "artifacts", type=Path, nargs="+", help="artifact folders; the first is the reference"
     )
     parser.add_argument(
-        "--texts", type=Path, required=True, help="JSON lines with a text field (e.g. the test split)"
+        "--texts", type=Path, required=True, help="a split written by models.data (e.g. its test.jsonl)"
     )
     parser.add_argument("--tokens", type=int, nargs="+", default=[16, 128])
     parser.add_argument("--runs", type=int, default=300)
     args = parser.parse_args(argv)
-    with args.texts.open(encoding="utf-8") as f:  # not splitlines(): texts may hold U+2028
-        texts = [json.loads(line)["text"] for line, _ in zip(f, range(400), strict=False)]
+    texts = [e.text for e in data.read_jsonl(args.texts)[:400]]
     print(json.dumps(compare(args.artifacts, texts, args.tokens, args.runs), indent=2))
     return 0
 

@@ -8,7 +8,7 @@ import math
 import random
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -56,18 +56,6 @@ def padded(ids: Sequence[list[int]], batch: Sequence[int], pad: int) -> tuple[to
     return input_ids, mask
 
 
-def optimizer_and_schedule(
-    model: PreTrainedModel, total_steps: int, learning_rate: float
-) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-    """AdamW with a linear warm-up over 6% of the steps, then a linear decay to zero."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
-    warmup = max(1, int(0.06 * total_steps))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total_steps - s) / max(1, total_steps - warmup)))
-    )
-    return optimizer, scheduler
-
-
 @torch.no_grad()
 def predict_ids(
     model: PreTrainedModel, tokenizer: object, texts: Sequence[str], max_length: int
@@ -105,6 +93,48 @@ class TrainOptions:
     threads: int
     quiet: bool
     seed: int
+
+
+LossOf = Callable[[list[int], torch.Tensor], torch.Tensor]  # (batch's text indexes, logits) -> loss
+
+
+def optimise(
+    model: PreTrainedModel,
+    ids: Sequence[list[int]],
+    pad: int,
+    loss_of: LossOf,
+    epochs: int,
+    learning_rate: float,
+    args: TrainOptions,
+    label: str,
+) -> int:
+    """Train `model` on token ids for `epochs`; return the steps taken.
+
+    AdamW with a linear warm-up over 6% of the steps then a linear decay to zero, length-bucketed
+    batches of `args.batch_size`, gradients clipped at 1. Fine-tuning and distillation differ only
+    in `loss_of`.
+    """
+    total = math.ceil(len(ids) / args.batch_size) * epochs
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
+    warmup = max(1, int(0.06 * total))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup)))
+    )
+    model.train()
+    bar = tqdm(total=total, desc=label, unit="step", file=sys.stderr, mininterval=5, disable=args.quiet)
+    for epoch in range(epochs):
+        for batch in length_bucketed_batches([len(s) for s in ids], args.batch_size, args.seed + epoch):
+            input_ids, mask = padded(ids, batch, pad)
+            loss = loss_of(batch, model(input_ids=input_ids, attention_mask=mask).logits)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            bar.update()
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+    bar.close()
+    return total
 
 
 def train(args: TrainOptions, data_dir: Path, out: Path) -> dict[str, object]:
@@ -148,28 +178,19 @@ def fit(
     ids = tokenizer([e.text for e in train_rows], truncation=True, max_length=args.train_max_length)[  # type: ignore[operator]
         "input_ids"
     ]
-    y = [label2id[e.label] for e in train_rows]
-    steps_per_epoch = math.ceil(len(ids) / args.batch_size)
-    total = steps_per_epoch * args.epochs
-    optimizer, scheduler = optimizer_and_schedule(model, total, args.learning_rate)
+    y = torch.tensor([label2id[e.label] for e in train_rows])
     pad = tokenizer.pad_token_id  # type: ignore[attr-defined]
-    model.train()
     started = time.monotonic()
-    bar = tqdm(total=total, desc="fine-tune", unit="step", file=sys.stderr, mininterval=5, disable=args.quiet)
-    for epoch in range(args.epochs):
-        for batch in length_bucketed_batches([len(s) for s in ids], args.batch_size, args.seed + epoch):
-            input_ids, mask = padded(ids, batch, pad)
-            loss = model(
-                input_ids=input_ids, attention_mask=mask, labels=torch.tensor([y[i] for i in batch])
-            ).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            bar.update()
-            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-    bar.close()
+    total = optimise(
+        model,
+        ids,
+        pad,
+        lambda batch, logits: torch.nn.functional.cross_entropy(logits, y[batch]),
+        args.epochs,
+        args.learning_rate,
+        args,
+        "fine-tune",
+    )
     seconds = time.monotonic() - started
     val_acc = accuracy(model, tokenizer, validation, args.train_max_length)
     print(f"fine-tuned {total} steps in {seconds:.0f} s; validation accuracy {val_acc:.4f}", file=sys.stderr)
