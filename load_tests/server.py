@@ -28,6 +28,11 @@ class RunningService:
     process: subprocess.Popen[str]
     log: Path
 
+    @property
+    def port(self) -> int:
+        """The loopback port it listens on."""
+        return int(self.url.rsplit(":", 1)[1])
+
     def http_pids(self) -> list[int]:
         """The HTTP processes: uvicorn's worker processes, or the launcher itself when it serves alone."""
         spawned = [c for c in _children(self.process.pid) if b"spawn_main" in _cmdline(c)]

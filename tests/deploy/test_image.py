@@ -157,7 +157,7 @@ def test_healthcheck_sends_the_services_token_when_health_routes_need_one(
         small_model.artifact, tmp_path / "log", workers=1, env=settings, token="second-token"
     ) as svc:
         assert httpx.get(svc.url + "/health/ready").status_code == 401
-        port = svc.url.rsplit(":", 1)[1]
+        port = str(svc.port)
         env = (
             dict(os.environ)
             | settings

@@ -17,12 +17,18 @@ HEAD = (
 )
 
 
+def read_to_close(conn: socket.socket) -> bytes:
+    answer = b""
+    while chunk := conn.recv(4096):
+        answer += chunk
+    return answer
+
+
 def test_trickling_bodies_leave_normal_requests_answered_get_408(small_model: Built, tmp_path: Path) -> None:
     # 4 slots in all; 12 clients announce 2000 bytes and send one byte at a time.
     env = {"TEXTCLF_MAX_IN_FLIGHT": "4", "TEXTCLF_REQUEST_READ_TIMEOUT_SECONDS": "3"}
     with running_service(small_model.artifact, tmp_path / "service.log", workers=1, env=env) as svc:
-        port = int(svc.url.rsplit(":", 1)[1])
-        trickles = [socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(12)]
+        trickles = [socket.create_connection(("127.0.0.1", svc.port), timeout=20) for _ in range(12)]
         try:
             for conn in trickles:
                 conn.sendall(HEAD + b"{")
@@ -36,9 +42,7 @@ def test_trickling_bodies_leave_normal_requests_answered_get_408(small_model: Bu
             assert statuses == [200] * 8
             # Past the deadline each trickling request is answered 408 and its connection closed.
             for conn in trickles:
-                answer = b""
-                while chunk := conn.recv(4096):
-                    answer += chunk
+                answer = read_to_close(conn)
                 assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
                 assert b'"error_type":"request_timeout"' in answer
         finally:
@@ -48,23 +52,15 @@ def test_trickling_bodies_leave_normal_requests_answered_get_408(small_model: Bu
         assert httpx.post(svc.url + "/v1/classify", json={"text": "after"}, timeout=10).status_code == 200
 
 
-def read_to_close(conn: socket.socket) -> bytes:
-    answer = b""
-    while chunk := conn.recv(4096):
-        answer += chunk
-    return answer
-
-
 def test_headers_that_never_finish_get_408_and_a_silent_connection_is_closed(
     small_model: Built, tmp_path: Path
 ) -> None:
     env = {"TEXTCLF_REQUEST_READ_TIMEOUT_SECONDS": "2"}
     with running_service(small_model.artifact, tmp_path / "service.log", workers=1, env=env) as svc:
-        port = int(svc.url.rsplit(":", 1)[1])
-        silent = socket.create_connection(("127.0.0.1", port), timeout=20)
-        trickles = [socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(6)]
+        silent = socket.create_connection(("127.0.0.1", svc.port), timeout=20)
+        trickles = [socket.create_connection(("127.0.0.1", svc.port), timeout=20) for _ in range(6)]
         # A kept-alive connection is timed again from the first byte of its next request.
-        kept = socket.create_connection(("127.0.0.1", port), timeout=20)
+        kept = socket.create_connection(("127.0.0.1", svc.port), timeout=20)
         kept.sendall(b"GET /health/live HTTP/1.1\r\nHost: t\r\n\r\n")
         first = b""
         while not first.endswith(b"}"):
@@ -100,8 +96,7 @@ def test_headers_that_never_finish_get_408_and_a_silent_connection_is_closed(
 def test_connections_over_the_cap_are_refused_503_and_closed(small_model: Built, tmp_path: Path) -> None:
     env = {"TEXTCLF_MAX_CONNECTIONS": "4", "TEXTCLF_REQUEST_READ_TIMEOUT_SECONDS": "60"}
     with running_service(small_model.artifact, tmp_path / "service.log", workers=1, env=env) as svc:
-        port = int(svc.url.rsplit(":", 1)[1])
-        held = [socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(4)]
+        held = [socket.create_connection(("127.0.0.1", svc.port), timeout=20) for _ in range(4)]
         try:
             time.sleep(0.2)  # accepted by the server
             refused = httpx.post(svc.url + "/v1/classify", json={"text": "one too many"})

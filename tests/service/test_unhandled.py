@@ -37,8 +37,7 @@ def test_a_client_hanging_up_mid_body_is_one_line_and_no_server_error(
 ) -> None:
     log = tmp_path / "service.log"
     with running_service(small_model.artifact, log, workers=1) as svc:
-        port = int(svc.url.rsplit(":", 1)[1])
-        with socket.create_connection(("127.0.0.1", port)) as conn:
+        with socket.create_connection(("127.0.0.1", svc.port)) as conn:
             conn.sendall(
                 b"POST /v1/classify HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
                 b"X-Request-ID: hung-up-1\r\nContent-Length: 1000\r\n\r\n" + b'{"text": "half a bo'
