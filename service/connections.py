@@ -4,7 +4,7 @@ cap on the connections one HTTP process keeps open."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -52,7 +52,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         if len(self.connections) > self.max_connections:
             self.app = refuse_connection  # answered through uvicorn, so the client reads a response
-        self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_timed_out)
+        self._start_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_deadline()
@@ -62,12 +62,15 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._reading_headers = True
         if self._header_deadline is None:  # a later request on a kept-alive connection
-            self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_timed_out)
+            self._start_deadline()
 
     def on_headers_complete(self) -> None:
         self._reading_headers = False
         self._cancel_deadline()
         super().on_headers_complete()
+
+    def _start_deadline(self) -> None:
+        self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_timed_out)
 
     def _cancel_deadline(self) -> None:
         if self._header_deadline is not None:
@@ -79,12 +82,17 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         if self._reading_headers:
-            count: CountRefusal | None = self.app_state.get(COUNT_REFUSAL)
-            if count is not None:
-                count(ErrorType.REQUEST_TIMEOUT)
+            count_refusal(self.app_state, ErrorType.REQUEST_TIMEOUT)
             message = f"request headers not received within {self.header_timeout:g} s"
             self.transport.write(raw_response(ErrorType.REQUEST_TIMEOUT, message))
         self.transport.close()
+
+
+def count_refusal(state: Mapping[str, Any], error_type: ErrorType) -> None:
+    """Count a refusal with the counter the app put in its lifespan state (none before start-up)."""
+    count: CountRefusal | None = state.get(COUNT_REFUSAL)
+    if count is not None:
+        count(error_type)
 
 
 def raw_response(error_type: ErrorType, message: str) -> bytes:
@@ -98,8 +106,6 @@ def raw_response(error_type: ErrorType, message: str) -> bytes:
 
 async def refuse_connection(scope: Scope, receive: Receive, send: Send) -> None:
     """The app of a connection over the cap: every request is refused and the connection closed."""
-    count: CountRefusal | None = scope.get("state", {}).get(COUNT_REFUSAL)
-    if count is not None:
-        count(ErrorType.TOO_MANY_CONNECTIONS)
+    count_refusal(scope.get("state", {}), ErrorType.TOO_MANY_CONNECTIONS)
     message = "too many open connections to this server; retry later"
     await send_error(send, ErrorType.TOO_MANY_CONNECTIONS, message, close=True)
