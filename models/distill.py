@@ -123,6 +123,34 @@ class DistillOptions:
     unlabelled: Path | None
 
 
+def train_student(
+    teacher: PreTrainedModel,
+    ids: Sequence[list[int]],
+    pad: int,
+    soft_targets: torch.Tensor,
+    labels: torch.Tensor,
+    args: DistillOptions,
+    training: TrainOptions,
+) -> tuple[PreTrainedModel, list[int]]:
+    """A student cut from `teacher`, trained on token ids against the teacher's logits and `labels`
+    (NO_LABEL where a text has none); returned with the teacher layers it kept."""
+    torch.manual_seed(training.seed)
+    student, keep = make_student(teacher, args.student_layers)
+    optimise(
+        student,
+        ids,
+        pad,
+        lambda batch, logits: distillation_loss(
+            logits, soft_targets[batch], labels[batch], args.temperature, args.soft_weight
+        ),
+        args.distill_epochs,
+        args.distill_learning_rate,
+        training,
+        "distil",
+    )
+    return student, keep
+
+
 def distil(
     args: DistillOptions,
     training: TrainOptions,
@@ -137,7 +165,6 @@ def distil(
     Batch size, length cap, threads and seed are the fine-tuning's (`training`); accuracy is
     judged on texts cut at `judged_length` tokens, the length the service feeds.
     """
-    torch.manual_seed(training.seed)
     torch.set_num_threads(training.threads)
     tokenizer = AutoTokenizer.from_pretrained(str(teacher_dir))
     teacher = load_classifier(str(teacher_dir))
@@ -160,20 +187,7 @@ def distil(
     soft_targets = teacher_logits(teacher, ids, pad)
     teacher_seconds = time.monotonic() - started
     teacher_layers = teacher.config.num_hidden_layers
-    student, keep = make_student(teacher, args.student_layers)
-    y = torch.tensor(labels)
-    optimise(
-        student,
-        ids,
-        pad,
-        lambda batch, logits: distillation_loss(
-            logits, soft_targets[batch], y[batch], args.temperature, args.soft_weight
-        ),
-        args.distill_epochs,
-        args.distill_learning_rate,
-        training,
-        "distil",
-    )
+    student, keep = train_student(teacher, ids, pad, soft_targets, torch.tensor(labels), args, training)
     seconds = time.monotonic() - started
     student.save_pretrained(out)
     tokenizer.save_pretrained(out)
