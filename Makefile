@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-MODEL_DIR ?= artifacts/minilm-l6-sentiment
+MODEL_DIR ?= artifacts/sentiment
 
 .PHONY: install install-dev model serve test lint bench lock audit clean
 

@@ -28,7 +28,7 @@ from load_tests.loadgen import LoadConfig, run
 from load_tests.report import markdown_table
 from load_tests.server import free_port, running_service
 from load_tests.texts import held_out_texts
-from service.artifact import load_artifact
+from service.artifact import DEFAULT_MODEL_DIR, load_artifact
 from service.tokenizer import TextTokenizer
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -262,7 +262,7 @@ def render(
 def main(argv: Sequence[str] | None = None) -> int:
     """Run every benchmark and write BENCHMARKS.md's tables and bench-results/bench.json."""
     parser = argparse.ArgumentParser(prog="python -m load_tests.bench", description=main.__doc__)
-    parser.add_argument("--model-dir", type=Path, default=Path("artifacts/minilm-l6-sentiment"))
+    parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
     parser.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"))
     parser.add_argument("--results", type=Path, default=Path("bench-results"))
     parser.add_argument("--plots", type=Path, default=Path("docs/bench"), help="where the PNG figures go")

@@ -24,6 +24,7 @@ import httpx
 from load_tests.client import Connection, Response, Target, add_token_options, token_option
 from load_tests.report import percentiles
 from load_tests.server import running_service
+from service.artifact import DEFAULT_MODEL_DIR
 
 
 async def _burst(url: str, n: int, timeout: float, token: str | None) -> list[tuple[Response | None, float]]:
@@ -100,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m load_tests.burst", description=main.__doc__, epilog=__doc__.split("\n\n")[1]
     )
-    parser.add_argument("--model-dir", type=Path, default=Path("artifacts/minilm-l6-sentiment"))
+    parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--set", action="append", default=[], metavar="VAR=VALUE", help="TEXTCLF_* setting")

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from load_tests.overhead import DEFAULT_TEXT
-from service.artifact import load_artifact
+from service.artifact import DEFAULT_MODEL_DIR, load_artifact
 from service.classifier import Classifier
 from service.schemas import ClassifyRequest
 
@@ -33,7 +33,7 @@ def python_work() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Print p50 microseconds of the same Python work, hot and right after inference."""
     parser = argparse.ArgumentParser(prog="python -m load_tests.cold_cache", description=main.__doc__)
-    parser.add_argument("--model-dir", type=Path, default=Path("artifacts/minilm-l6-sentiment"))
+    parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
     parser.add_argument("--runs", type=int, default=300)
     args = parser.parse_args(argv)
     classifier = Classifier.from_artifact(load_artifact(args.model_dir))

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from load_tests.texts import DEFAULT_TEXTS, held_out_texts, mix
-from service.artifact import load_artifact
+from service.artifact import DEFAULT_MODEL_DIR, load_artifact
 from service.cache import ResultCache
 from service.classifier import Classifier
 from service.session import OnnxClassifierSession
@@ -161,7 +161,7 @@ def markdown(rows: Sequence[dict[str, Any]]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ladder and print it as a table (and JSON with --json)."""
     parser = argparse.ArgumentParser(prog="python -m load_tests.ladder", description=main.__doc__)
-    parser.add_argument("--model-dir", type=Path, default=Path("artifacts/minilm-l6-sentiment"))
+    parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
     parser.add_argument("--work-dir", type=Path, help="the build's work folder (default: <model-dir>.work)")
     parser.add_argument("--texts", type=Path, default=DEFAULT_TEXTS)
     parser.add_argument("--mix-size", type=int, default=300, help="texts per throughput pass")

@@ -25,6 +25,7 @@ import httpx
 from load_tests.loadgen import LoadConfig, run
 from load_tests.server import running_service
 from load_tests.texts import DEFAULT_TEXTS, held_out_texts
+from service.artifact import DEFAULT_MODEL_DIR
 
 MIB = 2**20
 
@@ -130,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m load_tests.memory", description=main.__doc__, epilog=__doc__.split("\n\n")[1]
     )
-    parser.add_argument("--model-dir", type=Path, default=Path("artifacts/minilm-l6-sentiment"))
+    parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
     parser.add_argument("--texts", type=Path, default=DEFAULT_TEXTS, help="JSON lines with a text field")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--cache-max-bytes", type=int, default=64 * MIB, help="per worker")

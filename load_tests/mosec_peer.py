@@ -3,7 +3,7 @@
 Each worker wraps the same artifact, tokenizer and single-threaded ONNX session as the service
 (service.classifier), so the comparison is of the serving design alone. Cache off: mosec has none.
 
-    PEER_MODEL_DIR=artifacts/minilm-l6-sentiment PEER_WORKERS=2 \\
+    PEER_MODEL_DIR=artifacts/sentiment PEER_WORKERS=2 \\
         python -m load_tests.mosec_peer --address 127.0.0.1 --port 8001
 """
 

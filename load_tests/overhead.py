@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from load_tests.server import running_service
-from service.artifact import load_artifact
+from service.artifact import DEFAULT_MODEL_DIR, load_artifact
 from service.classifier import Classifier
 
 DEFAULT_TEXT = "just got my new phone and the battery life is amazing so far"
@@ -75,7 +75,7 @@ def hey_ms(url: str, text: str | None, requests: int, rate: float) -> dict[str, 
 def main(argv: Sequence[str] | None = None) -> int:
     """Measure end-to-end vs model-only latency for one text at low load."""
     parser = argparse.ArgumentParser(prog="python -m load_tests.overhead", description=main.__doc__)
-    parser.add_argument("--model-dir", type=Path, default=Path("artifacts/minilm-l6-sentiment"))
+    parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
     parser.add_argument("--text", default=DEFAULT_TEXT)
     parser.add_argument("--requests", type=int, default=500, help="requests per variant per round")
     parser.add_argument("--rounds", type=int, default=3)

@@ -1,6 +1,6 @@
 """The peer: the service a user would write without us, FastAPI + a transformers pipeline.
 
-    PEER_MODEL_DIR=artifacts/minilm-l6-sentiment.work/checkpoint \\
+    PEER_MODEL_DIR=artifacts/sentiment.work/checkpoint \\
         uvicorn --factory load_tests.peer:create_app --port 8001
 
 Same fine-tuned weights as our artifact (PyTorch fp32), uvicorn's defaults (one worker, a sync

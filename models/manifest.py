@@ -24,13 +24,19 @@ def _report(work: Path, step: str) -> dict[str, object]:
 
 
 def build(
-    work: Path, out: Path, name: str, distillation: dict[str, object] | None = None
+    work: Path,
+    out: Path,
+    name: str,
+    distillation: dict[str, object] | None = None,
+    shared: Path | None = None,
 ) -> dict[str, object]:
     """Copy the int8 model and tokenizer from `work` into `out` with a manifest; atomic swap.
 
-    `distillation` is models.distill's report when the model is a student.
+    `distillation` is models.distill's report when the model is a student; the data and training
+    reports are read from `shared`, the build's work folder (default `work`).
     """
-    exported, trained = _report(work, "export"), _report(work, "train")
+    shared = shared or work
+    exported, trained = _report(work, "export"), _report(shared, "train")
     evaluated = _report(work, "evaluate")
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
@@ -49,7 +55,7 @@ def build(
         "inputs": exported["inputs"],
         "files": hashes,
         "source": {"model": trained["source"], "license": trained["license"]},
-        "data": _report(work, "data"),
+        "data": _report(shared, "data"),
         "training": {k: v for k, v in trained.items() if k not in {"source", "license", "source_location"}},
         "export": {k: exported[k] for k in ("opset", "parity_texts", "parity_max_abs_diff")},
         "distillation": distillation,
@@ -66,18 +72,30 @@ def build(
             # Enough to tell two builds apart: the libraries, the source weights, the data file.
             "versions": {package: metadata.version(package) for package in BUILD_PACKAGES},
             "source_weights_sha256": trained.get("source_weights_sha256"),
-            "data_sha256": _report(work, "data").get("sha256"),
+            "data_sha256": _report(shared, "data").get("sha256"),
         },
         "build_date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     text = json.dumps(manifest, indent=2)
     Manifest.parse(text)  # the service's own check, before anything is swapped in
     (staging / MANIFEST).write_text(text)
+    _swap_in(staging, out)
+    return manifest
+
+
+def _swap_in(staging: Path, out: Path) -> None:
     # A reader never sees a half-written folder: the old artifact is replaced only when complete.
     if out.exists():
         shutil.rmtree(out)
     staging.rename(out)
-    return manifest
+
+
+def copy_artifact(artifact: Path, out: Path) -> None:
+    """Copy a built artifact folder to `out`, swapped in whole."""
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(artifact, staging)
+    _swap_in(staging, out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -85,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models.manifest", description=main.__doc__)
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True, help="artifact folder the service loads")
-    parser.add_argument("--name", default="minilm-l6-sentiment")
+    parser.add_argument("--name", default="minilm-sentiment")
     args = parser.parse_args(argv)
     print(json.dumps(build(args.work, args.out, args.name), indent=2))
     return 0

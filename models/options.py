@@ -12,6 +12,12 @@ if TYPE_CHECKING:
 Options = TypeVar("Options", bound="DataclassInstance")
 
 
-def from_args(cls: type[Options], args: argparse.Namespace) -> Options:
-    """`cls` from the flags whose names are its fields: a step sees its own options and no other's."""
-    return cls(**{field.name: getattr(args, field.name) for field in dataclasses.fields(cls)})
+def from_args(cls: type[Options], args: argparse.Namespace, **given: object) -> Options:
+    """`cls` from the flags whose names are its fields (or from `given`): a step sees its own options
+    and no other's."""
+    return cls(
+        **{
+            f.name: given[f.name] if f.name in given else getattr(args, f.name)
+            for f in dataclasses.fields(cls)
+        }
+    )

@@ -10,6 +10,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 MANIFEST = "manifest.json"
+# Where `make model` writes the default model and the service looks for it.
+DEFAULT_MODEL_DIR = Path("artifacts/sentiment")
 REQUIRED_FILES = ("model.onnx", "tokenizer.json")
 
 

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.artifact import DEFAULT_MODEL_DIR
 from service.cpus import available_cpus
 
 ENV_PREFIX = "TEXTCLF_"
@@ -38,9 +39,7 @@ class Settings(BaseSettings):
         le=19,
         description="niceness of pool model workers: the front wins a shared core; 0 = same priority",
     )
-    model_dir: Path = Field(
-        Path("artifacts/minilm-l6-sentiment"), description="artifact folder from models.build"
-    )
+    model_dir: Path = Field(DEFAULT_MODEL_DIR, description="artifact folder from models.build")
     cache_entries: int = Field(
         100_000, ge=0, description="result cache entries per worker; 0 disables the cache"
     )

@@ -26,6 +26,9 @@ SMALL_BUILD_ARGS = [
     "--latency-runs",
     "30",
     "--quiet",
+    # No student: the fixture is the quick one-model path; tests/models/test_distill.py builds students.
+    "--student-layers",
+    "0",
     # A 13-step fine-tune is not expected to be good; the gates are tested on their own.
     "--int8-tolerance",
     "100",

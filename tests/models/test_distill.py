@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from models.distill import (
     read_unlabelled,
     teacher_logits,
 )
+from models.distill_sweep import variants
 from models.evaluate import GateError, check_gates
 from models.train import load_classifier
 from tests.conftest import Built, run_build
@@ -123,20 +126,44 @@ def test_build_distils_a_student_from_a_given_teacher(small_model: Built, tmp_pa
     out = tmp_path / "student"
     result = run_build(out, "--teacher", str(teacher), "--student-layers", "2", "--student-tolerance", "100")
     assert result.returncode == 0, result.stderr[-4000:]
-    manifest = Built(out, out.with_name("student.work")).manifest
+    built = Built(out, out.with_name("student.work"))
+    manifest = built.manifest
+    # The teacher is packaged and gated too, kept in the work folder beside the served student.
+    packaged_teacher = Built(built.work / "teacher", built.work).manifest
+    assert (manifest["name"], packaged_teacher["name"]) == ("minilm-sentiment-l2", "minilm-sentiment-l6")
     distilled = manifest["distillation"]
     assert distilled["teacher"]["name"] == str(teacher)
     assert distilled["teacher"]["weights_sha256"] == source.weights_hash(teacher)
     assert distilled["teacher"]["layers"] == 6
+    assert distilled["teacher"]["test_accuracy_int8"] == packaged_teacher["accuracy"]["int8"]["accuracy"]
     assert (distilled["student_layers"], distilled["kept_teacher_layers"]) == (2, [0, 3])
     assert 0 < distilled["student_test_accuracy_pytorch"] <= 1
     assert 0 < distilled["student_teacher_agreement_pytorch"] <= 1
-    assert manifest["accuracy"]["teacher"]["accuracy"] == distilled["teacher"]["test_accuracy_pytorch"]
+    # The student is gated on its teacher's int8 model, the one it replaces.
+    assert manifest["accuracy"]["teacher"]["accuracy"] == distilled["teacher"]["test_accuracy_int8"]
     assert manifest["gates"]["student_tolerance_points"] == 100
     # The served graph has the student's 2 attention layers, fused, not the teacher's 6.
     graph = onnx.load(str(out / "model.onnx")).graph
     assert sum(node.op_type.endswith("Attention") for node in graph.node) == 2
-    assert load_classifier(str(out.with_name("student.work") / "student")).config.num_hidden_layers == 2
+    assert load_classifier(str(built.work / "student-2" / "checkpoint")).config.num_hidden_layers == 2
+
+
+def test_when_no_student_passes_the_gate_the_teacher_is_served(small_model: Built, tmp_path: Path) -> None:
+    out = tmp_path / "served"
+    # A negative tolerance asks each student to beat its teacher by 100 points: both are refused.
+    result = run_build(
+        out,
+        *("--teacher", str(small_model.work / "checkpoint"), "--student-layers", "1", "3"),
+        *("--student-tolerance", "-100", "--distill-epochs", "1"),
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "the 1-layer student is not served" in result.stderr
+    assert "the 3-layer student is not served" in result.stderr
+    assert "no student passed the gates: serving the teacher" in result.stderr
+    served = Built(out, out.with_name("served.work"))
+    assert served.manifest == Built(served.work / "teacher", served.work).manifest
+    assert served.manifest["distillation"] is None
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.onnx", "tokenizer.json"]
 
 
 def test_unlabelled_texts_are_read_from_json_lines_or_plain_lines(tmp_path: Path) -> None:
@@ -144,3 +171,35 @@ def test_unlabelled_texts_are_read_from_json_lines_or_plain_lines(tmp_path: Path
     odd = "a line\u2028separator inside one text"  # splitlines() would cut it in two
     path.write_text(json.dumps({"text": odd}, ensure_ascii=False) + "\nplain text line\n\n", encoding="utf-8")
     assert read_unlabelled(path) == [odd, "plain text line"]
+
+
+def test_the_sweep_judges_each_combination_on_validation_and_hides_labels_of_the_rest(
+    small_model: Built,
+) -> None:
+    args = ["--work", str(small_model.work), "--temperatures", "1", "2", "--soft-weights", "0.5"]
+    result = subprocess.run(
+        [sys.executable, "-m", "models.distill_sweep", *args, "--labelled-share", "0.5"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [(r["temperature"], r["texts"]) for r in rows] == [
+        (1.0, "first 50% labelled"),
+        (1.0, "first 50% labelled + rest unlabelled"),
+        (2.0, "first 50% labelled"),
+        (2.0, "first 50% labelled + rest unlabelled"),
+    ]
+    assert len({r["teacher_validation_accuracy"] for r in rows}) == 1
+    assert all(0 <= r["validation_accuracy"] <= 1 and 0 <= r["agreement_with_teacher"] <= 1 for r in rows)
+    assert "| T | soft weight |" in result.stdout
+
+
+def test_sweep_variants_keep_the_labelled_share_and_hide_the_rest() -> None:
+    assert list(variants([0, 1, 0, 1], None)) == [("all labelled", 4, [0, 1, 0, 1])]
+    assert list(variants([0, 1, 0, 1], 0.5)) == [
+        ("first 50% labelled", 2, [0, 1]),
+        ("first 50% labelled + rest unlabelled", 4, [0, 1, NO_LABEL, NO_LABEL]),
+    ]
