@@ -28,6 +28,8 @@ from load_tests.loadgen import LoadConfig, run
 from load_tests.report import markdown_table
 from load_tests.server import free_port, running_service
 from load_tests.texts import held_out_texts
+from models import latency
+from models.layout import teacher_of, work_folder
 from service.artifact import DEFAULT_MODEL_DIR, load_artifact
 from service.tokenizer import TextTokenizer
 
@@ -143,6 +145,11 @@ def run_http(
                 f"{design}, test mix, closed x8", r, texts, url=url, requests=6000, duration=20, **closed
             )
             top[design] = mixed["throughput_rps"]
+        if design == "pool" and teacher_of(model_dir) != model_dir:
+            # The same service on the teacher the served student was distilled from.
+            with running_service(teacher_of(model_dir), tmp / "teacher.log", workers=2, env=CACHE_OFF) as s:
+                name = f"teacher, {TEACHER_LAYERS} layers, test mix, closed x8"
+                load(name, r, texts, url=s.url + "/v1/classify", requests=6000, duration=20, **closed)
     # Each design over the same offered rates, as fractions of the pool's max: the curves to plot.
     sweeps: dict[str, list[dict[str, Any]]] = {}
     for design in DESIGNS:
@@ -165,6 +172,66 @@ def run_http(
     with running_design("pool", model_dir, tmp / "pool-peer-rate.log") as url:
         load(f"pool, open {equal}/s (peer's 70%)", r, texts, url=url, rate=equal, requests=equal * 20)
     return r, sweeps
+
+
+TEACHER_LAYERS = 6
+DISTILL_TOKENS = (16, 64, 128)
+# Issue 14's targets per student size: speed-up over the 6-layer int8, accuracy points it may lose.
+STUDENT_TARGETS = {3: (1.9, 0.3), 2: (2.7, 1.5)}
+
+
+def run_distillation(model_dir: Path, students: Sequence[Path], texts: Sequence[str]) -> dict[str, Any]:
+    """The teacher's int8 model and each student's, one thread, alternating run by run (models.latency)."""
+    artifacts = list(dict.fromkeys([teacher_of(model_dir), *students, model_dir]))
+    longest = load_artifact(model_dir).max_sequence_length
+    return latency.compare(artifacts, texts[:400], [n for n in DISTILL_TOKENS if n <= longest], runs=300)
+
+
+def distillation_table(table: dict[str, Any]) -> str:
+    """The distillation comparison as a Markdown table."""
+    tokens = list(next(iter(table.values()))["latency"])
+    head = " | ".join(f"p50 ms @{n}" for n in tokens)
+    lines = [f"| int8 model | layers | test acc. | {head} | speed-up @{'/@'.join(tokens)} |"]
+    lines.append("|---" * (4 + len(tokens)) + "|")
+    for name, row in table.items():
+        ms = " | ".join(f"{row['latency'][n]['p50_ms']:.2f}" for n in tokens)
+        up = " / ".join(f"{row['speedup_p50'][n]:.2f}x" for n in tokens)
+        lines.append(
+            f"| `{name}` | {row['layers'] or TEACHER_LAYERS} | {row['test_accuracy_int8']} | {ms} | {up} |"
+        )
+    return "\n".join(lines)
+
+
+def distillation_targets(table: dict[str, Any], http: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """Issue 14's targets: each student's speed-up and accuracy against the 6-layer int8, and HTTP."""
+    rows = []
+    teacher = next(iter(table.values()))
+    for row in list(table.values())[1:]:
+        if row["layers"] not in STUDENT_TARGETS:
+            continue
+        speedup, points = STUDENT_TARGETS[row["layers"]]
+        ups = [row["speedup_p50"][str(n)] for n in (16, 128)]
+        behind = (teacher["test_accuracy_int8"] - row["test_accuracy_int8"]) * 100
+        rows.append(
+            (
+                f"{row['layers']}-layer student int8: ≥ {speedup}x faster at 16 and 128 tokens, "
+                f"within {points} points of the 6-layer int8",
+                f"{ups[0]:.2f}x / {ups[1]:.2f}x, {-behind:+.2f} points",
+                min(ups) >= speedup and behind <= points,
+            )
+        )
+    student = next((v for k, v in http.items() if k.startswith("pool, test mix, closed")), None)
+    taught = next((v for k, v in http.items() if k.startswith("teacher,")), None)
+    if student and taught:
+        ratio = student["throughput_rps"] / taught["throughput_rps"]
+        rows.append(
+            (
+                "cache off, closed x8, test mix: the served student's throughput vs the 6-layer teacher's",
+                f"{student['throughput_rps']:.0f} vs {taught['throughput_rps']:.0f} rps = {ratio:.2f}x",
+                ratio > 1,
+            )
+        )
+    return rows
 
 
 def targets(ladder_rows: list[dict[str, Any]], http: dict[str, Any]) -> list[tuple[str, str, bool]]:
@@ -227,7 +294,11 @@ def targets(ladder_rows: list[dict[str, Any]], http: dict[str, Any]) -> list[tup
 
 
 def render(
-    info: dict[str, Any], ladder_rows: list[dict[str, Any]], http: dict[str, Any], plots_dir: Path
+    info: dict[str, Any],
+    ladder_rows: list[dict[str, Any]],
+    distilled: dict[str, Any],
+    http: dict[str, Any],
+    plots_dir: Path,
 ) -> str:
     """The generated part of BENCHMARKS.md; figures are linked relative to it."""
     lines = [
@@ -241,7 +312,10 @@ def render(
         "",
         "| target | measured | met |",
         "|---|---|---|",
-        *(f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in targets(ladder_rows, http)),
+        *(
+            f"| {t} | {m} | {'yes' if ok else '**no**'} |"
+            for t, m, ok in targets(ladder_rows, http) + distillation_targets(distilled, http)
+        ),
         "",
         f"![latency against offered load]({plots_dir / LATENCY_PNG})",
         "",
@@ -250,6 +324,10 @@ def render(
         ladder.markdown(ladder_rows),
         "",
         f"![the ladder]({plots_dir / LADDER_PNG})",
+        "",
+        "### Distillation (in-process, one thread, int8, models alternating run by run)",
+        "",
+        distillation_table(distilled),
         "",
         "### Over HTTP (client side; server stage times from response headers)",
         "",
@@ -266,22 +344,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"))
     parser.add_argument("--results", type=Path, default=Path("bench-results"))
     parser.add_argument("--plots", type=Path, default=Path("docs/bench"), help="where the PNG figures go")
+    parser.add_argument(
+        "--students",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="more student artifacts for the distillation table",
+    )
     args = parser.parse_args(argv)
-    work = args.model_dir.with_name(args.model_dir.name + ".work")
+    work = work_folder(args.model_dir)
     texts = held_out_texts(work / "data" / "test.jsonl")
     info = machine()
     ladder_rows = ladder.run_ladder(args.model_dir, work, texts)
     print(ladder.markdown(ladder_rows), flush=True)
+    distilled = run_distillation(args.model_dir, args.students, texts)
+    print(distillation_table(distilled), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         http, sweeps = run_http(args.model_dir, work / "checkpoint", texts, Path(tmp))
     args.results.mkdir(exist_ok=True)
     (args.results / "bench.json").write_text(
-        json.dumps({"machine": info, "ladder": ladder_rows, "http": http}, indent=2)
+        json.dumps(
+            {"machine": info, "ladder": ladder_rows, "distillation": distilled, "http": http}, indent=2
+        )
     )
     args.plots.mkdir(parents=True, exist_ok=True)
     plots.latency_vs_load(sweeps, args.plots / LATENCY_PNG)
     plots.ladder_bars(ladder_rows, args.plots / LADDER_PNG)
-    block = render(info, ladder_rows, http, Path(os.path.relpath(args.plots, args.out.parent)))
+    block = render(info, ladder_rows, distilled, http, Path(os.path.relpath(args.plots, args.out.parent)))
     old = args.out.read_text() if args.out.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
     before, _, rest = old.partition(START)
     args.out.write_text(before + block + rest.partition(END)[2])

@@ -2,11 +2,12 @@
 
     python -m load_tests.ladder
 
-Steps: (a) PyTorch fp32 padded to 128 tokens, their baseline; (b) PyTorch fp32 unpadded;
-(c) ONNX Runtime fp32 unpadded; (d) ONNX Runtime optimized + dynamic int8, the service's model;
-(e) (d) behind the service's LRU result cache at 0, 40 and 80% hits. Rounds alternate the
-steps, so machine noise hits every row alike. No undistilled teacher (BERT-base) is available
-offline from the registries this project may use, so the ladder starts at the distilled model.
+Steps: (a) the fine-tuned 6-layer model in PyTorch fp32 padded to 128 tokens, their baseline;
+(b) PyTorch fp32 unpadded; (c) ONNX Runtime fp32 unpadded; (d) ONNX Runtime optimized + dynamic
+int8; (e) the student distilled from it, int8: the service's model (when the build made one);
+then the service's model behind the service's LRU result cache at 0, 40 and 80% hits. Rounds
+alternate the steps, so machine noise hits every row alike. No BERT-base is available offline
+from the registries this project may use, so the ladder starts at the 6-layer MiniLM.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from load_tests.texts import DEFAULT_TEXTS, held_out_texts, mix
+from models.layout import teacher_of, work_folder
 from service.artifact import DEFAULT_MODEL_DIR, load_artifact
 from service.cache import ResultCache
 from service.classifier import Classifier
@@ -92,6 +94,7 @@ def run_ladder(
 ) -> list[dict[str, Any]]:
     """Rows with p50 ms at 16 tokens, texts/s over the test-split mix, and both as ratios to (a)."""
     artifact = load_artifact(artifact_dir)
+    teacher = load_artifact(teacher_of(artifact_dir))
     tokenizer = TextTokenizer(artifact.tokenizer_path, artifact.max_sequence_length)
     classifier = Classifier.from_artifact(artifact)
     short = [t for t in texts if tokenizer.encode(t).n_tokens == LATENCY_TOKENS][:50]
@@ -105,10 +108,16 @@ def run_ladder(
         "(c) ONNX Runtime fp32, no padding": onnx_predict(
             work_dir / "model.fp32.onnx", tokenizer, artifact.labels
         ),
-        "(d) ONNX Runtime optimized + dynamic int8": lambda t: classifier.predict(t),
+        "(d) ONNX Runtime optimized + dynamic int8": Classifier.from_artifact(teacher).predict,
     }
+    served = "(d)"
+    if artifact.manifest.distillation:
+        layers = artifact.manifest.distillation["student_layers"]
+        steps[f"(e) (d) distilled to {layers} layers, int8: the service's model"] = classifier.predict
+        served = "(e)"
+    step = f"({chr(ord(served[1]) + 1)}) {served}"
     cached = {
-        f"(e) (d) + LRU cache, {r:.0%} hits": mix(texts, 3 * mix_size, r, seed=1) for r in (0.0, 0.4, 0.8)
+        f"{step} + LRU cache, {r:.0%} hits": mix(texts, 3 * mix_size, r, seed=1) for r in (0.0, 0.4, 0.8)
     }
     for predict in steps.values():
         for text in short[:10]:  # allocations and lazy initialization out of the way
@@ -168,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    work = args.work_dir or args.model_dir.with_name(args.model_dir.name + ".work")
+    work = args.work_dir or work_folder(args.model_dir)
     rows = run_ladder(args.model_dir, work, held_out_texts(args.texts), args.mix_size, args.rounds)
     print(markdown(rows))
     if args.json:

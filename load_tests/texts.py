@@ -8,9 +8,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from models.layout import work_folder
 from service.artifact import DEFAULT_MODEL_DIR
 
-DEFAULT_TEXTS = DEFAULT_MODEL_DIR.with_name(DEFAULT_MODEL_DIR.name + ".work") / "data" / "test.jsonl"
+DEFAULT_TEXTS = work_folder(DEFAULT_MODEL_DIR) / "data" / "test.jsonl"
 
 
 def held_out_texts(path: Path = DEFAULT_TEXTS) -> list[str]:

