@@ -1,7 +1,7 @@
 """Distil a K-layer student from a fine-tuned classifier (the teacher), PyTorch at build time only.
 
 The student starts as the teacher with only K of its layers, evenly spaced (6 -> 3 keeps 0, 2,
-4): it inherits the embeddings, the kept layers and the head, so one epoch is enough. It learns
+4): it inherits the embeddings, the kept layers and the head, so an epoch or two is enough. It learns
 from the teacher's logits softened by a temperature, mixed with the true labels. The teacher's
 logits are computed once, before training, not per batch.
 """
@@ -245,11 +245,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="fine-tuned classifier folder to distil (default: the model the train step makes)",
     )
-    g.add_argument("--temperature", type=float, default=2.0, help="softens the teacher's logits")
+    # Defaults chosen on the validation split with models.distill_sweep (README, Distillation).
+    g.add_argument("--temperature", type=float, default=1.0, help="softens the teacher's logits")
     g.add_argument(
         "--soft-weight", type=float, default=0.5, help="share of the teacher's soft targets in the loss"
     )
-    g.add_argument("--distill-epochs", type=int, default=1)
+    g.add_argument("--distill-epochs", type=int, default=2)
     g.add_argument("--distill-learning-rate", type=float, default=1e-4)
     g.add_argument(
         "--unlabelled",
