@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from service.errors import ErrorType
 from service.guards import ASGIApp, Receive, Scope, Send, send_error
-from service.instrument import API_PREFIX
+from service.instrument import is_api
 
 
 class AdmissionControl:
@@ -25,7 +25,7 @@ class AdmissionControl:
         self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
+        if scope["type"] != "http" or not is_api(scope["path"]):
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.max_in_flight:

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from service.errors import ErrorType
 from service.guards import ASGIApp, Receive, Scope, Send, send_error
-from service.instrument import API_PREFIX
+from service.instrument import is_api
 
 CHALLENGE = [(b"www-authenticate", b'Bearer realm="textclf"')]
 
@@ -24,7 +24,7 @@ def protected_paths(open_health: bool, open_metrics: bool) -> Callable[[str], bo
             return not open_health
         if path == "/metrics":
             return not open_metrics
-        return path.startswith(API_PREFIX)
+        return is_api(path)
 
     return protected
 

@@ -19,9 +19,22 @@ class Prediction:
 
     label: str
     score: float
-    scores: tuple[float, ...]  # in the artifact's label order
+    scores: tuple[float, ...]  # probabilities, in the artifact's label order
+    logits: tuple[float, ...]  # the model's raw outputs, same order
     tokens: int
     truncated: bool
+
+    @classmethod
+    def from_logits(
+        cls, labels: Sequence[str], logits: Sequence[float], tokens: int, truncated: bool
+    ) -> Prediction:
+        """Softmax over the logits and the most probable label."""
+        top = max(logits)
+        exp = [math.exp(x - top) for x in logits]
+        total = sum(exp)
+        probs = tuple(e / total for e in exp)
+        best = max(range(len(probs)), key=probs.__getitem__)
+        return cls(labels[best], probs[best], probs, tuple(logits), tokens, truncated)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +74,7 @@ class Classifier:
         t1 = time.perf_counter()
         logits = self.session.logits(enc.input_ids)[0].tolist()
         t2 = time.perf_counter()
-        top = max(logits)
-        exp = [math.exp(x - top) for x in logits]
-        total = sum(exp)
-        probs = tuple(e / total for e in exp)
-        best = max(range(len(probs)), key=probs.__getitem__)
-        return Prediction(self.labels[best], probs[best], probs, enc.n_tokens, enc.truncated), Timing(
+        return Prediction.from_logits(self.labels, logits, enc.n_tokens, enc.truncated), Timing(
             t1 - t0, t2 - t1
         )
 

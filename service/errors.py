@@ -22,6 +22,7 @@ class ErrorType(StrEnum):
     VALIDATION = "validation_error"
     EMPTY_TEXT = "empty_text"
     TEXT_TOO_LONG = "text_too_long"
+    TOO_MANY_TOKENS = "too_many_tokens"
     TOO_MANY_TEXTS = "too_many_texts"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
@@ -43,6 +44,7 @@ STATUS = {
     ErrorType.VALIDATION: 422,
     ErrorType.EMPTY_TEXT: 422,
     ErrorType.TEXT_TOO_LONG: 422,
+    ErrorType.TOO_MANY_TOKENS: 413,  # text-embeddings-inference's status for it
     ErrorType.TOO_MANY_TEXTS: 422,
     ErrorType.PAYLOAD_TOO_LARGE: 413,
     ErrorType.UNSUPPORTED_MEDIA_TYPE: 415,

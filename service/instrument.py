@@ -9,8 +9,16 @@ from collections.abc import Collection
 from service.guards import ASGIApp, Message, Receive, Scope, Send
 from service.metrics import Metrics
 
-# Only API work counts as in flight: probes and scrapes are not load, and a scrape would count itself.
 API_PREFIX = "/v1/"
+# Routes outside /v1/ kept for other services' clients: text-embeddings-inference's /predict.
+COMPATIBLE_ROUTES = frozenset({"/predict"})
+
+
+def is_api(path: str) -> bool:
+    """Classification work (authenticated, admitted, in flight), as opposed to probes and scrapes."""
+    return path.startswith(API_PREFIX) or path in COMPATIBLE_ROUTES
+
+
 access = logging.getLogger("service.access")
 
 
@@ -43,7 +51,8 @@ class RequestMetrics:
                 status = message["status"]
             await send(message)
 
-        api = scope["path"].startswith(API_PREFIX)
+        # Only API work counts as in flight: probes and scrapes are not load, and a scrape would count itself.
+        api = is_api(scope["path"])
         if api:
             self.metrics.in_flight.inc()
         try:

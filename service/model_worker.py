@@ -48,7 +48,7 @@ def serve(sock: socket.socket, classifier: Classifier, codec: Codec) -> None:
             timing.tokenize,
             timing.inference,
             busy,
-            prediction.scores,
+            prediction.logits,
         )
         sock.sendall(codec.pack_reply(reply))
 

@@ -250,9 +250,7 @@ class ModelPool:
         self._dispatch()
 
     def _prediction(self, job: _Job, reply: Reply) -> tuple[Prediction, Timing]:
-        probs = reply.probabilities
-        best = max(range(len(probs)), key=probs.__getitem__)
-        prediction = Prediction(self.labels[best], probs[best], probs, reply.tokens, reply.truncated)
+        prediction = Prediction.from_logits(self.labels, reply.logits, reply.tokens, reply.truncated)
         # Queue: everything but the worker's own time (waiting here or in its socket, and the IPC).
         queued = time.perf_counter() - job.submitted - reply.busy
         return prediction, Timing(reply.tokenize, reply.inference, max(queued, 0.0))

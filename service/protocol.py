@@ -6,7 +6,8 @@ queue of its own. Both sides build their structs here, from the artifact's label
 
     job:   !I job id, !I text length in bytes, then the text (UTF-8)
     reply: !I job id, !B status, !H tokens, !B truncated, !d tokenize s, !d inference s,
-           !d busy s (receive to send, the worker's own clock), then one !d probability per label
+           !d busy s (receive to send, the worker's own clock), then one !d logit per label (the
+           front takes the softmax: the raw scores are asked for too, and the logits give both)
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class Reply:
     tokenize: float
     inference: float
     busy: float
-    probabilities: tuple[float, ...]
+    logits: tuple[float, ...]
 
 
 class Codec:
@@ -63,13 +64,15 @@ class Codec:
             reply.tokenize,
             reply.inference,
             reply.busy,
-            *reply.probabilities,
+            *reply.logits,
         )
 
     def unpack_reply(self, data: bytes | memoryview) -> Reply:
         """A reply from exactly `reply_size` bytes."""
-        job_id, status, tokens, truncated, tokenize, inference, busy, *probs = self._reply.unpack(data)
-        return Reply(job_id, Status(status), tokens, bool(truncated), tokenize, inference, busy, tuple(probs))
+        job_id, status, tokens, truncated, tokenize, inference, busy, *logits = self._reply.unpack(data)
+        return Reply(
+            job_id, Status(status), tokens, bool(truncated), tokenize, inference, busy, tuple(logits)
+        )
 
     def status_only(self, job_id: int, status: Status) -> bytes:
         """A reply that carries nothing but its status (READY, FAILED)."""

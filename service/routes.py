@@ -1,4 +1,4 @@
-"""HTTP routes: classify (one text or a list), model summary, liveness and readiness."""
+"""HTTP routes: classify (one text or a list, and TEI's /predict), model summary, liveness and readiness."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import from_json
 
 from service.artifact import Artifact
+from service.classifier import Prediction
 from service.config import Settings
 from service.errors import ErrorType, ServiceError, error_response
 from service.inference import Inference, Outcome
@@ -26,6 +27,8 @@ from service.schemas import (
     ClassifyRequest,
     ErrorBody,
     Health,
+    Predictions,
+    PredictRequest,
     text_schema,
 )
 
@@ -181,6 +184,54 @@ def build_router(runtime: Runtime) -> APIRouter:
         texts = [normalize(t, settings.max_text_chars, f"texts[{i}]") for i, t in enumerate(body.texts)]
         outcomes = await loaded.inference.classify_many(texts)
         return JSONResponse({"results": [to_response(loaded, o) for o in outcomes]})
+
+    def tei_text(item: str | list[str], where: str) -> str:
+        if isinstance(item, str):
+            return item
+        if len(item) != 1:
+            raise ServiceError(
+                ErrorType.VALIDATION,
+                f"{where} holds {len(item)} texts; this model classifies single texts, not pairs",
+            )
+        return item[0]
+
+    def label_scores(loaded: Loaded, p: Prediction, raw: bool) -> list[dict[str, Any]]:
+        values = p.logits if raw else p.scores
+        order = sorted(range(len(values)), key=p.scores.__getitem__, reverse=True)
+        return [{"label": loaded.artifact.labels[i], "score": values[i]} for i in order]
+
+    listed = {"type": "array", "items": text, "minItems": 1, "maxItems": settings.max_batch}
+    singles = {"type": "array", "items": {"type": "array", "items": text, "minItems": 1, "maxItems": 1}}
+    inputs = {"inputs": {"anyOf": [text, listed, singles | {"minItems": 1, "maxItems": settings.max_batch}]}}
+
+    @classify_route("/predict", PredictRequest, inputs, Predictions)
+    async def predict(request: Request) -> Response:
+        """text-embeddings-inference's classify route: the same cache, limits, errors and metrics."""
+        loaded = runtime.require_ready()
+        body = await parse_body(request, PredictRequest)
+        single = isinstance(body.inputs, str)
+        items: list[str | list[str]] = [body.inputs] if isinstance(body.inputs, str) else [*body.inputs]
+        where = ["inputs"] if single else [f"inputs[{i}]" for i in range(len(items))]
+        if not items:
+            raise ServiceError(ErrorType.EMPTY_TEXT, "inputs is empty")
+        if len(items) > settings.max_batch:
+            raise ServiceError(
+                ErrorType.TOO_MANY_TEXTS, f"{len(items)} inputs; the limit is {settings.max_batch}"
+            )
+        texts = [
+            normalize(tei_text(t, w), settings.max_text_chars, w) for t, w in zip(items, where, strict=True)
+        ]
+        outcomes = await loaded.inference.classify_many(texts)
+        if not body.truncate:
+            for outcome, w in zip(outcomes, where, strict=True):
+                if outcome.prediction.truncated:
+                    raise ServiceError(
+                        ErrorType.TOO_MANY_TOKENS,
+                        f"{w} is longer than the model's {loaded.artifact.max_sequence_length} tokens; "
+                        'send "truncate": true to classify its start',
+                    )
+        results = [label_scores(loaded, o.prediction, body.raw_scores) for o in outcomes]
+        return JSONResponse(results[0] if single else results)
 
     @router.get("/v1/model", tags=["model"])
     async def model() -> dict[str, Any]:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 # A text must hold one character that is not whitespace, a control or an invisible format
 # character (zero-width space, BOM, direction marks): otherwise the model has nothing to read.
@@ -59,3 +59,32 @@ class ErrorBody(BaseModel):
 
 class Health(BaseModel):
     status: str
+
+
+class PredictRequest(BaseModel):
+    """The body of text-embeddings-inference's `POST /predict`, so its clients work unchanged."""
+
+    # strict: `"raw_scores": 0` is a client's mistake, not a false.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    inputs: str | list[str] | list[list[str]] = Field(
+        description='one text, or a batch: ["a", "b"] or TEI\'s [["a"], ["b"]] (pairs are refused: the '
+        "model classifies single texts)",
+        examples=["I love it"],
+    )
+    truncate: bool = Field(
+        False, description="cut texts longer than the model's tokens; false answers 413 for them, as TEI does"
+    )
+    raw_scores: bool = Field(False, description="logits instead of probabilities")
+    truncation_direction: Literal["Right", "right"] = Field(
+        "Right", description="only right truncation (the model was trained on the start of texts)"
+    )
+
+
+class LabelScore(BaseModel):
+    label: str
+    score: float
+
+
+class Predictions(RootModel[list[LabelScore] | list[list[LabelScore]]]):
+    """Every label by descending score; a list of those for a batch."""

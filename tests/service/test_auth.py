@@ -84,3 +84,10 @@ def test_missing_tokens_file_stops_start_up(small_model: Built, tmp_path: Path) 
     with pytest.raises(RuntimeError, match="TEXTCLF_API_TOKENS_FILE|api_tokens_file"):
         with running_service(small_model.artifact, tmp_path / "service.log", workers=1, env=env):
             pass
+
+
+def test_the_tei_route_needs_a_token_too(secured: RunningService) -> None:
+    url = secured.url + "/predict"
+    assert httpx.post(url, json={"inputs": "hi"}, timeout=30).status_code == 401
+    allowed = httpx.post(url, json={"inputs": "hi"}, headers={"authorization": "Bearer token-a"}, timeout=30)
+    assert allowed.status_code == 200

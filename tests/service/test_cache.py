@@ -8,7 +8,7 @@ from service.classifier import Prediction
 
 
 def pred(label: str = "positive") -> Prediction:
-    return Prediction(label, 0.9, (0.05, 0.05, 0.9), tokens=4, truncated=False)
+    return Prediction(label, 0.9, (0.05, 0.05, 0.9), (-1.0, -1.0, 1.9), tokens=4, truncated=False)
 
 
 def test_hit_returns_the_same_prediction_and_miss_returns_none() -> None:
@@ -69,7 +69,7 @@ def test_entry_overhead_estimate_covers_real_allocations() -> None:
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     for t in texts:
-        cache.put(("v", t), Prediction("neutral", 0.5, (0.2, 0.5, 0.3), 12, False))
+        cache.put(("v", t), Prediction("neutral", 0.5, (0.2, 0.5, 0.3), (0.1, 1.0, 0.5), 12, False))
     used = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
     # The texts themselves already existed; the estimate must still cover what the cache added.
