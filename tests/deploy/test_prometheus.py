@@ -132,7 +132,7 @@ def test_prometheus_sees_every_request_across_workers(service: RunningService, p
     assert (query(prometheus, "sum(textclf_model_worker_busy_seconds_total)") or 0) > 0
     assert query(prometheus, "sum(textclf_stage_duration_seconds_count{stage='inference'})") == sent - repeats
 
-    p99 = "job:textclf_request_duration_seconds:p99_rate1m"
+    p99 = 'job_route:textclf_request_duration_seconds:p99_rate1m{route="/v1/classify"}'
     wait_for(lambda: (v := query(prometheus, p99)) is not None and not math.isnan(v), f"{p99} evaluated")
     value = query(prometheus, p99)
     assert value is not None and 0.0001 < value < 1.0
