@@ -36,9 +36,10 @@ model: $(MODEL_DIR)/manifest.json
 serve: model
 	TEXTCLF_MODEL_DIR=$(MODEL_DIR) $(PY) -m service
 
-# The ladder, the serving designs, mosec and the peer, side by side (~15 min); rewrites BENCHMARKS.md's tables.
+# The ladder, the students, the serving designs, mosec and the peer, side by side (~20 min); rewrites
+# BENCHMARKS.md's tables. More students in the distillation table: make bench BENCH_ARGS="--students DIR".
 bench: model $(VENV)/.installed-bench
-	$(PY) -m load_tests.bench
+	$(PY) -m load_tests.bench $(BENCH_ARGS)
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -235,3 +236,10 @@ def test_the_example_overlay_scales_memory_and_target_with_its_cores() -> None:
     assert {o["metadata"].get("namespace") for o in example if o["kind"] != "Namespace"} == {"textclf"}
     image = container(example)["image"]
     assert image.startswith("registry.example.com/") and not image.endswith(":latest")
+
+
+def test_the_base_image_is_the_release_tag_never_latest() -> None:
+    version = tomllib.loads((DEPLOY.parent / "pyproject.toml").read_text())["project"]["version"]
+    base = container(render("k8s/base"))
+    assert base["image"] == f"textclf-service:{version}"
+    assert base["imagePullPolicy"] == "IfNotPresent"  # safe only because the tag never moves
