@@ -87,12 +87,14 @@ def running_peer(module: str, env: dict[str, str], log: Path, timeout: float = 1
 
 
 def load(name: str, results: dict[str, Any], texts: Sequence[str], **config: Any) -> dict[str, Any]:
-    """One load run. A non-2xx from this service stops the benchmark; a peer's is kept in its row
-    (the colocated design sheds load with 429s near its max: that is a result, not a failure)."""
+    """One load run. An error or a status other than 200 and 429 from this service stops the
+    benchmark; a 429 is kept in its row, as every peer answer is: near the max, shedding a burst
+    past the in-flight bound is the designed behaviour, and the row's "ok / sent" shows it."""
     result = run(LoadConfig(**config), texts)
     if not result["passed"]:
         failure = f"{name}: {result['statuses']} {result['errors']} {result['stopped']}"
-        if name.startswith("pool,"):
+        shed_only = set(result["statuses"]) <= {"200", "429"} and not (result["errors"] or result["stopped"])
+        if name.startswith("pool,") and not shed_only:
             raise SystemExit(failure)
         print("not every request answered 2xx:", failure, flush=True)
     print(markdown_table([(name, result)]).splitlines()[-1], flush=True)

@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 from service import errors
 from service.admission import AdmissionControl
 from service.artifact import Artifact, load_artifact
-from service.auth import BearerAuth, document_bearer_auth, protected_paths
+from service.auth import BearerAuth, Tokens, document_bearer_auth, protected_paths
 from service.cache import ResultCache
 from service.classifier import Classifier
 from service.config import Settings, load_settings
@@ -120,8 +120,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         read_timeout=settings.request_read_timeout_seconds,
         on_reject=count_error,
     )
-    tokens = settings.bearer_tokens()
-    if tokens:
+    tokens = Tokens(settings.bearer_tokens, settings.api_tokens_file)
+    if tokens.digests:
         protected = protected_paths(settings.open_health, settings.open_metrics)
         # Before admission: a request without a token must not take an in-flight slot.
         app.add_middleware(

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import os
+import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -54,6 +58,62 @@ def document_bearer_auth(app: FastAPI, protected: Callable[[str], bool]) -> None
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+log = logging.getLogger(__name__)
+
+
+class Tokens:
+    """The accepted tokens' SHA-256 digests, read again when the tokens file changes.
+
+    A mounted Kubernetes Secret is updated in place (a symlink swap): its new tokens must work,
+    and revoked ones stop working, without a restart. The file's identity (inode, mtime, size)
+    is checked at most every `check_every` seconds, so requests pay one stat a second, not each.
+    A file that cannot be read keeps the tokens read last (logged); an empty one accepts no
+    token: a rotation never turns auth off.
+    """
+
+    def __init__(
+        self, read: Callable[[], Sequence[str]], file: Path | None, check_every: float = 1.0
+    ) -> None:
+        self._read = read
+        self._file = file
+        self._check_every = check_every
+        self._next_check = time.monotonic() + check_every
+        self._identity = self._stat()
+        self.digests = self._digests(read())
+
+    @staticmethod
+    def _digests(tokens: Sequence[str]) -> list[bytes]:
+        return [hashlib.sha256(t.encode()).digest() for t in tokens]
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        if self._file is None:
+            return None
+        try:
+            st = os.stat(self._file)  # follows the Secret's symlinks to the current file
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
+    def current(self) -> list[bytes]:
+        """The digests to check a request against, re-read first if the file changed."""
+        if self._file is None or time.monotonic() < self._next_check:
+            return self.digests
+        self._next_check = time.monotonic() + self._check_every
+        identity = self._stat()
+        if identity is None or identity == self._identity:
+            return self.digests
+        try:
+            self.digests = self._digests(self._read())
+        except OSError as err:
+            log.warning(
+                "tokens file %s could not be read (%s): keeping the tokens read before", self._file, err
+            )
+            return self.digests
+        self._identity = identity
+        log.info("tokens file %s changed: %d tokens now accepted", self._file, len(self.digests))
+        return self.digests
+
+
 class BearerAuth:
     """401 unless `Authorization: Bearer <token>` carries one of the configured tokens.
 
@@ -65,14 +125,14 @@ class BearerAuth:
     def __init__(
         self,
         app: ASGIApp,
-        tokens: Sequence[str],
+        tokens: Tokens,
         protected: Callable[[str], bool],
         on_reject: Callable[[ErrorType], None],
     ) -> None:
-        if not tokens:
+        if not tokens.digests:
             raise ValueError("BearerAuth needs at least one token")
         self.app = app
-        self.digests = [hashlib.sha256(t.encode()).digest() for t in tokens]
+        self.tokens = tokens
         self.protected = protected
         self.on_reject = on_reject
 
@@ -80,7 +140,7 @@ class BearerAuth:
         scheme, _, token = authorization.partition(b" ")
         presented = hashlib.sha256(token.strip()).digest()
         matched = False
-        for digest in self.digests:
+        for digest in self.tokens.current():
             matched |= hmac.compare_digest(presented, digest)
         return matched and scheme.lower() == b"bearer"
 

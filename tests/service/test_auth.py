@@ -3,6 +3,7 @@ metrics as configured, and every refusal looks the same."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,3 +92,31 @@ def test_the_tei_route_needs_a_token_too(secured: RunningService) -> None:
     assert httpx.post(url, json={"inputs": "hi"}, timeout=30).status_code == 401
     allowed = httpx.post(url, json={"inputs": "hi"}, headers={"authorization": "Bearer token-a"}, timeout=30)
     assert allowed.status_code == 200
+
+
+def test_a_rotated_tokens_file_takes_effect_without_a_restart(small_model: Built, tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "tokens").write_text("old-token\n")
+    env = {"TEXTCLF_API_TOKENS_FILE": str(secret / "tokens")}
+    with running_service(small_model.artifact, tmp_path / "service.log", workers=1, env=env) as svc:
+        assert post(svc, "Bearer old-token").status_code == 200
+        # As the kubelet updates a mounted Secret: the new file is written aside, then swapped in.
+        (secret / "tokens.new").write_text("new-token\n")
+        (secret / "tokens.new").replace(secret / "tokens")
+        deadline = time.monotonic() + 10
+        while post(svc, "Bearer new-token").status_code != 200:
+            assert time.monotonic() < deadline, "the new token was never accepted"
+            time.sleep(0.2)
+        assert post(svc, "Bearer old-token").status_code == 401
+        # A file that disappears keeps the tokens read last; an empty one accepts none.
+        (secret / "tokens").unlink()
+        time.sleep(1.5)
+        assert post(svc, "Bearer new-token").status_code == 200
+        (secret / "tokens").write_text("\n")
+        deadline = time.monotonic() + 10
+        while post(svc, "Bearer new-token").status_code != 401:
+            assert time.monotonic() < deadline, "an emptied tokens file still accepted the old token"
+            time.sleep(0.2)
+        assert "tokens file" in (tmp_path / "service.log").read_text()
+        assert "new-token" not in (tmp_path / "service.log").read_text()
