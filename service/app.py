@@ -19,6 +19,7 @@ from service.cache import ResultCache
 from service.classifier import Classifier
 from service.config import Settings, load_settings
 from service.connections import COUNT_REFUSAL
+from service.docs import install_docs
 from service.errors import ErrorType
 from service.guards import BodyGuard
 from service.inference import Backend, Inference
@@ -106,7 +107,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         # Prometheus metrics are ours; FastAPI's built-in OpenTelemetry checks cost time per request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        docs_url=None,  # served by service.docs, without a CDN
+        redoc_url=None,
     )
+    install_docs(app)
     errors.install(app, metrics)
     app.include_router(router)
 

@@ -93,15 +93,20 @@ def error_body(error_type: ErrorType, message: str) -> dict[str, str]:
 ERROR_TYPE_HEADER = "X-Error-Type"
 
 
+def error_headers(error_type: ErrorType) -> dict[str, str]:
+    """The headers of every error response: its kind (for metrics) and Retry-After if transient."""
+    retry = {"Retry-After": RETRY_AFTER[error_type]} if error_type in RETRY_AFTER else {}
+    return {ERROR_TYPE_HEADER: error_type.value, **retry}
+
+
 def error_response(
     error_type: ErrorType, message: str, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
-    """A JSON error response with the status for its kind (also named in a header, for metrics)."""
-    retry = {"Retry-After": RETRY_AFTER[error_type]} if error_type in RETRY_AFTER else {}
+    """A JSON error response with the status for its kind."""
     return JSONResponse(
         error_body(error_type, message),
         status_code=STATUS[error_type],
-        headers={ERROR_TYPE_HEADER: error_type.value, **retry, **(headers or {})},
+        headers=error_headers(error_type) | dict(headers or {}),
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect
 
-from service.errors import ERROR_TYPE_HEADER, RETRY_AFTER, STATUS, ErrorType, error_body
+from service.errors import STATUS, ErrorType, error_body, error_headers
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -140,11 +140,9 @@ def encode_error(
     all_headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(payload)).encode()),
-        (ERROR_TYPE_HEADER.lower().encode(), error_type.value.encode()),
+        *((name.lower().encode(), value.encode()) for name, value in error_headers(error_type).items()),
         *headers,
     ]
-    if error_type in RETRY_AFTER:
-        all_headers.append((b"retry-after", RETRY_AFTER[error_type].encode()))
     if close:
         all_headers.append((b"connection", b"close"))
     return all_headers, payload

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -240,3 +241,17 @@ def test_the_launcher_does_not_import_prometheus_client_before_it_sets_the_metri
     # would export empty metrics.
     check = "import sys, service.server; sys.exit('prometheus_client' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", check]).returncode == 0
+
+
+def test_the_docs_pages_load_everything_from_the_service_itself(service: RunningService) -> None:
+    for page in ("/docs", "/redoc"):
+        html = httpx.get(service.url + page, timeout=10)
+        assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+        # Nothing from a CDN (blank pages in an air-gapped cluster): every URL is the service's own.
+        assert re.findall(r"https?://", html.text) == []
+        assets = re.findall(r"""(?:src|href)=["'](/[^"']+)["']""", html.text)
+        assert assets, html.text
+        for asset in assets:
+            response = httpx.get(service.url + asset, timeout=10)
+            assert response.status_code == 200, asset
+            assert len(response.content) > 100_000  # the real bundle, not an error page
