@@ -97,7 +97,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The teacher is packaged like any model: the fallback, and the ladder's reference.
     teacher = layout.packaged_teacher(work) if students else args.out
     step("package the teacher", package, checkpoint, work, teacher)
-    served = teacher
     for layers in students:
         student_work = layout.student_folder(work, layers)
         report = step(
@@ -124,11 +123,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except evaluate.GateError as refused:
             print(f"the {layers}-layer student is not served: {refused}", file=sys.stderr)
             continue
-        served = args.out
         break
-    if served != args.out:
-        print(f"no student passed the gates: serving the teacher ({teacher})", file=sys.stderr)
-        manifest.copy_artifact(teacher, args.out)
+    else:
+        if students:
+            print(f"no student passed the gates: serving the teacher ({teacher})", file=sys.stderr)
+            manifest.copy_artifact(teacher, args.out)
     summary = json.loads((args.out / MANIFEST).read_text())
     keys = ("name", "version", "accuracy", "latency_single_thread", "int8_speedup_p50", "fusions")
     print(json.dumps({k: summary[k] for k in keys}, indent=2))

@@ -170,17 +170,19 @@ def build_router(runtime: Runtime) -> APIRouter:
         }
         return JSONResponse(to_response(loaded, outcome), headers=headers)
 
+    def check_batch_size(count: int, field: str) -> None:
+        if not count:
+            raise ServiceError(ErrorType.EMPTY_TEXT, f"{field} is empty")
+        if count > settings.max_batch:
+            limit = settings.max_batch
+            raise ServiceError(ErrorType.TOO_MANY_TEXTS, f"{count} {field}; the limit is {limit}")
+
     @classify_route("/v1/classify/batch", BatchClassifyRequest, batch, BatchClassification)
     async def classify_batch(request: Request) -> Response:
         """Classify a list of texts, each on its own (unpadded) and through the same cache."""
         loaded = runtime.require_ready()
         body = await parse_body(request, BatchClassifyRequest)
-        if not body.texts:
-            raise ServiceError(ErrorType.EMPTY_TEXT, "texts is empty")
-        if len(body.texts) > settings.max_batch:
-            raise ServiceError(
-                ErrorType.TOO_MANY_TEXTS, f"{len(body.texts)} texts; the limit is {settings.max_batch}"
-            )
+        check_batch_size(len(body.texts), "texts")
         texts = [normalize(t, settings.max_text_chars, f"texts[{i}]") for i, t in enumerate(body.texts)]
         outcomes = await loaded.inference.classify_many(texts)
         return JSONResponse({"results": [to_response(loaded, o) for o in outcomes]})
@@ -212,12 +214,7 @@ def build_router(runtime: Runtime) -> APIRouter:
         single = isinstance(body.inputs, str)
         items: list[str | list[str]] = [body.inputs] if isinstance(body.inputs, str) else [*body.inputs]
         where = ["inputs"] if single else [f"inputs[{i}]" for i in range(len(items))]
-        if not items:
-            raise ServiceError(ErrorType.EMPTY_TEXT, "inputs is empty")
-        if len(items) > settings.max_batch:
-            raise ServiceError(
-                ErrorType.TOO_MANY_TEXTS, f"{len(items)} inputs; the limit is {settings.max_batch}"
-            )
+        check_batch_size(len(items), "inputs")
         texts = [
             normalize(tei_text(t, w), settings.max_text_chars, w) for t, w in zip(items, where, strict=True)
         ]
