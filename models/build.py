@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from models import data, distill, evaluate, export, layout, manifest, optimize, quantize, source, train
 from models.options import from_args
-from service.artifact import DEFAULT_MODEL_DIR, MANIFEST
+from service.artifact import DEFAULT_MODEL_DIR
 
 T = TypeVar("T")
 DEFAULT_STUDENTS = [2]  # the smallest student that kept its teacher's accuracy, measured (README)
@@ -80,15 +80,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     exporting = from_args(export.ExportOptions, args)
     evaluating = from_args(evaluate.EvalOptions, args)
 
-    def package(model: Path, model_work: Path, out: Path, distilled: dict[str, Any] | None = None) -> None:
-        """Export, optimize, quantize, evaluate (the gates) and write the artifact `out`."""
+    def package(
+        model: Path, model_work: Path, out: Path, distilled: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Export, optimize, quantize, evaluate (the gates) and write the artifact `out`; its manifest."""
         teacher_accuracy = distilled["teacher"]["test_accuracy_int8"] if distilled else None
         layers = distilled["student_layers"] if distilled else distill.layer_count(model)
         export.run(model, data_dir, model_work, exporting)
         optimize.run(model_work, args.allow_unfused)
         quantize.run(model_work, quantize.options_from(args))
         evaluate.run(model_work, data_dir, evaluating, teacher_accuracy)
-        manifest.build(model_work, out, f"{args.name}-l{layers}", distilled, shared=work)
+        return manifest.build(model_work, out, f"{args.name}-l{layers}", distilled, shared=work)
 
     started = time.monotonic()
     work.mkdir(parents=True, exist_ok=True)
@@ -96,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     step("train", lambda: _save(work / "train.json", train.train(training, data_dir, checkpoint)))
     # The teacher is packaged like any model: the fallback, and the ladder's reference.
     teacher = layout.packaged_teacher(work) if students else args.out
-    step("package the teacher", package, checkpoint, work, teacher)
+    served = taught = step("package the teacher", package, checkpoint, work, teacher)
     for layers in students:
         student_work = layout.student_folder(work, layers)
         report = step(
@@ -110,9 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             data_dir,
             student_work / "checkpoint",
         )
-        report["teacher"]["test_accuracy_int8"] = _int8_accuracy(teacher)
+        report["teacher"]["test_accuracy_int8"] = taught["accuracy"]["int8"]["accuracy"]
         try:
-            step(
+            served = step(
                 f"package {layers}-layer student",
                 package,
                 student_work / "checkpoint",
@@ -128,16 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if students:
             print(f"no student passed the gates: serving the teacher ({teacher})", file=sys.stderr)
             manifest.copy_artifact(teacher, args.out)
-    summary = json.loads((args.out / MANIFEST).read_text())
     keys = ("name", "version", "accuracy", "latency_single_thread", "int8_speedup_p50", "fusions")
-    print(json.dumps({k: summary[k] for k in keys}, indent=2))
+    print(json.dumps({k: served[k] for k in keys}, indent=2))
     print(f"built {args.out} in {time.monotonic() - started:.0f} s", file=sys.stderr)
     return 0
-
-
-def _int8_accuracy(artifact: Path) -> float:
-    accuracy: float = json.loads((artifact / MANIFEST).read_text())["accuracy"]["int8"]["accuracy"]
-    return accuracy
 
 
 if __name__ == "__main__":

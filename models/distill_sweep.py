@@ -60,8 +60,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=13)
     args = p.parse_args(argv)
     checkpoint = args.work / "checkpoint"
+    # The student's training loop reads batch size, length cap, threads and seed from these; the
+    # fine-tuning's own epochs and rate do not apply (each combination gives its own).
     training = TrainOptions(
-        str(checkpoint), 0, args.batch_size, 0.0, args.train_max_length, args.threads, True, args.seed
+        source=str(checkpoint),
+        epochs=0,
+        batch_size=args.batch_size,
+        learning_rate=0.0,
+        train_max_length=args.train_max_length,
+        threads=args.threads,
+        quiet=True,
+        seed=args.seed,
     )
     torch.set_num_threads(args.threads)
     tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))

@@ -37,7 +37,11 @@ def build(
     """
     shared = shared or work
     exported, trained = _report(work, "export"), _report(shared, "train")
-    evaluated = _report(work, "evaluate")
+    evaluated, optimized, prepared = (
+        _report(work, "evaluate"),
+        _report(work, "optimize"),
+        _report(shared, "data"),
+    )
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -55,12 +59,12 @@ def build(
         "inputs": exported["inputs"],
         "files": hashes,
         "source": {"model": trained["source"], "license": trained["license"]},
-        "data": _report(shared, "data"),
+        "data": prepared,
         "training": {k: v for k, v in trained.items() if k not in {"source", "license", "source_location"}},
         "export": {k: exported[k] for k in ("opset", "parity_texts", "parity_max_abs_diff")},
         "distillation": distillation,
-        "fusions": _report(work, "optimize")["fusions"],
-        "missing_fusions": _report(work, "optimize")["missing_fusions"],
+        "fusions": optimized["fusions"],
+        "missing_fusions": optimized["missing_fusions"],
         "quantization": _report(work, "quantize"),
         "accuracy": evaluated["accuracy"],
         "int8_fp32_agreement": evaluated["int8_fp32_agreement"],
@@ -72,7 +76,7 @@ def build(
             # Enough to tell two builds apart: the libraries, the source weights, the data file.
             "versions": {package: metadata.version(package) for package in BUILD_PACKAGES},
             "source_weights_sha256": trained.get("source_weights_sha256"),
-            "data_sha256": _report(shared, "data").get("sha256"),
+            "data_sha256": prepared.get("sha256"),
         },
         "build_date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
