@@ -63,14 +63,19 @@ fi
 # its CA bundle and pip configuration are mounted for the build only, never copied into a layer.
 if [ "$model" = built ]; then what="its model built inside"; else what="the model at $model_dir"; fi
 say "building $image with $what"
-# /opt/wheels: where this kind of machine keeps torch's CPU wheel (its pip configuration looks there).
 mounts=()
-for path in /etc/ssl/certs/ca-certificates.crt /etc/pip.conf /opt/wheels; do
+for path in /etc/ssl/certs/ca-certificates.crt /etc/pip.conf; do
     [ -e "$path" ] && mounts+=(-v "$path:$path:ro")
 done
+# Where this kind of machine keeps torch's CPU wheel: PyTorch's own site is not reachable from it.
+torch_wheels=()
+if compgen -G "/opt/wheels/torch-*+cpu-*.whl" >/dev/null; then
+    mounts+=(-v /opt/wheels:/opt/wheels:ro)
+    torch_wheels=(--build-arg TORCH_WHEELS=/opt/wheels)
+fi
 t=$SECONDS
 # MODEL is given explicitly: buildah 1.28 resolves `FROM model-${MODEL}` to a stage only then.
-buildah bud --isolation chroot --format docker --layers --quiet "${mounts[@]}" \
+buildah bud --isolation chroot --format docker --layers --force-rm --quiet "${mounts[@]}" "${torch_wheels[@]}" \
     --build-arg PYTHON_IMAGE="$base" --build-arg MODEL="$model" --build-arg MODEL_DIR="$model_dir" \
     -f deploy/Dockerfile -t "$image" . >/dev/null
 build_seconds=$((SECONDS - t))
@@ -85,6 +90,7 @@ test = c["Healthcheck"]["Test"]
 assert test[0] == "CMD", test
 print("user=" + shlex.quote(c["User"]))
 print("workdir=" + shlex.quote(c["WorkingDir"]))
+print("stop_signal=" + shlex.quote(c.get("StopSignal") or "SIGTERM"))
 for name, words in [("entrypoint", c["Entrypoint"] + (c.get("Cmd") or [])), ("healthcheck", test[1:]),
                     ("env", c["Env"])]:
     print(f"{name}=(" + " ".join(map(shlex.quote, words)) + ")")
@@ -171,21 +177,20 @@ refused=$(contained 0:0 sh -c 'touch /opt/textclf/written' 2>&1 || true)
 grep -q "Read-only file system" <<<"$refused" || fail "the root filesystem was writable: '$refused'"
 echo "/metrics counts the request; the root filesystem is read-only"
 
-say "stopping it (SIGTERM, the image's STOPSIGNAL)"
-kill -TERM "$service_pid"
+say "stopping it with the image's STOPSIGNAL, $stop_signal"
+kill -s "${stop_signal#SIG}" "$service_pid"
 t=$SECONDS
 while kill -0 "$service_pid" 2>/dev/null; do
     [ $((SECONDS - t)) -lt 60 ] || fail "still running 60 s after SIGTERM"
     sleep 0.5
 done
-wait "$runner" || fail "the entrypoint exited with status $? after SIGTERM"
+wait "$runner" || fail "the entrypoint exited with status $? after $stop_signal"
 service_pid=""
 health && fail "the HEALTHCHECK passed after the service stopped"
 echo "exited 0 in $((SECONDS - t)) s; the HEALTHCHECK fails again"
 
 say "summary"
-buildah umount "$container" >/dev/null
-sizes=$(buildah images --format '{{.Name}}:{{.Tag}} {{.Size}}' | grep -E "textclf-(base|service)")
-echo "$sizes"
+size() { buildah images --format '{{.Size}}' "$1"; }
+echo "image $image: $(size "$image") (its base $base: $(size "$base"))"
 echo "image build ${build_seconds} s; whole image-test $((SECONDS - started)) s"
 echo "image-test passed"

@@ -11,28 +11,10 @@ from typing import Any
 
 import pytest
 
-# Small but real: the same command and steps as the default build, on a few hundred rows.
 SMALL_BUILD_ARGS = [
-    "--train-size",
-    "400",
-    "--validation-size",
-    "100",
-    "--test-size",
-    "200",
-    "--max-length",
-    "64",
-    "--parity-texts",
-    "30",
-    "--latency-runs",
-    "30",
-    "--quiet",
-    # No student: the fixture is the quick one-model path; tests/models/test_distill.py builds students.
-    "--student-layers",
-    "0",
-    # A 13-step fine-tune is not expected to be good; the gates are tested on their own.
-    "--int8-tolerance",
-    "100",
-    "--no-require-beat-baseline",
+    line
+    for line in (Path(__file__).parent / "small-build.args").read_text().splitlines()
+    if line and not line.startswith("#")
 ]
 
 

@@ -82,6 +82,9 @@ def test_stages_and_where_the_model_comes_from() -> None:
     for stage in ["model-prebuilt", "model-built"]:
         assert "python -m service.artifact /artifact/model" in instructions(stage, "RUN")[-1], stage
     assert instructions("model-prebuilt", "COPY") == ["${MODEL_DIR}/ /artifact/model/"]
+    # Building one inside installs the locked build set, torch from where TORCH_WHEELS says.
+    [install, _] = instructions("model-built", "RUN")
+    assert 'PIP_FIND_LINKS="${TORCH_WHEELS}"' in install and "-c deploy/build-requirements.lock" in install
 
 
 def test_runtime_stage_is_small_and_unprivileged() -> None:
