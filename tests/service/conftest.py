@@ -14,6 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from load_tests.server import RunningService, running_service
+from service.artifact import artifact_version
 from tests.conftest import Built
 
 JSON = {"content-type": "application/json"}
@@ -71,5 +72,7 @@ def misbuilt_copy(built: Built, folder: Path) -> Path:
     shutil.copytree(built.artifact, folder)
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["max_sequence_length"] = 2048
+    # As a build with that mistake would write it: the version matches what it says.
+    manifest["version"] = artifact_version(manifest["files"], manifest["labels"], 2048)
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
