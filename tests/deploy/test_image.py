@@ -1,5 +1,6 @@
-"""The container image, checked without a Docker engine: its Dockerfile's promises, its pinned
-runtime dependencies, and its entrypoint and HEALTHCHECK run for real with the image's settings."""
+"""The container image's contract, checked in `make test`: its Dockerfile's promises, its pinned
+dependencies, and its entrypoint and HEALTHCHECK run with the image's settings. `make image-test`
+(deploy/image-test.sh, in .ci/run) builds the image itself and runs it."""
 
 from __future__ import annotations
 
