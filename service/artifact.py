@@ -152,11 +152,11 @@ def load_artifact(folder: Path, verify_hashes: bool = True) -> Artifact:
             raise ArtifactError(
                 f"{file} does not match the SHA-256 in {MANIFEST} (corrupt or edited): {hint}"
             )
-    expected_version = artifact_version(manifest.files, manifest.labels, manifest.max_sequence_length)
-    if verify_hashes and manifest.version != expected_version:
+    expected = artifact_version(manifest.files, manifest.labels, manifest.max_sequence_length)
+    if verify_hashes and manifest.version != expected:
         raise ArtifactError(
             f"{path} says version {manifest.version} but its files, labels and limit make "
-            f"{expected_version} (edited by hand?): {hint}"
+            f"{expected} (edited by hand?): {hint}"
         )
     return Artifact(folder, manifest)
 
