@@ -7,7 +7,7 @@ MODEL_DIR ?= artifacts/sentiment
 MODEL ?= prebuilt
 IMAGE ?= textclf-service:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
-.PHONY: install install-dev model serve test lint bench image-test lock audit clean
+.PHONY: install install-dev model serve test test-tools lint bench image-test lock audit clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -55,7 +55,11 @@ lint: install-dev
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint
+# Prometheus, promtool and kubectl: the tests run the real ones (installed with apt when missing).
+test-tools:
+	bash tests/tools.sh
+
+test: lint test-tools
 	$(PY) -m pytest
 
 # Re-pin: the runtime deps resolved alone in a scratch venv, then the build extra on top of them

@@ -213,8 +213,19 @@ def test_healthcheck_sends_the_services_token_when_health_routes_need_one(
             | {"TEXTCLF_PORT": port, "TEXTCLF_MODEL_DIR": str(small_model.artifact)}
         )
         assert probe(env) == 0
-        tokens.write_text("another-token\n")  # the probe reads the same file: now a token the service refuses
-        assert probe(env) == 1
+        # A probe holding a token the service does not know fails: it sends its file's token, not none.
+        stranger = tmp_path / "stranger-tokens"
+        stranger.write_text("another-token\n")
+        assert probe(env | {"TEXTCLF_API_TOKENS_FILE": str(stranger)}) == 1
+        # Rotated: once the service accepts the new token (it re-reads its file within a second),
+        # the probe, reading the same file, sends that one.
+        tokens.write_text("another-token\n")
+        deadline = time.monotonic() + 10
+        headers = {"authorization": "Bearer another-token"}
+        while httpx.get(svc.url + "/health/ready", headers=headers, timeout=10).status_code != 200:
+            assert time.monotonic() < deadline, "the rotated token was never accepted"
+            time.sleep(0.2)
+        assert probe(env) == 0
 
 
 @pytest.mark.parametrize(
