@@ -124,8 +124,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         read_timeout=settings.request_read_timeout_seconds,
         on_reject=count_error,
     )
-    tokens = Tokens(settings.bearer_tokens, settings.api_tokens_file)
-    if tokens.digests:
+    if settings.auth_required():
+        tokens = Tokens(settings.fixed_tokens(), settings.api_tokens_file)
         protected = protected_paths(settings.open_health, settings.open_metrics)
         # Before admission: a request without a token must not take an in-flight slot.
         app.add_middleware(

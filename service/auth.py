@@ -7,12 +7,13 @@ import hmac
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 
+from service.config import read_tokens_file
 from service.errors import ErrorType
 from service.guards import ASGIApp, Receive, Scope, Send, send_error
 from service.instrument import is_api
@@ -62,27 +63,28 @@ log = logging.getLogger(__name__)
 
 
 class Tokens:
-    """The accepted tokens' SHA-256 digests, read again when the tokens file changes.
+    """The accepted tokens' SHA-256 digests: the fixed ones, and the tokens file's, read again when
+    it changes.
 
     A mounted Kubernetes Secret is updated in place (a symlink swap): its new tokens must work,
     and revoked ones stop working, without a restart. The file's identity (inode, mtime, size)
     is checked at most every `check_every` seconds, so requests pay one stat a second, not each.
-    A file that cannot be read keeps the tokens read last (logged); an empty one accepts no
-    token: a rotation never turns auth off.
+    Auth fails closed: a file that is empty, missing or unreadable contributes no token, so an
+    empty Secret that a sidecar fills later refuses every request until it holds one.
     """
 
-    def __init__(
-        self, read: Callable[[], Sequence[str]], file: Path | None, check_every: float = 1.0
-    ) -> None:
-        self._read = read
+    def __init__(self, fixed: Sequence[str], file: Path | None, check_every: float = 1.0) -> None:
+        self._fixed = self._digests(fixed)
         self._file = file
         self._check_every = check_every
         self._next_check = time.monotonic() + check_every
         self._identity = self._stat()
-        self.digests = self._digests(read())
+        self.digests = self._fixed + self._read_file()
+        if not self.digests:
+            log.warning("no bearer token configured yet: every protected request is refused (401)")
 
     @staticmethod
-    def _digests(tokens: Sequence[str]) -> list[bytes]:
+    def _digests(tokens: Iterable[str]) -> list[bytes]:
         return [hashlib.sha256(t.encode()).digest() for t in tokens]
 
     def _stat(self) -> tuple[int, int, int] | None:
@@ -94,22 +96,27 @@ class Tokens:
             return None
         return st.st_ino, st.st_mtime_ns, st.st_size
 
+    def _read_file(self) -> list[bytes]:
+        if self._file is None:
+            return []
+        try:
+            return self._digests(read_tokens_file(self._file))
+        except (OSError, UnicodeDecodeError) as err:
+            log.warning(
+                "tokens file %s could not be read (%s): none of its tokens is accepted", self._file, err
+            )
+            return []
+
     def current(self) -> list[bytes]:
         """The digests to check a request against, re-read first if the file changed."""
         if self._file is None or time.monotonic() < self._next_check:
             return self.digests
         self._next_check = time.monotonic() + self._check_every
         identity = self._stat()
-        if identity is None or identity == self._identity:
-            return self.digests
-        try:
-            self.digests = self._digests(self._read())
-        except OSError as err:
-            log.warning(
-                "tokens file %s could not be read (%s): keeping the tokens read before", self._file, err
-            )
+        if identity == self._identity:
             return self.digests
         self._identity = identity
+        self.digests = self._fixed + self._read_file()
         log.info("tokens file %s changed: %d tokens now accepted", self._file, len(self.digests))
         return self.digests
 
@@ -129,8 +136,6 @@ class BearerAuth:
         protected: Callable[[str], bool],
         on_reject: Callable[[ErrorType], None],
     ) -> None:
-        if not tokens.digests:
-            raise ValueError("BearerAuth needs at least one token")
         self.app = app
         self.tokens = tokens
         self.protected = protected

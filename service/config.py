@@ -130,12 +130,23 @@ class Settings(BaseSettings):
             raise ValueError(f"{workers} model workers do not divide among {self.fronts} fronts")
         return workers // self.fronts
 
+    def auth_required(self) -> bool:
+        """Whether the API needs a bearer token: tokens or a tokens file configured (even an empty one)."""
+        return bool(self.fixed_tokens()) or self.api_tokens_file is not None
+
+    def fixed_tokens(self) -> list[str]:
+        """The bearer tokens given in api_tokens."""
+        return [t.strip() for t in self.api_tokens.get_secret_value().split(",") if t.strip()]
+
     def bearer_tokens(self) -> list[str]:
-        """Every accepted bearer token (from api_tokens and api_tokens_file); empty = no auth."""
-        tokens = self.api_tokens.get_secret_value().split(",")
-        if self.api_tokens_file is not None:
-            tokens += self.api_tokens_file.read_text().splitlines()
-        return [t.strip() for t in tokens if t.strip()]
+        """Every bearer token accepted now: api_tokens and the tokens file's."""
+        file = read_tokens_file(self.api_tokens_file) if self.api_tokens_file is not None else []
+        return self.fixed_tokens() + file
+
+
+def read_tokens_file(path: Path) -> list[str]:
+    """The tokens in a tokens file, one per line, blank lines skipped."""
+    return [t.strip() for t in path.read_text().splitlines() if t.strip()]
 
 
 SECRETS = frozenset(name for name, field in Settings.model_fields.items() if field.annotation is SecretStr)

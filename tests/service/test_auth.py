@@ -104,19 +104,40 @@ def test_a_rotated_tokens_file_takes_effect_without_a_restart(small_model: Built
         # As the kubelet updates a mounted Secret: the new file is written aside, then swapped in.
         (secret / "tokens.new").write_text("new-token\n")
         (secret / "tokens.new").replace(secret / "tokens")
-        deadline = time.monotonic() + 10
-        while post(svc, "Bearer new-token").status_code != 200:
-            assert time.monotonic() < deadline, "the new token was never accepted"
-            time.sleep(0.2)
+        wait_for(svc, "Bearer new-token", 200)
         assert post(svc, "Bearer old-token").status_code == 401
-        # A file that disappears keeps the tokens read last; an empty one accepts none.
+        # Auth fails closed: a file that disappears accepts no token, and works again once back.
         (secret / "tokens").unlink()
-        time.sleep(1.5)
-        assert post(svc, "Bearer new-token").status_code == 200
+        wait_for(svc, "Bearer new-token", 401)
+        (secret / "tokens").write_text("new-token\n")
+        wait_for(svc, "Bearer new-token", 200)
+        # An emptied one accepts none either.
         (secret / "tokens").write_text("\n")
-        deadline = time.monotonic() + 10
-        while post(svc, "Bearer new-token").status_code != 401:
-            assert time.monotonic() < deadline, "an emptied tokens file still accepted the old token"
-            time.sleep(0.2)
+        wait_for(svc, "Bearer new-token", 401)
+        assert post(svc, None).status_code == 401
         assert "tokens file" in (tmp_path / "service.log").read_text()
         assert "new-token" not in (tmp_path / "service.log").read_text()
+
+
+def wait_for(svc: RunningService, authorization: str, status: int) -> None:
+    """Until a classify request with this header gets `status` (the file is re-read within a second)."""
+    deadline = time.monotonic() + 10
+    while (got := post(svc, authorization).status_code) != status:
+        assert time.monotonic() < deadline, f"{authorization!r} still gets {got}, not {status}"
+        time.sleep(0.2)
+
+
+def test_an_empty_tokens_file_at_start_refuses_everyone_until_a_token_arrives(
+    small_model: Built, tmp_path: Path
+) -> None:
+    # A Secret that an operator or a secrets sidecar fills after the pod starts.
+    tokens = tmp_path / "tokens"
+    tokens.write_text("")
+    env = {"TEXTCLF_API_TOKENS_FILE": str(tokens)}
+    with running_service(small_model.artifact, tmp_path / "service.log", workers=1, env=env) as svc:
+        assert post(svc, None).status_code == 401
+        assert post(svc, "Bearer ").status_code == 401
+        assert httpx.get(svc.url + "/health/ready", timeout=10).status_code == 200  # probes stay open
+        tokens.write_text("late-token\n")
+        wait_for(svc, "Bearer late-token", 200)
+        assert post(svc, None).status_code == 401
