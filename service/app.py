@@ -29,6 +29,7 @@ from service.metrics import Metrics
 from service.pool import ModelPool
 from service.requestid import RequestId
 from service.routes import Loaded, Runtime, build_router
+from service.termination import on_termination
 from service.unhandled import UnhandledErrors
 
 log = logging.getLogger("service")
@@ -44,8 +45,15 @@ async def _sample_process(metrics: Metrics, backend: Backend) -> None:
 async def start_backend(settings: Settings, artifact: Artifact, metrics: Metrics) -> Backend:
     """The model workers this process feeds (pool), or its own model (colocated), loaded and warm."""
     if settings.serving == "pool":
-        size = settings.workers_per_front()
-        pool = ModelPool(size, artifact.labels, metrics, queue_timeout=settings.queue_timeout_seconds)
+        pool = ModelPool(
+            settings.workers_per_front(),
+            artifact.labels,
+            artifact.version,
+            metrics,
+            queue_timeout=settings.queue_timeout_seconds,
+            job_timeout=settings.job_timeout_seconds,
+            shutdown_seconds=settings.graceful_shutdown_seconds,
+        )
         await pool.start()
         return pool
     classifier = Classifier.from_artifact(artifact, threads=1, spinning=settings.intra_op_spinning)
@@ -80,7 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.cache_ttl_seconds,
             on_evict=metrics.cache_evictions.inc,
         )
-        inference = Inference(backend, cache, artifact.version, metrics)
+        admitted = settings.max_in_flight * settings.workers_per_front()
+        inference = Inference(backend, cache, artifact.version, metrics, max_pending=admitted)
         metrics.initialize(route_paths, [e.value for e in ErrorType], artifact.labels)
         quantization = (artifact.manifest.quantization or {}).get("weight_type", "none")
         metrics.model_info.labels(
@@ -90,8 +99,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime.loaded = Loaded(artifact, inference)
         metrics.workers_ready.set(backend.ready)
         log.info("model %s %s ready on %d worker(s)", artifact.name, artifact.version, backend.ready)
+
+        def stop() -> None:
+            runtime.stopping = True
+            backend.begin_shutdown(settings.graceful_shutdown_seconds)
+
         try:
-            yield {COUNT_REFUSAL: count_error}  # the lifespan state, shared with the server's protocol
+            with on_termination(stop):
+                yield {COUNT_REFUSAL: count_error}  # the lifespan state, shared with the server's protocol
         finally:
             runtime.loaded = None
             sampler.cancel()

@@ -134,7 +134,7 @@ def artifact_version(files: Mapping[str, str], labels: Sequence[str], max_sequen
     return hashlib.sha256(json.dumps(decided, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def load_artifact(folder: Path, verify_hashes: bool = True) -> Artifact:
+def load_artifact(folder: Path) -> Artifact:
     """Load the manifest and check the files it lists exist and match their SHA-256 and its version."""
     hint = "build it with `make model` (or point TEXTCLF_MODEL_DIR at a folder written by models.build)"
     path = folder / MANIFEST
@@ -148,12 +148,12 @@ def load_artifact(folder: Path, verify_hashes: bool = True) -> Artifact:
         file = folder / name
         if not file.is_file():
             raise ArtifactError(f"{file} is missing: {hint}")
-        if verify_hashes and sha256(file) != expected:
+        if sha256(file) != expected:
             raise ArtifactError(
                 f"{file} does not match the SHA-256 in {MANIFEST} (corrupt or edited): {hint}"
             )
     expected = artifact_version(manifest.files, manifest.labels, manifest.max_sequence_length)
-    if verify_hashes and manifest.version != expected:
+    if manifest.version != expected:
         raise ArtifactError(
             f"{path} says version {manifest.version} but its files, labels and limit make "
             f"{expected} (edited by hand?): {hint}"

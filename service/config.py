@@ -70,6 +70,17 @@ class Settings(BaseSettings):
     queue_timeout_seconds: float = Field(
         5.0, gt=0, description="a cache miss that waited longer for the model gets 503 + Retry-After"
     )
+    job_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="a job running longer on a model worker gets the worker killed and replaced "
+        "(the job retried once, else 503 model_timeout); pool mode",
+    )
+    unready_liveness_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="no model worker ready for this long: /health/live answers 503, so the pod is restarted",
+    )
     intra_op_spinning: bool = Field(False, description="let ONNX Runtime spin-wait between ops")
     warmup_runs: int = Field(10, ge=0, le=10_000, description="inferences run before reporting ready")
     # Whole seconds: uvicorn's drain timeout is an int, and 0.5 must not quietly become 0.

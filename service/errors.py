@@ -35,6 +35,8 @@ class ErrorType(StrEnum):
     TOO_MANY_CONNECTIONS = "too_many_connections"
     QUEUE_TIMEOUT = "queue_timeout"
     MODEL_WORKER_LOST = "model_worker_lost"
+    MODEL_TIMEOUT = "model_timeout"
+    MODEL_UNAVAILABLE = "model_unavailable"
     CLIENT_CLOSED_REQUEST = "client_closed_request"
     INTERNAL = "internal_error"
 
@@ -57,6 +59,8 @@ STATUS = {
     ErrorType.TOO_MANY_CONNECTIONS: 503,
     ErrorType.QUEUE_TIMEOUT: 503,
     ErrorType.MODEL_WORKER_LOST: 503,
+    ErrorType.MODEL_TIMEOUT: 503,
+    ErrorType.MODEL_UNAVAILABLE: 503,
     ErrorType.CLIENT_CLOSED_REQUEST: 499,
     ErrorType.INTERNAL: 500,
 }
@@ -66,6 +70,7 @@ RETRY_AFTER = {
     ErrorType.TOO_MANY_CONNECTIONS: "1",
     ErrorType.QUEUE_TIMEOUT: "1",
     ErrorType.MODEL_WORKER_LOST: "1",
+    ErrorType.MODEL_TIMEOUT: "1",
     ErrorType.NOT_READY: "5",
 }
 _FROM_STATUS = {404: ErrorType.NOT_FOUND, 405: ErrorType.METHOD_NOT_ALLOWED}

@@ -8,9 +8,12 @@ from typing import Protocol
 
 from service.cache import ResultCache
 from service.classifier import Prediction, Timing
+from service.errors import ErrorType, ServiceError
 from service.metrics import Metrics
 
 NO_TIME = Timing(0.0, 0.0)
+# One text's result from a backend: its prediction and stage times, or the error it met.
+Result = tuple[Prediction, Timing] | Exception
 
 
 class Backend(Protocol):
@@ -19,11 +22,23 @@ class Backend(Protocol):
     labels: tuple[str, ...]
 
     @property
-    def ready(self) -> int: ...
+    def ready(self) -> int:
+        """Models able to take a job now."""
+
+    @property
+    def pending(self) -> int:
+        """Texts waiting for a model or running on one."""
+
+    def unready_seconds(self) -> float:
+        """How long no model has been able to take a job; 0 while one can."""
 
     def pids(self) -> list[int]: ...
 
-    async def predict_many(self, texts: Sequence[str]) -> list[tuple[Prediction, Timing]]: ...
+    async def predict_many(self, texts: Sequence[str]) -> list[Result]:
+        """Each text's result, in order; one text's error does not discard the others' results."""
+
+    def begin_shutdown(self, seconds: float) -> None:
+        """SIGTERM arrived: every text must be answered, and close() done, within `seconds`."""
 
     async def close(self) -> None: ...
 
@@ -40,8 +55,11 @@ class Outcome:
 class Inference:
     """Looks texts up in the cache; computes the distinct misses on the backend; records metrics."""
 
-    def __init__(self, backend: Backend, cache: ResultCache, version: str, metrics: Metrics) -> None:
+    def __init__(
+        self, backend: Backend, cache: ResultCache, version: str, metrics: Metrics, max_pending: int
+    ) -> None:
         self.backend = backend
+        self.max_pending = max_pending
         self.cache = cache
         self.version = version
         self.metrics = metrics
@@ -73,18 +91,34 @@ class Inference:
             self._hits.inc(len(texts) - missed)
             self._misses.inc(missed)
         if misses:
-            computed = await self.backend.predict_many(list(misses))
-            for (text, positions), (prediction, timing) in zip(misses.items(), computed, strict=True):
-                self.cache.put((self.version, text), prediction)
-                self._observe(prediction, timing)
-                for i in positions:
-                    outcomes[i] = Outcome(prediction, False, timing)
-            self.metrics.cache_entries.set(len(self.cache))
-            self.metrics.cache_bytes.set(self.cache.bytes)
+            await self._compute(misses, outcomes)
         done = [o for o in outcomes if o is not None]
         for o in done:
             self._predictions[o.prediction.label, o.cached].inc()
         return done
+
+    async def _compute(self, misses: dict[str, list[int]], outcomes: list[Outcome | None]) -> None:
+        """Compute the misses and cache each one computed, even when another text of them failed."""
+        pending = self.backend.pending
+        # A batch counts its texts: admission bounds requests, this bounds what waits for the model.
+        if pending and pending + len(misses) > self.max_pending:
+            raise ServiceError(ErrorType.OVERLOADED, "too many texts waiting for the model; retry later")
+        failure: Exception | None = None
+        for (text, positions), result in zip(
+            misses.items(), await self.backend.predict_many(list(misses)), strict=True
+        ):
+            if isinstance(result, Exception):
+                failure = failure or result
+                continue
+            prediction, timing = result
+            self.cache.put((self.version, text), prediction)
+            self._observe(prediction, timing)
+            for i in positions:
+                outcomes[i] = Outcome(prediction, False, timing)
+        self.metrics.cache_entries.set(len(self.cache))
+        self.metrics.cache_bytes.set(self.cache.bytes)
+        if failure is not None:
+            raise failure
 
     def _observe(self, prediction: Prediction, timing: Timing) -> None:
         self._stages["queue"].observe(timing.queue)

@@ -21,6 +21,7 @@ from prometheus_client import Counter
 
 from service.classifier import Classifier, Prediction, Timing
 from service.errors import queue_timeout
+from service.inference import Result
 
 # A process whose last inference ended longer ago than this has no queue.
 IDLE_SECONDS = 0.002
@@ -34,7 +35,7 @@ class LocalModel:
         self._busy = busy  # seconds spent on predictions, as a pool's workers report theirs
         self.labels = classifier.labels
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="inference")
-        self._queued = 0  # misses submitted to the thread and not finished
+        self._queued = 0  # texts submitted to the thread and not finished
         self._last_done = 0.0  # perf_counter() when the last miss finished
         self._queue_timeout = queue_timeout
 
@@ -43,12 +44,32 @@ class LocalModel:
         """Models loaded here: always one."""
         return 1
 
+    @property
+    def pending(self) -> int:
+        """Texts waiting for the inference thread or running on it."""
+        return self._queued
+
+    def unready_seconds(self) -> float:
+        """Never unready: the model is in this process."""
+        return 0.0
+
     def pids(self) -> list[int]:
         """No processes of its own."""
         return []
 
-    async def predict_many(self, texts: Sequence[str]) -> list[tuple[Prediction, Timing]]:
-        """Classify texts one by one (unpadded), in one hop to the inference thread when busy."""
+    def begin_shutdown(self, seconds: float) -> None:
+        """Nothing to start: its texts are bounded by the queue timeout, and close() waits for them."""
+
+    async def predict_many(self, texts: Sequence[str]) -> list[Result]:
+        """Classify texts one by one (unpadded), in one hop to the inference thread when busy.
+
+        The texts of one hop share its fate: a queue timeout is every text's error."""
+        try:
+            return list(await self._predict_all(texts))
+        except Exception as err:
+            return [err] * len(texts)
+
+    async def _predict_all(self, texts: Sequence[str]) -> list[tuple[Prediction, Timing]]:
         submitted = time.perf_counter()
 
         def work() -> list[tuple[Prediction, Timing]]:
@@ -67,11 +88,11 @@ class LocalModel:
                 return work()
             finally:
                 self._last_done = time.perf_counter()
-        self._queued += 1
+        self._queued += len(texts)
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, work)
         finally:
-            self._queued -= 1
+            self._queued -= len(texts)
             self._last_done = time.perf_counter()
 
     async def start(self, warmup_runs: int) -> None:

@@ -127,7 +127,12 @@ class Metrics:
         )
         self.model_worker_restarts = Counter(
             name("model_worker_restarts_total"),
-            "Model workers that exited while serving and were replaced.",
+            "Model workers replaced: exited, killed past the job timeout, or refused (another model).",
+            registry=registry,
+        )
+        self.job_timeouts = Counter(
+            name("model_job_timeouts_total"),
+            "Jobs that ran past the job timeout; the worker running each was killed and replaced.",
             registry=registry,
         )
         # The collector adds the pid of the HTTP process that wrote a sample (liveall mode).

@@ -21,14 +21,14 @@ from service.artifact import load_artifact
 from service.classifier import Classifier
 from service.config import load_settings
 from service.logs import log_config
-from service.protocol import Codec, Reply, Status, receive_job
+from service.protocol import Codec, Reply, Status, pack_hello, receive_job
 
 log = logging.getLogger("service.model_worker")
 
 
-def serve(sock: socket.socket, classifier: Classifier, codec: Codec) -> None:
-    """Answer jobs until the front closes the socket."""
-    sock.sendall(codec.status_only(0, Status.READY))
+def serve(sock: socket.socket, classifier: Classifier, codec: Codec, version: str) -> None:
+    """Say which model is loaded, then answer jobs until the front closes the socket."""
+    sock.sendall(pack_hello(version))
     while (job := receive_job(sock)) is not None:
         received = time.perf_counter()
         job_id, text = job
@@ -37,7 +37,7 @@ def serve(sock: socket.socket, classifier: Classifier, codec: Codec) -> None:
         except Exception:
             # A bug or a model fault on this text: the front answers 500; the worker stays up.
             log.exception("job %d failed", job_id)
-            sock.sendall(codec.status_only(job_id, Status.FAILED))
+            sock.sendall(codec.failed(job_id))
             continue
         busy = time.perf_counter() - received
         reply = Reply(
@@ -69,12 +69,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.nice(settings.model_worker_nice)
     logging.config.dictConfig(log_config(settings.log_level, settings.log_format))
     sock = socket.socket(fileno=args.fd)
-    # The launcher verified the hashes once; the worker trusts the same folder.
-    artifact = load_artifact(settings.model_dir, verify_hashes=False)
+    # Hashes checked again: a replacement started after the folder was rebuilt in place must load
+    # a whole artifact, and its hello names that artifact's version for the front to check.
+    artifact = load_artifact(settings.model_dir)
     classifier = Classifier.from_artifact(artifact, threads=1, spinning=settings.intra_op_spinning)
     classifier.warm_up(settings.warmup_runs)
     try:
-        serve(sock, classifier, Codec(len(artifact.labels)))
+        serve(sock, classifier, Codec(len(artifact.labels)), artifact.version)
     except (BrokenPipeError, ConnectionResetError):
         pass  # the front went away mid-reply: nobody is left to answer
     return 0

@@ -6,8 +6,12 @@ queue and the first worker to finish takes the next one, whatever connection it 
 worker gets a job only when idle, over its own Unix socket, and the reply wakes the event loop
 through `add_reader`: no thread, no pickle, two small writes and two reads per miss.
 
-A worker that dies is replaced; the job it held is retried once on another worker, then
-answered 503 `model_worker_lost`.
+Nothing a worker does can leave a job unanswered. A worker that dies is replaced; the job it
+held is retried once on another worker, then answered 503 `model_worker_lost`. A job that runs
+past the job timeout (a hung worker: a deadlock, a stalled page-in, a frozen cgroup) gets its
+worker killed and replaced the same way, and 503 `model_timeout` if its retry times out too; the
+job sent ahead to it never started, so it goes back to the queue as it was. A worker whose reply
+names another job, or whose model is not the front's, is replaced too: nothing it says is trusted.
 """
 
 from __future__ import annotations
@@ -16,24 +20,29 @@ import asyncio
 import contextlib
 import logging
 import math
-import os
-import socket
 import subprocess
-import sys
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from service.classifier import Prediction, Timing
 from service.errors import ErrorType, ServiceError, queue_timeout
+from service.inference import Result
 from service.metrics import Metrics
-from service.protocol import Codec, Reply, Status, pack_job
+from service.protocol import Codec, Reply, Status, pack_job, take_hello
+from service.worker_link import WorkerLink, reap, spawn_worker
 
 log = logging.getLogger("service.pool")
 READ_CHUNK = 1 << 16
 # A replacement that dies before READY (a broken model file, no memory) waits longer each time.
 MAX_RESPAWN_DELAY_SECONDS = 30.0
+# The watchdog's period: how late past its deadline a hung job, or a queued job nothing else
+# wakes, is answered.
+WATCH_SECONDS = 0.1
+# Of the shutdown budget, what is kept after the last jobs are answered to close the sockets and
+# reap the workers (at most half of it).
+REAP_SECONDS = 1.0
 
 
 class PoolStartError(RuntimeError):
@@ -50,26 +59,7 @@ class _Job:
     retried: bool = False
 
 
-@dataclass(eq=False, slots=True)
-class _Worker:
-    process: subprocess.Popen[bytes]
-    sock: socket.socket
-    ready: asyncio.Future[None]
-    buffer: bytearray = field(default_factory=bytearray)
-    pending: bytes = b""  # the unsent rest of a job too large for one send()
-    jobs: deque[_Job] = field(default_factory=deque)  # sent, in order; the first one is running
-
-
-def spawn_worker() -> tuple[subprocess.Popen[bytes], socket.socket]:
-    """Start `python -m service.model_worker` with one end of a new socket pair."""
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    with theirs:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service.model_worker", "--fd", str(theirs.fileno())],
-            pass_fds=(theirs.fileno(),),
-        )
-    ours.setblocking(False)
-    return process, ours
+Worker = WorkerLink[_Job]
 
 
 class ModelPool:
@@ -79,24 +69,35 @@ class ModelPool:
         self,
         size: int,
         labels: Sequence[str],
+        version: str,
         metrics: Metrics,
         queue_timeout: float = math.inf,
+        job_timeout: float = math.inf,
+        shutdown_seconds: float = 25.0,
         start_timeout: float = 300.0,
     ) -> None:
         self.size = size
         self.labels = tuple(labels)
+        self.version = version
         self.metrics = metrics
         self.queue_timeout = queue_timeout
+        self.job_timeout = job_timeout
+        self.shutdown_seconds = shutdown_seconds
         self.start_timeout = start_timeout
         self._codec = Codec(len(self.labels))
-        self._workers: list[_Worker] = []
-        self._idle: list[_Worker] = []
+        self._workers: list[Worker] = []
+        self._idle: list[Worker] = []
         self._queue: deque[_Job] = deque()
         self._next_id = 1
+        self._pending = 0  # texts asked for and not answered yet
         self._closing = False
         self._respawns: set[asyncio.Task[None]] = set()
         self._exited: list[subprocess.Popen[bytes]] = []  # lost workers, reaped by _replace or close
         self._failed_starts = 0
+        self._unready_since: float | None = None
+        self._shutdown_at: float | None = None  # monotonic; set when the shutdown clock starts
+        self._give_up: asyncio.TimerHandle | None = None
+        self._watchdog: asyncio.Task[None] | None = None
         self._busy = metrics.model_worker_busy
         self._depth = metrics.queue_depth
 
@@ -105,9 +106,18 @@ class ModelPool:
         """Workers with the model loaded and warm (a worker lost before READY is already removed)."""
         return sum(1 for w in self._workers if w.ready.done())
 
+    @property
+    def pending(self) -> int:
+        """Texts waiting for a worker or running on one."""
+        return self._pending
+
+    def unready_seconds(self) -> float:
+        """How long no worker has been able to take a job; 0 while one can."""
+        return 0.0 if self._unready_since is None else time.monotonic() - self._unready_since
+
     def pids(self) -> list[int]:
         """Process ids of the live workers."""
-        return [w.process.pid for w in self._workers]
+        return [w.pid for w in self._workers]
 
     async def start(self) -> None:
         """Start every worker and wait until all are ready; raise PoolStartError if one dies first."""
@@ -118,6 +128,7 @@ class ModelPool:
         except (PoolStartError, TimeoutError) as err:
             await self.close()
             raise PoolStartError(f"model workers did not start: {err or 'timed out'}") from None
+        self._watchdog = asyncio.get_running_loop().create_task(self._watch())
         self._publish()
 
     async def predict(self, text: str) -> tuple[Prediction, Timing]:
@@ -127,35 +138,69 @@ class ModelPool:
         future: asyncio.Future[tuple[Prediction, Timing]] = asyncio.get_running_loop().create_future()
         self._queue.append(_Job(self._next_id, text, future, time.perf_counter()))
         self._next_id = (self._next_id + 1) & 0xFFFFFFFF or 1
-        self._dispatch()
-        return await future
+        self._pending += 1
+        try:
+            self._dispatch()
+            return await future
+        finally:
+            self._pending -= 1
 
-    async def predict_many(self, texts: Sequence[str]) -> list[tuple[Prediction, Timing]]:
-        """Each text is its own job: a batch spreads over every idle worker."""
+    async def predict_many(self, texts: Sequence[str]) -> list[Result]:
+        """Each text is its own job, spread over every idle worker; a text that failed holds its error."""
         if len(texts) == 1:
-            return [await self.predict(texts[0])]
-        return list(await asyncio.gather(*(self.predict(t) for t in texts)))
+            try:
+                return [await self.predict(texts[0])]
+            except Exception as err:
+                return [err]
+        results = await asyncio.gather(*(self.predict(t) for t in texts), return_exceptions=True)
+        return [r if not isinstance(r, BaseException) else _as_error(r) for r in results]
 
-    async def close(self, drain_timeout: float = 30.0) -> None:
-        """Finish the queued and running jobs, then close the sockets: the workers exit on EOF."""
-        self._closing = True
-        deadline = time.monotonic() + drain_timeout
-        while (self._queue or any(w.jobs for w in self._workers)) and time.monotonic() < deadline:
+    def begin_shutdown(self, seconds: float) -> None:
+        """Start the shutdown clock (once): jobs unanswered near its end get 503, and close() has
+        the workers reaped by then."""
+        if self._shutdown_at is not None:
+            return
+        self._shutdown_at = time.monotonic() + seconds
+        delay = max(seconds - min(REAP_SECONDS, seconds / 2), 0.0)
+        self._give_up = asyncio.get_running_loop().call_later(delay, self._answer_the_rest)
+
+    async def close(self) -> None:
+        """Finish the queued and running jobs within the shutdown clock (started here if no signal
+        started it), answer any left 503, close the sockets (workers exit on end of file), reap."""
+        self.begin_shutdown(self.shutdown_seconds)
+        assert self._shutdown_at is not None
+        give_up_at = self._shutdown_at - min(REAP_SECONDS, self.shutdown_seconds / 2)
+        while (self._queue or any(w.jobs for w in self._workers)) and time.monotonic() < give_up_at:
             await asyncio.sleep(0.01)
-        for task in self._respawns:
+        self._answer_the_rest()
+        for task in [*self._respawns, *([self._watchdog] if self._watchdog else [])]:
             task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._give_up is not None:
+            self._give_up.cancel()
         workers, self._workers, self._idle = self._workers, [], []
         for worker in workers:
-            self._detach(worker)
-        for process in [w.process for w in workers] + self._exited:
-            await _reap(process, timeout=10.0)
+            worker.detach()
+        left = max(self._shutdown_at - time.monotonic(), 0.1)
+        await asyncio.gather(*(reap(p, left) for p in [w.process for w in workers] + self._exited))
         self._publish()
+
+    def _answer_the_rest(self) -> None:
+        """The shutdown deadline: every job not answered yet gets 503, so none is dropped unanswered."""
+        self._closing = True
+        jobs = [*self._queue, *(job for w in self._workers for job in w.jobs)]
+        self._queue.clear()
+        for job in jobs:
+            if not job.future.done():
+                job.future.set_exception(ServiceError(ErrorType.NOT_READY, "shutting down; retry"))
+        self._depth.set(0)
 
     # Event-loop callbacks below: they never block.
 
-    def _spawn(self) -> _Worker:
+    def _spawn(self) -> Worker:
         process, sock = spawn_worker()
-        worker = _Worker(process, sock, asyncio.get_running_loop().create_future())
+        worker: Worker = WorkerLink(process, sock, asyncio.get_running_loop().create_future())
         self._workers.append(worker)
         asyncio.get_running_loop().add_reader(sock.fileno(), self._on_readable, worker)
         return worker
@@ -175,43 +220,23 @@ class ModelPool:
             if worker is None:
                 queue.appendleft(job)
                 break
+            if not worker.jobs:
+                worker.started = now
             worker.jobs.append(job)
             job.dispatched = now
-            self._send(worker, pack_job(job.id, job.text))
+            worker.send(pack_job(job.id, job.text))
         self._depth.set(len(queue))
 
-    def _next_to_finish(self) -> _Worker | None:
+    def _next_to_finish(self) -> Worker | None:
         """With every worker busy, the one whose job started first gets the next job in advance.
 
         It then starts that job the moment it replies, instead of waiting for this loop to read
         the reply and send one (the loop may be parsing requests meanwhile).
         """
         running = [w for w in self._workers if len(w.jobs) == 1]
-        return min(running, key=lambda w: w.jobs[0].dispatched, default=None)
+        return min(running, key=lambda w: w.started, default=None)
 
-    def _send(self, worker: _Worker, data: bytes) -> None:
-        try:
-            sent = worker.sock.send(data)
-        except BlockingIOError:
-            sent = 0
-        except OSError:
-            return  # the worker is gone: its reader sees EOF and handles the job
-        if sent < len(data):
-            worker.pending = data[sent:]
-            asyncio.get_running_loop().add_writer(worker.sock.fileno(), self._flush, worker)
-
-    def _flush(self, worker: _Worker) -> None:
-        try:
-            sent = worker.sock.send(worker.pending)
-        except BlockingIOError:
-            return
-        except OSError:
-            sent = len(worker.pending)
-        worker.pending = worker.pending[sent:]
-        if not worker.pending:
-            asyncio.get_running_loop().remove_writer(worker.sock.fileno())
-
-    def _on_readable(self, worker: _Worker) -> None:
+    def _on_readable(self, worker: Worker) -> None:
         try:
             data = worker.sock.recv(READ_CHUNK)
         except BlockingIOError:
@@ -219,33 +244,59 @@ class ModelPool:
         except OSError:
             data = b""
         if not data:
-            self._lost(worker)
+            self._retire(worker, ErrorType.MODEL_WORKER_LOST, f"model worker {worker.pid} exited", True)
             return
-        buffer, size = worker.buffer, self._codec.reply_size
+        buffer, size = worker.received, self._codec.reply_size
         buffer += data
-        while len(buffer) >= size:
+        if not worker.ready.done():
+            version = take_hello(buffer)
+            if version is None:
+                return
+            if version != self.version:
+                self._refuse(worker, version)
+                return
+            self._on_ready(worker)
+        while len(buffer) >= size and worker.attached:
             reply = self._codec.unpack_reply(memoryview(buffer)[:size])
             del buffer[:size]
             self._on_reply(worker, reply)
 
-    def _on_reply(self, worker: _Worker, reply: Reply) -> None:
-        if reply.status is Status.READY:
-            worker.ready.set_result(None)
-            self._failed_starts = 0
-            self._idle.append(worker)
-            self._publish()
-            self._dispatch()
+    def _on_ready(self, worker: Worker) -> None:
+        worker.ready.set_result(None)
+        self._failed_starts = 0
+        self._idle.append(worker)
+        self._publish()
+        self._dispatch()
+
+    def _refuse(self, worker: Worker, version: str) -> None:
+        """A worker that loaded another model (its folder was rebuilt in place) never serves."""
+        reason = f"model worker {worker.pid} loaded model version {version}, not this front's {self.version}"
+        log.error("%s: refused (restart the service to serve the new model)", reason)
+        worker.kill()
+        self._retire(worker, ErrorType.MODEL_WORKER_LOST, reason, True)
+
+    def _on_reply(self, worker: Worker, reply: Reply) -> None:
+        job = worker.jobs[0] if worker.jobs else None
+        if job is None or reply.job_id != job.id:
+            # Out of step with its socket: whatever else it says may belong to another text.
+            expected = job.id if job else "none"
+            reason = f"model worker {worker.pid} answered job {reply.job_id}, not {expected}"
+            log.error("%s: replacing it", reason)
+            worker.kill()
+            self._retire(worker, ErrorType.MODEL_WORKER_LOST, reason, True)
             return
-        job = worker.jobs.popleft() if worker.jobs else None
-        if not worker.jobs:
+        worker.jobs.popleft()
+        if worker.jobs:
+            worker.started = time.perf_counter()  # it started the job sent ahead as it replied
+        else:
             self._idle.append(worker)
         self._busy.inc(reply.busy)
-        if job is not None and not job.future.done():
+        if not job.future.done():
             if reply.status is Status.OK:
                 job.future.set_result(self._prediction(job, reply))
             else:
                 job.future.set_exception(
-                    RuntimeError(f"model worker {worker.process.pid} failed job {job.id}: its log has why")
+                    RuntimeError(f"model worker {worker.pid} failed job {job.id}: its log has why")
                 )
         self._dispatch()
 
@@ -255,27 +306,63 @@ class ModelPool:
         queued = time.perf_counter() - job.submitted - reply.busy
         return prediction, Timing(reply.tokenize, reply.inference, max(queued, 0.0))
 
-    def _lost(self, worker: _Worker) -> None:
-        self._detach(worker)
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_SECONDS)
+            self._check_deadlines()
+
+    def _check_deadlines(self) -> None:
+        """Replace each worker whose running job is past the job timeout; expire queued jobs."""
+        for worker in [w for w in self._workers if w.jobs and self._overdue(w)]:
+            self._on_readable(worker)  # a reply already waiting in the socket is taken, not lost
+            if worker.attached and worker.jobs and self._overdue(worker):
+                ran = time.perf_counter() - worker.started
+                log.error(
+                    "model worker %d ran job %d for %.1f s (job timeout %g s): killing and replacing it",
+                    worker.pid,
+                    worker.jobs[0].id,
+                    ran,
+                    self.job_timeout,
+                )
+                self.metrics.job_timeouts.inc()
+                worker.kill()
+                reason = f"the model took over {self.job_timeout:g} s on this text, twice; retry later"
+                self._retire(worker, ErrorType.MODEL_TIMEOUT, reason, False)
+        if self._queue:
+            self._dispatch()  # answers jobs past the queue timeout even when nothing else wakes the queue
+
+    def _overdue(self, worker: Worker) -> bool:
+        return time.perf_counter() - worker.started > self.job_timeout
+
+    def _retire(self, worker: Worker, failure: ErrorType, reason: str, ahead_may_have_run: bool) -> None:
+        """Take a worker out of service and start its replacement. The job it was running is
+        retried once (then answered `failure`); the jobs sent ahead go back to the queue, retried
+        like the running one when the worker may have started them (it died unobserved)."""
+        worker.detach()
         self._exited.append(worker.process)
         if worker in self._workers:
             self._workers.remove(worker)
         if worker in self._idle:
             self._idle.remove(worker)
         if not worker.ready.done():
-            worker.ready.set_exception(PoolStartError(f"model worker {worker.process.pid} exited"))
+            worker.ready.set_exception(PoolStartError(reason))
             worker.ready.exception()  # retrieved: nobody awaits a replacement's readiness
             self._failed_starts += 1
-        for job in reversed(worker.jobs):  # back at the head of the queue, in their order
+        held = list(worker.jobs)
+        worker.jobs.clear()
+        for position in reversed(range(len(held))):  # back at the head of the queue, in their order
+            job = held[position]
+            ran = position == 0 or ahead_may_have_run
             if job.future.done():
                 continue
-            if job.retried:
-                job.future.set_exception(
-                    ServiceError(ErrorType.MODEL_WORKER_LOST, "the model worker computing this text exited")
+            if ran and job.retried:
+                message = (
+                    reason if failure is ErrorType.MODEL_TIMEOUT else "the model worker computing it exited"
                 )
-            else:
-                job.retried = True
-                self._queue.appendleft(job)
+                job.future.set_exception(ServiceError(failure, message))
+                continue
+            job.retried |= ran
+            self._queue.appendleft(job)
         if not self._closing:
             self.metrics.model_worker_restarts.inc()
             task = asyncio.get_running_loop().create_task(self._replace(worker))
@@ -284,34 +371,26 @@ class ModelPool:
         self._publish()
         self._dispatch()
 
-    async def _replace(self, dead: _Worker) -> None:
-        code = await _reap(dead.process, timeout=10.0)
+    async def _replace(self, dead: Worker) -> None:
+        code = await reap(dead.process, timeout=10.0)
         self._exited.remove(dead.process)
         delay = min(MAX_RESPAWN_DELAY_SECONDS, 2.0 ** (self._failed_starts - 1)) if self._failed_starts else 0
-        log.warning("model worker %d exited (%s); replacing it in %.0f s", dead.process.pid, code, delay)
+        log.warning("model worker %d exited (%s); replacing it in %.0f s", dead.pid, code, delay)
         await asyncio.sleep(delay)
         if not self._closing:
             self._spawn()
 
-    def _detach(self, worker: _Worker) -> None:
-        loop = asyncio.get_running_loop()
-        fd = worker.sock.fileno()
-        if fd >= 0:
-            loop.remove_reader(fd)
-            loop.remove_writer(fd)
-            worker.sock.close()
-
     def _publish(self) -> None:
-        self.metrics.workers_ready.set(self.ready)
+        ready = self.ready
+        self.metrics.workers_ready.set(ready)
+        if ready:
+            self._unready_since = None
+        elif self._unready_since is None:
+            self._unready_since = time.monotonic()
 
 
-async def _reap(process: subprocess.Popen[bytes], timeout: float) -> int | None:
-    """Wait for a worker to exit without blocking the loop; kill it after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while process.poll() is None and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, 9)
-        return await asyncio.to_thread(process.wait)
-    return process.returncode
+def _as_error(raised: BaseException) -> Exception:
+    """A text's failure as a value; a cancellation is not one and goes on up."""
+    if isinstance(raised, Exception):
+        return raised
+    raise raised

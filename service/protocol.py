@@ -4,6 +4,8 @@ A front sends a worker one job at a time over a Unix stream socket and sends the
 when the reply came back (pull by completion, as mosec's workers do), so a worker never holds a
 queue of its own. Both sides build their structs here, from the artifact's label count.
 
+    hello: !H version length, then the artifact version (UTF-8): a worker's first message, once
+           its model is warm; the front refuses a worker whose version is not its own
     job:   !I job id, !I text length in bytes, then the text (UTF-8)
     reply: !I job id, !B status, !H tokens, !B truncated, !d tokenize s, !d inference s,
            !d busy s (receive to send, the worker's own clock), then one !d logit per label (the
@@ -18,14 +20,14 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 JOB_HEADER = struct.Struct("!II")
+HELLO_HEADER = struct.Struct("!H")
 
 
 class Status(IntEnum):
-    """What a reply says; READY is a worker's first message, once its model is warm."""
+    """What a reply says."""
 
     OK = 0
     FAILED = 1
-    READY = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +76,28 @@ class Codec:
             job_id, Status(status), tokens, bool(truncated), tokenize, inference, busy, tuple(logits)
         )
 
-    def status_only(self, job_id: int, status: Status) -> bytes:
-        """A reply that carries nothing but its status (READY, FAILED)."""
-        return self.pack_reply(Reply(job_id, status, 0, False, 0.0, 0.0, 0.0, (0.0,) * self.labels))
+    def failed(self, job_id: int) -> bytes:
+        """The reply for a job the worker could not compute."""
+        return self.pack_reply(Reply(job_id, Status.FAILED, 0, False, 0.0, 0.0, 0.0, (0.0,) * self.labels))
+
+
+def pack_hello(version: str) -> bytes:
+    """A worker's first message: the version of the model it loaded and warmed up."""
+    data = version.encode()
+    return HELLO_HEADER.pack(len(data)) + data
+
+
+def take_hello(buffer: bytearray) -> str | None:
+    """The version in a hello at the start of `buffer`, removed from it; None until it is all there."""
+    if len(buffer) < HELLO_HEADER.size:
+        return None
+    (length,) = HELLO_HEADER.unpack_from(buffer)
+    end = HELLO_HEADER.size + length
+    if len(buffer) < end:
+        return None
+    version = buffer[HELLO_HEADER.size : end].decode(errors="replace")
+    del buffer[:end]
+    return version
 
 
 def pack_job(job_id: int, text: str) -> bytes:

@@ -92,6 +92,7 @@ class Runtime:
     settings: Settings
     metrics: Metrics
     loaded: Loaded | None = None
+    stopping: bool = False  # SIGTERM arrived: draining
 
     def require_ready(self) -> Loaded:
         if self.loaded is None:
@@ -243,18 +244,26 @@ def build_router(runtime: Runtime) -> APIRouter:
         runtime.metrics.sample_process(runtime.loaded.inference.backend.pids() if runtime.loaded else ())
         return PlainTextResponse(runtime.metrics.render(), media_type=CONTENT_TYPE)
 
-    @router.get("/health/live", response_model=Health, tags=["health"])
-    async def live() -> Health:
-        """The process answers."""
+    @router.get("/health/live", response_model=Health, responses={503: {"model": ErrorBody}}, tags=["health"])
+    async def live() -> Health | JSONResponse:
+        """The process answers, and its models have not all been unable to serve for too long."""
+        unready = runtime.loaded.inference.backend.unready_seconds() if runtime.loaded else 0.0
+        if unready > settings.unready_liveness_seconds:
+            message = f"no model worker has been ready for {unready:.0f} s"
+            return error_response(ErrorType.MODEL_UNAVAILABLE, message)
         return Health(status="alive")
 
     @router.get(
         "/health/ready", response_model=Health, responses={503: {"model": ErrorBody}}, tags=["health"]
     )
     async def ready() -> Health | JSONResponse:
-        """The model is loaded and warmed up."""
+        """A model worker can take a job now: loaded, warm, not all stuck or restarting."""
         if runtime.loaded is None:
             return error_response(ErrorType.NOT_READY, "model is not loaded yet")
+        if runtime.stopping:
+            return error_response(ErrorType.NOT_READY, "shutting down")
+        if not runtime.loaded.inference.backend.ready:
+            return error_response(ErrorType.NOT_READY, "no model worker can take a job (restarting)")
         return Health(status="ready")
 
     return router

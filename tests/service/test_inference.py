@@ -1,14 +1,21 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
+from collections.abc import Awaitable, Callable
+
+import pytest
 
 from service.artifact import load_artifact
 from service.cache import ResultCache
 from service.classifier import Classifier, Prediction, Timing
+from service.errors import ErrorType, ServiceError
 from service.inference import Inference
 from service.local_model import LocalModel
 from service.metrics import Metrics
+from service.pool import ModelPool
 from tests.conftest import Built
 
 
@@ -31,7 +38,7 @@ def make(built: Built, cache_entries: int = 100) -> tuple[Inference, CountingCla
     cache = ResultCache(cache_entries, 1 << 20)
     metrics = Metrics(None)
     local = LocalModel(classifier, metrics.model_worker_busy)
-    return Inference(local, cache, artifact.version, metrics), classifier
+    return Inference(local, cache, artifact.version, metrics, max_pending=32), classifier
 
 
 def test_batch_computes_each_distinct_miss_once_and_keeps_order(small_model: Built) -> None:
@@ -72,3 +79,75 @@ def test_colocated_idle_process_computes_on_the_loop_and_a_busy_one_queues_on_th
     loop_thread = threading.current_thread().name
     assert classifier.threads[0] == loop_thread
     assert all(name.startswith("inference") for name in classifier.threads[1:]), classifier.threads
+
+
+@pytest.fixture
+def hung_pool(small_model: Built, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Awaitable[ModelPool]]:
+    """Make a started pool (a real one: worker processes) whose first worker is hung (SIGSTOP)."""
+    monkeypatch.setenv("TEXTCLF_MODEL_DIR", str(small_model.artifact))
+    monkeypatch.setenv("TEXTCLF_WARMUP_RUNS", "2")
+    artifact = load_artifact(small_model.artifact)
+
+    async def make(size: int, **limits: float) -> ModelPool:
+        pool = ModelPool(size, artifact.labels, artifact.version, Metrics(None), shutdown_seconds=1, **limits)
+        await pool.start()
+        os.kill(pool.pids()[0], signal.SIGSTOP)
+        return pool
+
+    return make
+
+
+def over(pool: ModelPool, max_pending: int = 32) -> Inference:
+    return Inference(pool, ResultCache(100, 1 << 20), pool.version, pool.metrics, max_pending)
+
+
+def test_a_batch_caches_the_texts_computed_before_another_of_its_texts_timed_out(
+    hung_pool: Callable[..., Awaitable[ModelPool]],
+) -> None:
+    texts = ["first of the batch", "second of the batch"]
+
+    async def scenario() -> list[bool]:
+        pool = await hung_pool(2, job_timeout=0.5, queue_timeout=0.3)
+        inference = over(pool)
+        try:
+            with pytest.raises(ServiceError) as err:
+                await asyncio.wait_for(inference.classify_many(texts), 30)
+            assert err.value.error_type is ErrorType.QUEUE_TIMEOUT
+            return [inference.cache.get((pool.version, t)) is not None for t in texts]
+        finally:
+            await pool.close()
+
+    # One text ran on the healthy worker, the other on the hung one (retried past the queue timeout).
+    assert sorted(asyncio.run(scenario())) == [False, True]
+
+
+async def settled(condition: Callable[[], bool]) -> None:
+    """Let the tasks already started run until `condition` holds (a few loop turns, no waiting)."""
+    for _ in range(100):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("never settled")
+
+
+def test_a_batch_weighs_its_texts_against_the_bound_on_texts_waiting_for_the_model(
+    hung_pool: Callable[..., Awaitable[ModelPool]],
+) -> None:
+    async def scenario() -> None:
+        pool = await hung_pool(1)
+        inference = over(pool, max_pending=4)
+        waiting: list[asyncio.Future[object]] = [
+            asyncio.ensure_future(inference.classify_many(["a", "b", "c"]))
+        ]
+        await settled(lambda: pool.pending == 3)
+        with pytest.raises(ServiceError) as err:
+            await inference.classify_many(["d", "e"])  # 3 + 2 > 4
+        assert err.value.error_type is ErrorType.OVERLOADED
+        waiting.append(asyncio.ensure_future(inference.classify("f")))  # 3 + 1 fits
+        await settled(lambda: pool.pending == 4)
+        with pytest.raises(ServiceError):
+            await inference.classify("g")
+        await pool.close()  # answers the held texts 503 within its shutdown clock
+        assert all(isinstance(w.exception(), ServiceError) for w in waiting)
+
+    asyncio.run(scenario())

@@ -6,7 +6,7 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -14,9 +14,11 @@ import pytest
 
 from service.artifact import load_artifact
 from service.classifier import Classifier
+from service.config import Settings
 from service.errors import ErrorType, ServiceError
 from service.metrics import Metrics
 from service.pool import ModelPool, PoolStartError
+from service.protocol import Reply, Status
 from tests.conftest import Built
 
 
@@ -28,14 +30,15 @@ def worker_env(small_model: Built, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     yield
 
 
-def pool_of(built: Built, size: int, start_timeout: float = 300.0) -> ModelPool:
-    return ModelPool(size, load_artifact(built.artifact).labels, Metrics(None), start_timeout=start_timeout)
+def pool_of(built: Built, size: int, **limits: float) -> ModelPool:
+    artifact = load_artifact(built.artifact)
+    return ModelPool(size, artifact.labels, artifact.version, Metrics(None), **limits)
 
 
 @asynccontextmanager
-async def running_pool(built: Built, size: int) -> AsyncIterator[ModelPool]:
+async def running_pool(built: Built, size: int, **limits: float) -> AsyncIterator[ModelPool]:
     """A started pool, closed (drained, workers reaped) on the way out."""
-    pool = pool_of(built, size)
+    pool = pool_of(built, size, **limits)
     await pool.start()
     try:
         yield pool
@@ -57,7 +60,9 @@ def test_predictions_equal_the_in_process_classifier(small_model: Built) -> None
     async def scenario() -> None:
         async with running_pool(small_model, 2) as pool:
             results = await pool.predict_many(texts)
-        for text, (prediction, timing) in zip(texts, results, strict=True):
+        for text, result in zip(texts, results, strict=True):
+            assert not isinstance(result, Exception), result
+            prediction, timing = result
             expected, _ = classifier.predict(text)
             assert prediction.label == expected.label
             assert prediction.scores == pytest.approx(expected.scores, abs=1e-6)
@@ -210,3 +215,153 @@ def test_workers_yield_the_cpu_to_their_front(small_model: Built, monkeypatch: p
 
     front = os.getpriority(os.PRIO_PROCESS, 0)
     assert asyncio.run(scenario()) == [min(front + 3, 19)] * 2
+
+
+def stop(pid: int) -> None:
+    """SIGSTOP: the worker keeps its socket and its jobs but never answers (a hung worker)."""
+    os.kill(pid, signal.SIGSTOP)
+
+
+async def until(condition: Callable[[], bool], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.usefixtures("worker_env")
+def test_a_stuck_worker_is_killed_and_replaced_its_job_retried_and_the_one_sent_ahead_requeued(
+    small_model: Built,
+) -> None:
+    async def scenario() -> None:
+        async with running_pool(small_model, 1, job_timeout=0.5) as pool:
+            victim = pool.pids()[0]
+            stop(victim)
+            started = time.monotonic()
+            running = asyncio.ensure_future(pool.predict("the running one"))
+            ahead = asyncio.ensure_future(pool.predict("the one sent ahead"))
+            await asyncio.sleep(0)
+            assert [len(w.jobs) for w in pool._workers] == [2]
+            await until(lambda: victim not in pool.pids())
+            # The running job is on its one retry; the one sent ahead never started: not a retry.
+            assert [job.retried for job in pool._queue] == [True, False]
+            assert time.monotonic() - started >= 0.5
+            results = await asyncio.wait_for(asyncio.gather(running, ahead), 60)
+            assert all(p.label in pool.labels for p, _ in results)
+            assert value(pool, "textclf_model_job_timeouts_total") == 1
+            assert value(pool, "textclf_model_worker_restarts_total") == 1
+            with pytest.raises(ProcessLookupError):
+                os.kill(victim, 0)  # killed and reaped, not left stopped
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.usefixtures("worker_env")
+def test_a_job_stuck_on_its_retry_too_is_answered_model_timeout_and_nothing_hangs(small_model: Built) -> None:
+    async def scenario() -> None:
+        async with running_pool(small_model, 2, job_timeout=0.5) as pool:
+            for pid in pool.pids():
+                stop(pid)
+            with pytest.raises(ServiceError) as err:
+                await asyncio.wait_for(pool.predict("stuck twice"), 30)
+            assert err.value.error_type is ErrorType.MODEL_TIMEOUT
+            assert value(pool, "textclf_model_job_timeouts_total") == 2
+            await until(lambda: pool.ready == 2)
+            prediction, _ = await pool.predict("served by the replacements")
+            assert prediction.label in pool.labels
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.usefixtures("worker_env")
+def test_pool_is_unready_while_no_worker_can_take_a_job(small_model: Built) -> None:
+    async def scenario() -> None:
+        async with running_pool(small_model, 1, job_timeout=0.3) as pool:
+            assert (pool.ready, pool.unready_seconds()) == (1, 0.0)
+            stop(pool.pids()[0])
+            job = asyncio.ensure_future(pool.predict("wakes the watchdog"))
+            await until(lambda: pool.ready == 0)
+            await asyncio.sleep(0.05)
+            assert pool.unready_seconds() > 0
+            await asyncio.wait_for(job, 60)
+            assert (pool.ready, pool.unready_seconds()) == (1, 0.0)
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.usefixtures("worker_env")
+def test_a_worker_serving_another_model_version_is_refused(small_model: Built) -> None:
+    artifact = load_artifact(small_model.artifact)
+
+    async def scenario() -> None:
+        pool = ModelPool(1, artifact.labels, "not-" + artifact.version, Metrics(None), start_timeout=120)
+        with pytest.raises(PoolStartError, match=f"loaded model version {artifact.version}, not this front"):
+            await pool.start()
+        assert pool.pids() == []
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.usefixtures("worker_env")
+def test_a_reply_for_another_job_replaces_the_worker(small_model: Built) -> None:
+    async def scenario() -> None:
+        async with running_pool(small_model, 1) as pool:
+            worker = pool._workers[0]
+            job = asyncio.ensure_future(pool.predict("an honest question"))
+            await asyncio.sleep(0)
+            held = worker.jobs[0].id
+            # As a worker out of step with its socket would answer: another job's id.
+            pool._on_reply(
+                worker, Reply(held + 1, Status.OK, 3, False, 0.0, 0.0, 0.0, (0.0,) * len(pool.labels))
+            )
+            assert not worker.attached and worker.pid not in pool.pids()
+            prediction, _ = await asyncio.wait_for(job, 60)  # retried on the replacement
+            assert prediction.label in pool.labels
+            assert value(pool, "textclf_model_worker_restarts_total") == 1
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.usefixtures("worker_env")
+def test_the_largest_texts_sent_ahead_and_queued_are_not_spliced(
+    small_model: Built, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The most the settings allow: 1,000,000 characters, up to 4 MB of UTF-8, many times what a
+    # socket takes in one send, so each job is sent in pieces while the next waits behind it.
+    longest = Settings.model_fields["max_text_chars"].metadata
+    limit = next(m.le for m in longest if getattr(m, "le", None) is not None)
+    texts = ["🙂 great " * (limit // 8), "awful ✗ " * (limit // 8), "a" * limit, "plain tweet", "é" * limit]
+    assert max(map(len, texts)) == limit
+    classifier = Classifier.from_artifact(load_artifact(small_model.artifact))
+
+    async def scenario() -> None:
+        async with running_pool(small_model, 1) as pool:
+            results = await asyncio.wait_for(asyncio.gather(*(pool.predict(t) for t in texts)), 120)
+        for text, (prediction, _) in zip(texts, results, strict=True):
+            expected, _ = classifier.predict(text)
+            assert prediction.scores == pytest.approx(expected.scores, abs=1e-6)
+            assert prediction.tokens == expected.tokens
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.usefixtures("worker_env")
+def test_close_answers_what_stuck_workers_hold_within_the_shutdown_clock(small_model: Built) -> None:
+    async def scenario() -> None:
+        pool = pool_of(small_model, 2, shutdown_seconds=2)
+        await pool.start()
+        processes = [w.process for w in pool._workers]
+        for process in processes:
+            stop(process.pid)
+        jobs = [asyncio.ensure_future(pool.predict(f"never computed {i}")) for i in range(5)]
+        await asyncio.sleep(0)
+        started = time.monotonic()
+        await pool.close()
+        took = time.monotonic() - started
+        assert took < 2 + 0.5, took
+        for job in jobs:
+            error = job.exception()
+            assert isinstance(error, ServiceError) and error.error_type is ErrorType.NOT_READY
+        assert all(p.poll() is not None for p in processes)  # killed by the deadline, and reaped
+
+    asyncio.run(scenario())

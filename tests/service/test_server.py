@@ -123,8 +123,9 @@ def test_model_route_and_openapi(service: RunningService, small_model: Built) ->
 
 def test_sigterm_drains_in_flight_requests_and_exits_zero(small_model: Built, tmp_path: Path) -> None:
     texts = [e.text for e in data.read_split(small_model.work / "data", "test")]
-    # Batches queue behind each other on a busy machine: the queue deadline is not under test here.
-    env = {"TEXTCLF_QUEUE_TIMEOUT_SECONDS": "300"}
+    # Batches queue behind each other on a busy machine: neither the queue deadline nor the bound
+    # on texts waiting for the model (one 64-text batch fills it for 2 workers) is under test here.
+    env = {"TEXTCLF_QUEUE_TIMEOUT_SECONDS": "300", "TEXTCLF_MAX_IN_FLIGHT": "128"}
     with running_service(small_model.artifact, tmp_path / "service.log", env=env) as svc:
 
         def batch(i: int) -> httpx.Response:
