@@ -4,22 +4,19 @@ nothing is served wrong, every request gets an answer."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
+from load_tests.faults import rebuild_in_place, steady_load, wait_until
 from load_tests.server import RunningService, running_service
-from service.artifact import artifact_version
 from tests.conftest import Built
 from tests.service.conftest import sample
 
@@ -34,41 +31,6 @@ FAULT_ENV = {
 }
 
 
-def wait_until(condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
-@dataclass(frozen=True)
-class Answer:
-    sent: float
-    took: float
-    status: int | None  # None: no answer (a timeout or a broken connection)
-    retry_after: str | None
-
-
-def steady_load(url: str, users: int, stop: threading.Event, answers: list[Answer]) -> list[threading.Thread]:
-    """`users` keep-alive clients, each sending a new text as soon as the last was answered."""
-
-    def user() -> None:
-        with httpx.Client(timeout=JOB_TIMEOUT + QUEUE_TIMEOUT + 20) as client:
-            while not stop.is_set():
-                sent = time.monotonic()
-                try:
-                    r = client.post(url + "/v1/classify", json={"text": f"steady {uuid.uuid4()}"})
-                    status, retry = r.status_code, r.headers.get("retry-after")
-                except httpx.TransportError:
-                    status, retry = None, None
-                answers.append(Answer(sent, time.monotonic() - sent, status, retry))
-
-    threads = [threading.Thread(target=user) for _ in range(users)]
-    for thread in threads:
-        thread.start()
-    return threads
-
-
 def ready_workers(svc: RunningService) -> float:
     return sample(svc, "textclf_workers_ready")
 
@@ -77,19 +39,6 @@ def test_killed_and_hung_workers_under_load_every_request_answered_in_time(
     small_model: Built, tmp_path: Path
 ) -> None:
     with running_service(small_model.artifact, tmp_path / "service.log", workers=2, env=FAULT_ENV) as svc:
-        stop = threading.Event()
-        answers: list[Answer] = []
-        readiness: list[int] = []
-
-        def probe() -> None:
-            while not stop.is_set():
-                readiness.append(httpx.get(svc.url + "/health/ready", timeout=10).status_code)
-                time.sleep(0.05)
-
-        prober = threading.Thread(target=probe)
-        prober.start()
-        users = steady_load(svc.url, 4, stop, answers)
-        faults = 0
 
         def replaced(victims: list[int]) -> Callable[[], bool]:
             def check() -> bool:
@@ -98,18 +47,17 @@ def test_killed_and_hung_workers_under_load_every_request_answered_in_time(
 
             return check
 
-        time.sleep(1.0)
-        # Each fault in turn: one worker killed, one hung, then both hung (the pod has no worker).
-        for signum, count in ((signal.SIGKILL, 1), (signal.SIGSTOP, 1), (signal.SIGSTOP, 2)):
-            victims = svc.model_worker_pids()[:count]
-            for pid in victims:
-                os.kill(pid, signum)
-            faults += count
-            wait_until(replaced(victims), f"{victims} replaced after {signum.name}")
-            time.sleep(0.5)
-        stop.set()
-        for thread in [*users, prober]:
-            thread.join()
+        faults = 0
+        with steady_load(svc.url, client_timeout=JOB_TIMEOUT + QUEUE_TIMEOUT + 20) as seen:
+            time.sleep(1.0)
+            # Each fault in turn: one worker killed, one hung, then both hung (the pod has no worker).
+            for signum, count in ((signal.SIGKILL, 1), (signal.SIGSTOP, 1), (signal.SIGSTOP, 2)):
+                victims = svc.model_worker_pids()[:count]
+                for pid in victims:
+                    os.kill(pid, signum)
+                faults += count
+                wait_until(replaced(victims), f"{victims} replaced after {signum.name}")
+                time.sleep(0.5)
         counted = sum(
             sample(svc, "textclf_request_duration_seconds_count", route="/v1/classify", status_class=c)
             for c in ("2xx", "4xx", "5xx")
@@ -117,12 +65,14 @@ def test_killed_and_hung_workers_under_load_every_request_answered_in_time(
         restarts = sample(svc, "textclf_model_worker_restarts_total")
         timeouts = sample(svc, "textclf_model_job_timeouts_total")
 
+    answers = seen.answers
     statuses = {a.status for a in answers}
     assert statuses <= {200, 503} and 200 in statuses, statuses  # none hung, none lost
     assert all(a.retry_after for a in answers if a.status == 503)
     slowest = max(a.took for a in answers)
     assert slowest <= JOB_TIMEOUT + QUEUE_TIMEOUT + SLACK, slowest
     # Unready while both workers hung and their replacements loaded, ready again after.
+    readiness = [status for _, status in seen.readiness]
     first_ready = readiness.index(200)
     assert 503 in readiness[first_ready:] and readiness[-1] == 200
     assert counted == len(answers)
@@ -135,16 +85,10 @@ def test_a_model_folder_rebuilt_in_place_is_never_served_and_the_pod_goes_unread
 ) -> None:
     model = tmp_path / "model"
     shutil.copytree(small_model.artifact, model)
-    manifest = model / "manifest.json"
-    original = manifest.read_text()
-    # Another valid model in the same folder: its limit differs, so does its version.
-    rebuilt = json.loads(original)
-    rebuilt["max_sequence_length"] = 32
-    rebuilt["version"] = artifact_version(rebuilt["files"], rebuilt["labels"], 32)
     env = FAULT_ENV | {"TEXTCLF_UNREADY_LIVENESS_SECONDS": "3"}
     with running_service(model, tmp_path / "service.log", workers=1, env=env) as svc:
         version = httpx.post(svc.url + "/v1/classify", json={"text": "before"}, timeout=30).json()["model"]
-        manifest.write_text(json.dumps(rebuilt))
+        original, refused = rebuild_in_place(model / "manifest.json")
         os.kill(svc.model_worker_pids()[0], signal.SIGKILL)
 
         def status(path: str) -> int:
@@ -154,12 +98,12 @@ def test_a_model_folder_rebuilt_in_place_is_never_served_and_the_pod_goes_unread
         answer = httpx.post(svc.url + "/v1/classify", json={"text": "while refused"}, timeout=30)
         assert answer.status_code == 503 and answer.headers["retry-after"]
         wait_until(lambda: "not this front's" in svc.log.read_text(), "the refusal logged")
-        assert rebuilt["version"] in svc.log.read_text()
+        assert refused in svc.log.read_text()
         wait_until(lambda: status("/health/live") == 503, "liveness to fail")
         live = httpx.get(svc.url + "/health/live", timeout=10).json()
         assert live["error_type"] == "model_unavailable"
         # The original back (a rollback): the next replacement loads it and the pod recovers.
-        manifest.write_text(original)
+        (model / "manifest.json").write_text(original)
         wait_until(lambda: status("/health/ready") == 200, "ready again", seconds=90)
         assert status("/health/live") == 200
         again = httpx.post(svc.url + "/v1/classify", json={"text": "after"}, timeout=30)
