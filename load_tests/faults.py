@@ -110,8 +110,8 @@ def unready_spells(readiness: Sequence[tuple[float, int]]) -> list[float]:
 
 
 def summary(seen: Observed, since: float) -> dict[str, Any]:
-    """What the clients got for requests sent from `since` on, and the unready spells."""
-    after = [a for a in seen.answers if a.sent >= since]
+    """What the clients got for requests answered from `since` on, and the unready spells."""
+    after = [a for a in seen.answers if a.sent + a.took >= since]
     return {
         "statuses": dict(Counter(str(a.status) for a in after)),
         "503_without_retry_after": sum(1 for a in after if a.status == 503 and not a.retry_after),
