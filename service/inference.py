@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import zip_longest
 from typing import Protocol
 
 from service.cache import ResultCache
@@ -63,6 +65,7 @@ class Inference:
         self.cache = cache
         self.version = version
         self.metrics = metrics
+        self._computing: dict[str, asyncio.Future[Result | None]] = {}  # texts on their way to the model
         # Label children bound once: .labels() takes a lock and a lookup on every call.
         self._hits = metrics.cache_lookups.labels(result="hit")
         self._misses = metrics.cache_lookups.labels(result="miss")
@@ -78,7 +81,8 @@ class Inference:
         return (await self.classify_many([text]))[0]
 
     async def classify_many(self, texts: Sequence[str]) -> list[Outcome]:
-        """Classify texts one by one (unpadded); a text repeated within the call is computed once."""
+        """Classify texts one by one (unpadded); a text repeated within the call, or already on its
+        way to the model for another request, is computed once."""
         outcomes: list[Outcome | None] = []
         misses: dict[str, list[int]] = {}
         for i, text in enumerate(texts):
@@ -86,39 +90,74 @@ class Inference:
             outcomes.append(Outcome(hit, True, NO_TIME) if hit is not None else None)
             if hit is None:
                 misses.setdefault(text, []).append(i)
+        computing = self._computing
+        joined = {t: computing[t] for t in misses if t in computing} if computing else {}
         if self.cache.enabled:
-            missed = sum(map(len, misses.values()))
+            missed = sum(len(p) for t, p in misses.items() if t not in joined)
             self._hits.inc(len(texts) - missed)
             self._misses.inc(missed)
         if misses:
-            await self._compute(misses, outcomes)
+            await self._compute(misses, joined, outcomes)
         done = [o for o in outcomes if o is not None]
         for o in done:
             self._predictions[o.prediction.label, o.cached].inc()
         return done
 
-    async def _compute(self, misses: dict[str, list[int]], outcomes: list[Outcome | None]) -> None:
-        """Compute the misses and cache each one computed, even when another text of them failed."""
+    async def _compute(
+        self,
+        misses: dict[str, list[int]],
+        joined: dict[str, asyncio.Future[Result | None]],
+        outcomes: list[Outcome | None],
+    ) -> None:
+        """Compute the misses not already being computed, and wait for those that are. Each text
+        computed is cached, even when another text of them failed."""
+        own = [t for t in misses if t not in joined]
         pending = self.backend.pending
         # A batch counts its texts: admission bounds requests, this bounds what waits for the model.
-        if pending and pending + len(misses) > self.max_pending:
+        if own and pending and pending + len(own) > self.max_pending:
             raise ServiceError(ErrorType.OVERLOADED, "too many texts waiting for the model; retry later")
+        results = dict(zip(own, await self._shared(own), strict=True)) if own else {}
+        for text, waiting in joined.items():
+            # Not awaited directly: a cancelled waiter would cancel the future for everyone.
+            await asyncio.wait([waiting])
+            shared = waiting.result()
+            # None: the request computing it gave up (its client left); compute it here.
+            results[text] = shared if shared is not None else (await self.backend.predict_many([text]))[0]
         failure: Exception | None = None
-        for (text, positions), result in zip(
-            misses.items(), await self.backend.predict_many(list(misses)), strict=True
-        ):
+        for text, result in results.items():
             if isinstance(result, Exception):
                 failure = failure or result
                 continue
             prediction, timing = result
-            self.cache.put((self.version, text), prediction)
-            self._observe(prediction, timing)
-            for i in positions:
-                outcomes[i] = Outcome(prediction, False, timing)
+            if text not in joined:
+                self.cache.put((self.version, text), prediction)
+                self._observe(prediction, timing)
+            outcome = Outcome(prediction, text in joined, NO_TIME if text in joined else timing)
+            for i in misses[text]:
+                outcomes[i] = outcome
         self.metrics.cache_entries.set(len(self.cache))
         self.metrics.cache_bytes.set(self.cache.bytes)
         if failure is not None:
-            raise failure
+            raise _fresh(failure)
+
+    async def _shared(self, texts: list[str]) -> list[Result]:
+        """The backend's results for `texts`, published to any request asking for one meanwhile.
+
+        Only with the cache on: coalescing is caching, and a cache-off benchmark must compute
+        every request."""
+        if not self.cache.enabled:
+            return await self.backend.predict_many(texts)
+        loop = asyncio.get_running_loop()
+        futures = {t: loop.create_future() for t in texts}
+        self._computing.update(futures)
+        results: list[Result] = []
+        try:
+            results = await self.backend.predict_many(texts)
+        finally:
+            for (text, future), result in zip_longest(futures.items(), results):
+                del self._computing[text]
+                future.set_result(result)  # None when this request was cancelled first
+        return results
 
     def _observe(self, prediction: Prediction, timing: Timing) -> None:
         self._stages["queue"].observe(timing.queue)
@@ -127,3 +166,11 @@ class Inference:
         self.metrics.input_tokens.observe(prediction.tokens)
         if prediction.truncated:
             self.metrics.truncations.inc()
+
+
+def _fresh(error: Exception) -> Exception:
+    """An error to raise in this request: a shared ServiceError is copied, so requests that waited
+    for the same text do not pile their tracebacks onto one object."""
+    if isinstance(error, ServiceError):
+        return ServiceError(error.error_type, error.message)
+    return error

@@ -98,6 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         access_log=False,  # service.instrument writes access lines when settings.access_log is on
         timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
         loop="uvloop",
+        # Behind a proxy nothing here reads the client address or scheme, so X-Forwarded-* are not
+        # parsed on every request; and no `server` header tells strangers what runs here.
+        proxy_headers=False,
+        server_header=False,
         # uvicorn takes a protocol class; a partial of one (with our bounds) is built the same way.
         http=functools.partial(  # type: ignore[arg-type]
             GuardedHttpProtocol,

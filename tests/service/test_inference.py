@@ -151,3 +151,78 @@ def test_a_batch_weighs_its_texts_against_the_bound_on_texts_waiting_for_the_mod
         assert all(isinstance(w.exception(), ServiceError) for w in waiting)
 
     asyncio.run(scenario())
+
+
+@pytest.fixture
+def real_pool(small_model: Built, monkeypatch: pytest.MonkeyPatch) -> Callable[[int], Awaitable[ModelPool]]:
+    """Make a started pool of real worker processes."""
+    monkeypatch.setenv("TEXTCLF_MODEL_DIR", str(small_model.artifact))
+    monkeypatch.setenv("TEXTCLF_WARMUP_RUNS", "2")
+    artifact = load_artifact(small_model.artifact)
+
+    async def make(size: int) -> ModelPool:
+        pool = ModelPool(size, artifact.labels, artifact.version, Metrics(None))
+        await pool.start()
+        return pool
+
+    return make
+
+
+def lookups(inference: Inference, result: str) -> float | None:
+    return inference.metrics.registry.get_sample_value("textclf_cache_lookups_total", {"result": result})
+
+
+def test_concurrent_requests_for_one_new_text_compute_it_once(
+    real_pool: Callable[[int], Awaitable[ModelPool]],
+) -> None:
+    async def scenario() -> None:
+        pool = await real_pool(2)
+        inference = over(pool)
+        try:
+            outcomes = await asyncio.gather(
+                *(inference.classify("one new text, asked 8 times") for _ in range(8))
+            )
+        finally:
+            await pool.close()
+        assert (lookups(inference, "miss"), lookups(inference, "hit")) == (1, 7)
+        assert len({o.prediction for o in outcomes}) == 1
+        assert sorted(o.cached for o in outcomes) == [False] + [True] * 7
+
+    asyncio.run(scenario())
+
+
+def test_a_request_waiting_for_a_text_whose_first_asker_left_computes_it_itself(
+    real_pool: Callable[[int], Awaitable[ModelPool]],
+) -> None:
+    async def scenario() -> None:
+        pool = await real_pool(1)
+        inference = over(pool)
+        try:
+            first = asyncio.ensure_future(inference.classify("asked, then abandoned"))
+            await settled(lambda: pool.pending == 1)
+            second = asyncio.ensure_future(inference.classify("asked, then abandoned"))
+            await asyncio.sleep(0)
+            first.cancel()  # its client went away
+            outcome = await asyncio.wait_for(second, 30)
+        finally:
+            await pool.close()
+        assert outcome.prediction.label in pool.labels
+        assert first.cancelled()
+
+    asyncio.run(scenario())
+
+
+# Coalescing is caching: a cache-off benchmark must compute every request.
+def test_with_the_cache_off_concurrent_identical_texts_are_each_computed(
+    real_pool: Callable[[int], Awaitable[ModelPool]],
+) -> None:
+    async def scenario() -> list[bool]:
+        pool = await real_pool(2)
+        inference = Inference(pool, ResultCache(0, 0), pool.version, pool.metrics, 32)
+        try:
+            outcomes = await asyncio.gather(*(inference.classify("same text, no cache") for _ in range(4)))
+            return [o.cached for o in outcomes]
+        finally:
+            await pool.close()
+
+    assert asyncio.run(scenario()) == [False] * 4

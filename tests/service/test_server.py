@@ -42,6 +42,11 @@ def test_http_predictions_equal_in_process_predictions(service: RunningService, 
         }
 
 
+def test_responses_do_not_name_the_server(service: RunningService) -> None:
+    assert "server" not in classify(service, "what runs here?").headers
+    assert "server" not in httpx.get(service.url + "/health/live", timeout=10).headers
+
+
 def test_a_text_sent_three_times_on_fresh_connections_is_computed_once(service: RunningService) -> None:
     # One cache per front, not per model worker: the repeats hit wherever their connection lands.
     text = f"computed once {uuid.uuid4()}"
