@@ -82,8 +82,8 @@ def test_colocated_idle_process_computes_on_the_loop_and_a_busy_one_queues_on_th
 
 
 @pytest.fixture
-def hung_pool(small_model: Built, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Awaitable[ModelPool]]:
-    """Make a started pool (a real one: worker processes) whose first worker is hung (SIGSTOP)."""
+def real_pool(small_model: Built, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Awaitable[ModelPool]]:
+    """Make a started pool of real worker processes; closed within a second (`shutdown_seconds`)."""
     monkeypatch.setenv("TEXTCLF_MODEL_DIR", str(small_model.artifact))
     monkeypatch.setenv("TEXTCLF_WARMUP_RUNS", "2")
     artifact = load_artifact(small_model.artifact)
@@ -91,6 +91,17 @@ def hung_pool(small_model: Built, monkeypatch: pytest.MonkeyPatch) -> Callable[.
     async def make(size: int, **limits: float) -> ModelPool:
         pool = ModelPool(size, artifact.labels, artifact.version, Metrics(None), shutdown_seconds=1, **limits)
         await pool.start()
+        return pool
+
+    return make
+
+
+@pytest.fixture
+def hung_pool(real_pool: Callable[..., Awaitable[ModelPool]]) -> Callable[..., Awaitable[ModelPool]]:
+    """Make a started pool whose first worker is hung (SIGSTOP)."""
+
+    async def make(size: int, **limits: float) -> ModelPool:
+        pool = await real_pool(size, **limits)
         os.kill(pool.pids()[0], signal.SIGSTOP)
         return pool
 
@@ -153,27 +164,12 @@ def test_a_batch_weighs_its_texts_against_the_bound_on_texts_waiting_for_the_mod
     asyncio.run(scenario())
 
 
-@pytest.fixture
-def real_pool(small_model: Built, monkeypatch: pytest.MonkeyPatch) -> Callable[[int], Awaitable[ModelPool]]:
-    """Make a started pool of real worker processes."""
-    monkeypatch.setenv("TEXTCLF_MODEL_DIR", str(small_model.artifact))
-    monkeypatch.setenv("TEXTCLF_WARMUP_RUNS", "2")
-    artifact = load_artifact(small_model.artifact)
-
-    async def make(size: int) -> ModelPool:
-        pool = ModelPool(size, artifact.labels, artifact.version, Metrics(None))
-        await pool.start()
-        return pool
-
-    return make
-
-
 def lookups(inference: Inference, result: str) -> float | None:
     return inference.metrics.registry.get_sample_value("textclf_cache_lookups_total", {"result": result})
 
 
 def test_concurrent_requests_for_one_new_text_compute_it_once(
-    real_pool: Callable[[int], Awaitable[ModelPool]],
+    real_pool: Callable[..., Awaitable[ModelPool]],
 ) -> None:
     async def scenario() -> None:
         pool = await real_pool(2)
@@ -192,7 +188,7 @@ def test_concurrent_requests_for_one_new_text_compute_it_once(
 
 
 def test_a_request_waiting_for_a_text_whose_first_asker_left_computes_it_itself(
-    real_pool: Callable[[int], Awaitable[ModelPool]],
+    real_pool: Callable[..., Awaitable[ModelPool]],
 ) -> None:
     async def scenario() -> None:
         pool = await real_pool(1)
@@ -214,7 +210,7 @@ def test_a_request_waiting_for_a_text_whose_first_asker_left_computes_it_itself(
 
 # Coalescing is caching: a cache-off benchmark must compute every request.
 def test_with_the_cache_off_concurrent_identical_texts_are_each_computed(
-    real_pool: Callable[[int], Awaitable[ModelPool]],
+    real_pool: Callable[..., Awaitable[ModelPool]],
 ) -> None:
     async def scenario() -> list[bool]:
         pool = await real_pool(2)
