@@ -96,6 +96,7 @@ class ModelPool:
         self._failed_starts = 0
         self._unready_since: float | None = None
         self._shutdown_at: float | None = None  # monotonic; set when the shutdown clock starts
+        self._give_up_at = math.inf  # monotonic; unanswered jobs get 503 from then on
         self._give_up: asyncio.TimerHandle | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._busy = metrics.model_worker_busy
@@ -162,6 +163,7 @@ class ModelPool:
             return
         self._shutdown_at = time.monotonic() + seconds
         delay = max(seconds - min(REAP_SECONDS, seconds / 2), 0.0)
+        self._give_up_at = time.monotonic() + delay
         self._give_up = asyncio.get_running_loop().call_later(delay, self._answer_the_rest)
 
     async def close(self) -> None:
@@ -169,8 +171,7 @@ class ModelPool:
         started it), answer any left 503, close the sockets (workers exit on end of file), reap."""
         self.begin_shutdown(self.shutdown_seconds)
         assert self._shutdown_at is not None
-        give_up_at = self._shutdown_at - min(REAP_SECONDS, self.shutdown_seconds / 2)
-        while (self._queue or any(w.jobs for w in self._workers)) and time.monotonic() < give_up_at:
+        while (self._queue or any(w.jobs for w in self._workers)) and time.monotonic() < self._give_up_at:
             await asyncio.sleep(0.01)
         self._answer_the_rest()
         for task in [*self._respawns, *([self._watchdog] if self._watchdog else [])]:

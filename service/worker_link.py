@@ -7,9 +7,6 @@ goes behind it (a job sent ahead must not be spliced into the middle of a large 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -92,8 +89,7 @@ class WorkerLink(Generic[Job]):
 
     def kill(self) -> None:
         """SIGKILL: it cannot be trusted to finish (stuck, or not serving our model)."""
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.process.pid, signal.SIGKILL)
+        self.process.kill()  # a no-op for a process already reaped or gone
 
 
 async def reap(process: subprocess.Popen[bytes], timeout: float) -> int | None:
@@ -102,7 +98,6 @@ async def reap(process: subprocess.Popen[bytes], timeout: float) -> int | None:
     while process.poll() is None and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
     if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGKILL)
+        process.kill()
         return await asyncio.to_thread(process.wait)
     return process.returncode

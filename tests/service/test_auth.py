@@ -3,13 +3,13 @@ metrics as configured, and every refusal looks the same."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from load_tests.faults import wait_until
 from load_tests.server import RunningService, running_service
 from tests.conftest import Built
 from tests.service.conftest import sample, schemathesis
@@ -121,10 +121,9 @@ def test_a_rotated_tokens_file_takes_effect_without_a_restart(small_model: Built
 
 def wait_for(svc: RunningService, authorization: str, status: int) -> None:
     """Until a classify request with this header gets `status` (the file is re-read within a second)."""
-    deadline = time.monotonic() + 10
-    while (got := post(svc, authorization).status_code) != status:
-        assert time.monotonic() < deadline, f"{authorization!r} still gets {got}, not {status}"
-        time.sleep(0.2)
+    wait_until(
+        lambda: post(svc, authorization).status_code == status, f"{authorization!r} to get {status}", 10
+    )
 
 
 def test_an_empty_tokens_file_at_start_refuses_everyone_until_a_token_arrives(
