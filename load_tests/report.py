@@ -87,6 +87,7 @@ COLUMNS = (
     "server inference p50 ms",
     "server queue p99 ms",
     "client CPU %",
+    "CPU µs/request: front / model workers / client",
     "ok / sent",
 )
 
@@ -111,6 +112,7 @@ def markdown_row(name: str, s: dict[str, Any]) -> str:
         server.get("inference", {}).get("p50"),
         server.get("queue", {}).get("p99"),
         s["client_cpu_percent"],
+        " / ".join(_fmt(v) for v in s["cpu_us_per_request"].values()) if "cpu_us_per_request" in s else None,
         f"{s['ok']} / {s['sent']}",
     ]
     return "| " + " | ".join(_fmt(c) for c in cells) + " |"

@@ -49,6 +49,18 @@ class RunningService:
         return self.process.wait(timeout)
 
 
+def peer_processes(pid: int) -> dict[str, list[int]]:
+    """Another server's processes by role: its multiprocessing children (mosec's Python workers)
+    are its model workers; the rest (the launcher, mosec's Rust front) its front."""
+    tree = [pid, *_descendants(pid)]
+    workers = [p for p in tree if b"multiprocessing" in _cmdline(p)]
+    return {"front": [p for p in tree if p not in workers], "model workers": workers}
+
+
+def _descendants(pid: int) -> list[int]:
+    return [d for c in _children(pid) for d in (c, *_descendants(c))]
+
+
 def _children(pid: int) -> list[int]:
     try:
         return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]

@@ -21,25 +21,32 @@ from service.config import Settings, load_settings
 from service.connections import COUNT_REFUSAL
 from service.docs import install_docs
 from service.errors import ErrorType
+from service.fast_lane import FastLane, HotRoutes
 from service.guards import BodyGuard
 from service.inference import Backend, Inference
 from service.instrument import RequestMetrics
 from service.local_model import LocalModel
-from service.metrics import Metrics
+from service.metrics import PUBLISH_SECONDS, Metrics
 from service.pool import ModelPool
 from service.requestid import RequestId
-from service.routes import Loaded, Runtime, build_router
+from service.routes import build_router
+from service.runtime import Loaded, Runtime
 from service.termination import on_termination
 from service.unhandled import UnhandledErrors
 
 log = logging.getLogger("service")
-PROCESS_SAMPLE_SECONDS = 5.0
+PROCESS_SAMPLE_EVERY = 5  # publish periods
 
 
-async def _sample_process(metrics: Metrics, backend: Backend) -> None:
+async def _publish(metrics: Metrics, backend: Backend) -> None:
+    """What this process counted, written for every process's scrapes; memory every few periods."""
+    periods = 0
     while True:
-        metrics.sample_process(backend.pids())
-        await asyncio.sleep(PROCESS_SAMPLE_SECONDS)
+        if periods % PROCESS_SAMPLE_EVERY == 0:
+            metrics.sample_process(backend.pids())
+        metrics.publish()
+        periods += 1
+        await asyncio.sleep(PUBLISH_SECONDS)
 
 
 async def start_backend(settings: Settings, artifact: Artifact, metrics: Metrics) -> Backend:
@@ -57,7 +64,8 @@ async def start_backend(settings: Settings, artifact: Artifact, metrics: Metrics
         await pool.start()
         return pool
     classifier = Classifier.from_artifact(artifact, threads=1, spinning=settings.intra_op_spinning)
-    local = LocalModel(classifier, metrics.model_worker_busy, queue_timeout=settings.queue_timeout_seconds)
+    busy = metrics.counter(metrics.model_worker_busy)
+    local = LocalModel(classifier, busy, queue_timeout=settings.queue_timeout_seconds)
     await local.start(settings.warmup_runs)
     return local
 
@@ -74,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Middleware and the connection protocol answer their own refusals; they are counted like the
     # handlers' errors.
     def count_error(kind: ErrorType) -> None:
-        metrics.errors.labels(error_type=kind.value).inc()
+        metrics.error(kind.value)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Callable[[ErrorType], None]]]:
@@ -95,7 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.model_info.labels(
             name=artifact.name, version=artifact.version, quantization=quantization
         ).set(1)
-        sampler = asyncio.create_task(_sample_process(metrics, backend))
+        publisher = asyncio.create_task(_publish(metrics, backend))
         runtime.loaded = Loaded(artifact, inference)
         metrics.workers_ready.set(backend.ready)
         log.info("model %s %s ready on %d worker(s)", artifact.name, artifact.version, backend.ready)
@@ -109,11 +117,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 yield {COUNT_REFUSAL: count_error}  # the lifespan state, shared with the server's protocol
         finally:
             runtime.loaded = None
-            sampler.cancel()
+            publisher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await sampler
+                await publisher
             await backend.close()
             metrics.workers_ready.set(0)
+            metrics.publish()  # the last requests' counts
 
     app = FastAPI(
         title="textclf-service",
@@ -129,6 +138,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app, metrics)
     app.include_router(router)
 
+    # Innermost: past every middleware's check, a classify request skips FastAPI entirely.
+    app.add_middleware(FastLane, handlers=HotRoutes(runtime, on_error=count_error).handlers())
     # Admission after the body is read: a client still sending (or trickling) holds no slot.
     admitted = settings.max_in_flight * settings.workers_per_front()
     app.add_middleware(AdmissionControl, max_in_flight=admitted, on_reject=count_error)

@@ -28,7 +28,10 @@ class Prediction:
     def from_logits(
         cls, labels: Sequence[str], logits: Sequence[float], tokens: int, truncated: bool
     ) -> Prediction:
-        """Softmax over the logits and the most probable label."""
+        """Softmax over the logits and the most probable label; ValueError for a NaN or infinite logit
+        (a broken model: no answer is better than one that is not JSON)."""
+        if not all(map(math.isfinite, logits)):
+            raise ValueError(f"the model returned non-finite logits {tuple(logits)}")
         top = max(logits)
         exp = [math.exp(x - top) for x in logits]
         total = sum(exp)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -115,10 +115,11 @@ def error_response(
     )
 
 
-def _describe(errors: list[dict[str, object]]) -> str:
+def describe_validation(errors: Sequence[Mapping[str, Any]]) -> str:
+    """One line naming the first few fields that failed validation and why."""
     parts = []
     for e in errors[:5]:
-        loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body")  # type: ignore[attr-defined]
+        loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
         parts.append(f"{loc or 'body'}: {e.get('msg')}")
     return "; ".join(parts)
 
@@ -133,7 +134,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     errors = list(exc.errors())
     if any(e.get("type") == "json_invalid" for e in errors):
         return error_response(ErrorType.INVALID_JSON, "request body is not valid JSON")
-    return error_response(ErrorType.VALIDATION, _describe(errors))
+    return error_response(ErrorType.VALIDATION, describe_validation(errors))
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -153,7 +154,7 @@ def install(app: FastAPI, metrics: Metrics) -> None:
     def counted(handler: Handler) -> Handler:
         async def handle(request: Request, exc: Exception) -> JSONResponse:
             response = await handler(request, exc)
-            metrics.errors.labels(error_type=response.headers.get(ERROR_TYPE_HEADER, "unknown")).inc()
+            metrics.error(response.headers.get(ERROR_TYPE_HEADER, "unknown"))
             return response
 
         return handle

@@ -66,19 +66,28 @@ class Inference:
         self.version = version
         self.metrics = metrics
         self._computing: dict[str, asyncio.Future[Result | None]] = {}  # texts on their way to the model
-        # Label children bound once: .labels() takes a lock and a lookup on every call.
-        self._hits = metrics.cache_lookups.labels(result="hit")
-        self._misses = metrics.cache_lookups.labels(result="miss")
-        self._stages = {s: metrics.stage_duration.labels(stage=s) for s in ("queue", "tokenize", "inference")}
+        self._hits = metrics.counter(metrics.cache_lookups, result="hit")
+        self._misses = metrics.counter(metrics.cache_lookups, result="miss")
+        self._stages = {
+            s: metrics.histogram(metrics.stage_duration, stage=s) for s in ("queue", "tokenize", "inference")
+        }
+        self._tokens = metrics.histogram(metrics.input_tokens)
+        self._truncations = metrics.counter(metrics.truncations)
         self._predictions = {
-            (label, cached): metrics.predictions.labels(label=label, cached=str(cached).lower())
+            (label, cached): metrics.counter(metrics.predictions, label=label, cached=str(cached).lower())
             for label in backend.labels
             for cached in (False, True)
         }
+        metrics.on_publish(self._sample_cache)
 
     async def classify(self, text: str) -> Outcome:
         """Classify one normalized text."""
-        return (await self.classify_many([text]))[0]
+        hit = self.cache.get((self.version, text))
+        if hit is None:
+            return (await self.classify_many([text]))[0]
+        self._hits.inc()
+        self._predictions[hit.label, True].inc()
+        return Outcome(hit, True, NO_TIME)
 
     async def classify_many(self, texts: Sequence[str]) -> list[Outcome]:
         """Classify texts one by one (unpadded); a text repeated within the call, or already on its
@@ -135,8 +144,6 @@ class Inference:
             outcome = Outcome(prediction, text in joined, NO_TIME if text in joined else timing)
             for i in misses[text]:
                 outcomes[i] = outcome
-        self.metrics.cache_entries.set(len(self.cache))
-        self.metrics.cache_bytes.set(self.cache.bytes)
         if failure is not None:
             raise _fresh(failure)
 
@@ -163,9 +170,13 @@ class Inference:
         self._stages["queue"].observe(timing.queue)
         self._stages["tokenize"].observe(timing.tokenize)
         self._stages["inference"].observe(timing.inference)
-        self.metrics.input_tokens.observe(prediction.tokens)
+        self._tokens.observe(prediction.tokens)
         if prediction.truncated:
-            self.metrics.truncations.inc()
+            self._truncations.inc()
+
+    def _sample_cache(self) -> None:
+        self.metrics.cache_entries.set(len(self.cache))
+        self.metrics.cache_bytes.set(self.cache.bytes)
 
 
 def _fresh(error: Exception) -> Exception:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Collection
 
 from service.guards import ASGIApp, Message, Receive, Scope, Send
+from service.metric_buffers import HistogramBuffer
 from service.metrics import Metrics
 
 API_PREFIX = "/v1/"
@@ -37,6 +38,9 @@ class RequestMetrics:
         self.metrics = metrics
         self.routes = frozenset(routes)
         self.access_log = access_log
+        self.in_flight = 0
+        self._durations: dict[tuple[str, str], HistogramBuffer] = {}
+        metrics.on_publish(lambda: metrics.in_flight.set(self.in_flight))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -53,21 +57,25 @@ class RequestMetrics:
 
         # Only API work counts as in flight: probes and scrapes are not load, and a scrape would count itself.
         api = is_api(scope["path"])
-        if api:
-            self.metrics.in_flight.inc()
+        self.in_flight += api
         try:
             await self.app(scope, receive, send_and_record)
         finally:
-            if api:
-                self.metrics.in_flight.dec()
+            self.in_flight -= api
             elapsed = time.perf_counter() - start
             # The route template, never the raw path: unknown paths must not create label values. A
             # request refused in middleware (429, 413, 408...) never reached routing: its path is
             # one of `routes` (no path parameters), so it is counted under its route all the same.
             path = scope["path"]
-            route = getattr(scope.get("route"), "path", path if path in self.routes else "other")
+            route = str(getattr(scope.get("route"), "path", path if path in self.routes else "other"))
             status_class = f"{status // 100}xx"
-            self.metrics.request_duration.labels(route=route, status_class=status_class).observe(elapsed)
+            duration = self._durations.get((route, status_class))
+            if duration is None:
+                duration = self.metrics.histogram(
+                    self.metrics.request_duration, route=route, status_class=status_class
+                )
+                self._durations[route, status_class] = duration
+            duration.observe(elapsed)
             if self.access_log:
                 access.info(
                     "request",

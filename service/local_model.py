@@ -17,11 +17,10 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from prometheus_client import Counter
-
 from service.classifier import Classifier, Prediction, Timing
 from service.errors import queue_timeout
 from service.inference import Result
+from service.metric_buffers import CounterBuffer
 
 # A process whose last inference ended longer ago than this has no queue.
 IDLE_SECONDS = 0.002
@@ -30,7 +29,7 @@ IDLE_SECONDS = 0.002
 class LocalModel:
     """Runs predictions in this process: on the loop when idle, else FIFO on the inference thread."""
 
-    def __init__(self, classifier: Classifier, busy: Counter, queue_timeout: float = math.inf) -> None:
+    def __init__(self, classifier: Classifier, busy: CounterBuffer, queue_timeout: float = math.inf) -> None:
         self.classifier = classifier
         self._busy = busy  # seconds spent on predictions, as a pool's workers report theirs
         self.labels = classifier.labels
@@ -72,28 +71,30 @@ class LocalModel:
     async def _predict_all(self, texts: Sequence[str]) -> list[tuple[Prediction, Timing]]:
         submitted = time.perf_counter()
 
-        def work() -> list[tuple[Prediction, Timing]]:
+        def work() -> tuple[list[tuple[Prediction, Timing]], float]:
             started = time.perf_counter()
             waited = started - submitted
             if waited > self._queue_timeout:
                 raise queue_timeout(waited)
             results = [(p, replace(t, queue=waited)) for p, t in map(self.classifier.predict, texts)]
-            self._busy.inc(time.perf_counter() - started)
-            return results
+            return results, time.perf_counter() - started
 
         # One text only: a batch on the loop would stall it for the whole batch.
         idle = len(texts) == 1 and self._queued == 0 and submitted - self._last_done > IDLE_SECONDS
         if idle:
             try:
-                return work()
+                results, busy = work()
             finally:
                 self._last_done = time.perf_counter()
-        self._queued += len(texts)
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, work)
-        finally:
-            self._queued -= len(texts)
-            self._last_done = time.perf_counter()
+        else:
+            self._queued += len(texts)
+            try:
+                results, busy = await asyncio.get_running_loop().run_in_executor(self._executor, work)
+            finally:
+                self._queued -= len(texts)
+                self._last_done = time.perf_counter()
+        self._busy.inc(busy)  # counted on the loop: the buffer is not for threads
+        return results
 
     async def start(self, warmup_runs: int) -> None:
         """Warm the model up on the thread that will serve it (starting that thread too)."""

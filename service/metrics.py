@@ -2,18 +2,25 @@
 
 In multiprocess mode every worker writes its samples to files in PROMETHEUS_MULTIPROC_DIR (set
 and emptied by the launcher before workers start) and a scrape of any worker aggregates them all.
+What changes on every request is counted in process memory (service.metric_buffers) and gauges
+like the queue depth are read when published: `publish()` writes both, every PUBLISH_SECONDS
+and before each scrape this process answers.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+from service.metric_buffers import CounterBuffer, HistogramBuffer
+
 PREFIX = "textclf"
+# How old another process's figures may be in a scrape: its buffered counts wait this long at most.
+PUBLISH_SECONDS = 1.0
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -36,6 +43,9 @@ class Metrics:
     def __init__(self, multiprocess_dir: Path | None) -> None:
         self.multiprocess_dir = multiprocess_dir
         self.registry = CollectorRegistry()
+        self._buffers: list[CounterBuffer | HistogramBuffer] = []
+        self._samplers: list[Callable[[], None]] = []
+        self._errors: dict[str, CounterBuffer] = {}
         # In multiprocess mode the values live in files and are read by MultiProcessCollector at
         # scrape time; registering them too would report this worker's values twice.
         registry = None if multiprocess_dir else self.registry
@@ -144,6 +154,36 @@ class Metrics:
             registry=registry,
         )
 
+    def counter(self, counter: Counter, **labels: str) -> CounterBuffer:
+        """A series of `counter` counted in memory until the next publish."""
+        buffer = CounterBuffer(counter.labels(**labels) if labels else counter)
+        self._buffers.append(buffer)
+        return buffer
+
+    def histogram(self, histogram: Histogram, **labels: str) -> HistogramBuffer:
+        """A series of `histogram` bucketed in memory until the next publish."""
+        buffer = HistogramBuffer(histogram.labels(**labels) if labels else histogram)
+        self._buffers.append(buffer)
+        return buffer
+
+    def on_publish(self, sample: Callable[[], None]) -> None:
+        """Call `sample` at each publish: it sets the gauges it owns from what it reads now."""
+        self._samplers.append(sample)
+
+    def error(self, error_type: str) -> None:
+        """Count one error response of this kind."""
+        buffer = self._errors.get(error_type)
+        if buffer is None:
+            buffer = self._errors[error_type] = self.counter(self.errors, error_type=error_type)
+        buffer.inc()
+
+    def publish(self) -> None:
+        """Write the buffered counts and the sampled gauges to their series."""
+        for sample in self._samplers:
+            sample()
+        for buffer in self._buffers:
+            buffer.flush()
+
     def initialize(self, routes: Iterable[str], error_types: Iterable[str], labels: Iterable[str]) -> None:
         """Create the known label series at zero, so the first scrape already has them.
 
@@ -184,6 +224,7 @@ class Metrics:
 
     def render(self) -> bytes:
         """The exposition text for a scrape, aggregated over all workers in multiprocess mode."""
+        self.publish()
         if self.multiprocess_dir is None:
             return generate_latest(self.registry)
         self.forget_dead_workers()

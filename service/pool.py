@@ -99,8 +99,8 @@ class ModelPool:
         self._give_up_at = math.inf  # monotonic; unanswered jobs get 503 from then on
         self._give_up: asyncio.TimerHandle | None = None
         self._watchdog: asyncio.Task[None] | None = None
-        self._busy = metrics.model_worker_busy
-        self._depth = metrics.queue_depth
+        self._busy = metrics.counter(metrics.model_worker_busy)
+        metrics.on_publish(lambda: metrics.queue_depth.set(len(self._queue)))
 
     @property
     def ready(self) -> int:
@@ -195,7 +195,6 @@ class ModelPool:
         for job in jobs:
             if not job.future.done():
                 job.future.set_exception(ServiceError(ErrorType.NOT_READY, "shutting down; retry"))
-        self._depth.set(0)
 
     # Event-loop callbacks below: they never block.
 
@@ -226,7 +225,6 @@ class ModelPool:
             worker.jobs.append(job)
             job.dispatched = now
             worker.send(pack_job(job.id, job.text))
-        self._depth.set(len(queue))
 
     def _next_to_finish(self) -> Worker | None:
         """With every worker busy, the one whose job started first gets the next job in advance.
@@ -293,12 +291,12 @@ class ModelPool:
             self._idle.append(worker)
         self._busy.inc(reply.busy)
         if not job.future.done():
-            if reply.status is Status.OK:
+            try:
+                if reply.status is not Status.OK:
+                    raise RuntimeError(f"model worker {worker.pid} failed job {job.id}: its log has why")
                 job.future.set_result(self._prediction(job, reply))
-            else:
-                job.future.set_exception(
-                    RuntimeError(f"model worker {worker.pid} failed job {job.id}: its log has why")
-                )
+            except (RuntimeError, ValueError) as err:
+                job.future.set_exception(err)
         self._dispatch()
 
     def _prediction(self, job: _Job, reply: Reply) -> tuple[Prediction, Timing]:

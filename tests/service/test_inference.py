@@ -54,6 +54,7 @@ def test_hits_skip_the_model_and_return_the_same_prediction(small_model: Built) 
     inference, classifier = make(small_model)
 
     def busy() -> float | None:
+        inference.metrics.publish()
         return inference.metrics.registry.get_sample_value("textclf_model_worker_busy_seconds_total")
 
     first = asyncio.run(inference.classify("hello there"))
@@ -165,6 +166,7 @@ def test_a_batch_weighs_its_texts_against_the_bound_on_texts_waiting_for_the_mod
 
 
 def lookups(inference: Inference, result: str) -> float | None:
+    inference.metrics.publish()
     return inference.metrics.registry.get_sample_value("textclf_cache_lookups_total", {"result": result})
 
 

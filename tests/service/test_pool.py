@@ -47,6 +47,7 @@ async def running_pool(built: Built, size: int, **limits: float) -> AsyncIterato
 
 
 def value(pool: ModelPool, name: str) -> float:
+    pool.metrics.publish()  # as a scrape does
     sample = pool.metrics.registry.get_sample_value(name)
     assert sample is not None, name
     return sample

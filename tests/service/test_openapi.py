@@ -1,0 +1,19 @@
+"""The published API description: the classify routes are answered by service.fast_lane, and FastAPI
+still documents them exactly as it did when it answered them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from service.app import create_app
+from service.config import Settings
+
+PUBLISHED = Path(__file__).with_name("openapi.json")
+
+
+def test_the_openapi_document_is_the_published_one() -> None:
+    # A deliberate API change updates the file: create_app(Settings()).openapi(), dumped with
+    # json.dumps(..., indent=1, sort_keys=True).
+    document = create_app(Settings()).openapi()
+    assert document == json.loads(PUBLISHED.read_text())
