@@ -37,7 +37,7 @@ def make(built: Built, cache_entries: int = 100) -> tuple[Inference, CountingCla
     classifier.threads = []
     cache = ResultCache(cache_entries, 1 << 20)
     metrics = Metrics(None)
-    local = LocalModel(classifier, metrics.model_worker_busy)
+    local = LocalModel(classifier, metrics.counter(metrics.model_worker_busy))
     return Inference(local, cache, artifact.version, metrics, max_pending=32), classifier
 
 
