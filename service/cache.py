@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 from cachetools import LRUCache, TTLCache
 
-from service.classifier import Prediction
+from service.prediction import Prediction
 
 # Per-entry cost beyond the key text: the Prediction and its tuple, the cache's key tuple and
 # its LRU/TTL bookkeeping nodes: ~360 bytes measured with tracemalloc (tests/service/test_cache.py).

@@ -2,51 +2,14 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Self
 
 from service.artifact import Artifact
+from service.prediction import Prediction, Timing
 from service.session import OnnxClassifierSession
 from service.tokenizer import TextTokenizer
-
-
-@dataclass(frozen=True, slots=True)
-class Prediction:
-    """One text's result; immutable, so a cached one can be shared between requests."""
-
-    label: str
-    score: float
-    scores: tuple[float, ...]  # probabilities, in the artifact's label order
-    logits: tuple[float, ...]  # the model's raw outputs, same order
-    tokens: int
-    truncated: bool
-
-    @classmethod
-    def from_logits(
-        cls, labels: Sequence[str], logits: Sequence[float], tokens: int, truncated: bool
-    ) -> Prediction:
-        """Softmax over the logits and the most probable label; ValueError for a NaN or infinite logit
-        (a broken model: no answer is better than one that is not JSON)."""
-        if not all(map(math.isfinite, logits)):
-            raise ValueError(f"the model returned non-finite logits {tuple(logits)}")
-        top = max(logits)
-        exp = [math.exp(x - top) for x in logits]
-        total = sum(exp)
-        probs = tuple(e / total for e in exp)
-        best = max(range(len(probs)), key=probs.__getitem__)
-        return cls(labels[best], probs[best], probs, tuple(logits), tokens, truncated)
-
-
-@dataclass(frozen=True, slots=True)
-class Timing:
-    """Seconds spent in each stage of one computed prediction; queue is filled in by the caller."""
-
-    tokenize: float
-    inference: float
-    queue: float = 0.0
 
 
 class Classifier:

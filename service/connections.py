@@ -1,5 +1,5 @@
-"""uvicorn's httptools protocol with the two bounds it lacks: a deadline for a request's headers and a
-cap on the connections one HTTP process keeps open."""
+"""uvicorn's httptools protocol with the two bounds it lacks, a deadline for a request's headers and a
+cap on the connections one HTTP process keeps open, and each response written in one syscall."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from uvicorn.server import ServerState
 
 from service.errors import STATUS, ErrorType
 from service.guards import Receive, Scope, Send, encode_error, send_error
+from service.write_coalescing import CoalescedWrites
 
 # Lifespan state key (service.app sets it): how refusals made below the app get counted.
 COUNT_REFUSAL = "textclf.count_refusal"
@@ -50,6 +51,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        # What uvicorn writes goes through it; its flow control keeps the socket's own transport.
+        self.transport = CoalescedWrites(transport, self.loop)  # type: ignore[assignment]
         if len(self.connections) > self.max_connections:
             self.app = refuse_connection  # answered through uvicorn, so the client reads a response
         self._start_deadline()
@@ -63,6 +66,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._reading_headers = True
         if self._header_deadline is None:  # a later request on a kept-alive connection
             self._start_deadline()
+
+    def on_response_complete(self) -> None:
+        self.transport.flush()  # type: ignore[attr-defined]  # the head and body in one write
+        super().on_response_complete()
 
     def on_headers_complete(self) -> None:
         self._reading_headers = False

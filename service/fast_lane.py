@@ -19,10 +19,10 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import from_json, to_json
 from starlette.requests import ClientDisconnect
 
-from service.classifier import Prediction, Timing
 from service.errors import ErrorType, ServiceError, describe_validation
 from service.guards import ASGIApp, Receive, Scope, Send, send_error
 from service.inference import Outcome
+from service.prediction import Prediction, Timing
 from service.runtime import Loaded, Runtime
 from service.schemas import VISIBLE, BatchClassifyRequest, ClassifyRequest, PredictRequest
 

@@ -9,9 +9,9 @@ from itertools import zip_longest
 from typing import Protocol
 
 from service.cache import ResultCache
-from service.classifier import Prediction, Timing
 from service.errors import ErrorType, ServiceError
 from service.metrics import Metrics
+from service.prediction import Prediction, Timing
 
 NO_TIME = Timing(0.0, 0.0)
 # One text's result from a backend: its prediction and stage times, or the error it met.

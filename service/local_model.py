@@ -17,10 +17,11 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from service.classifier import Classifier, Prediction, Timing
+from service.classifier import Classifier
 from service.errors import queue_timeout
 from service.inference import Result
 from service.metric_buffers import CounterBuffer
+from service.prediction import Prediction, Timing
 
 # A process whose last inference ended longer ago than this has no queue.
 IDLE_SECONDS = 0.002

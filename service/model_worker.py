@@ -21,7 +21,7 @@ from service.artifact import load_artifact
 from service.classifier import Classifier
 from service.config import load_settings
 from service.logs import log_config
-from service.protocol import Codec, Reply, Status, pack_hello, receive_job
+from service.protocol import Codec, pack_hello, receive_job
 
 log = logging.getLogger("service.model_worker")
 
@@ -40,17 +40,7 @@ def serve(sock: socket.socket, classifier: Classifier, codec: Codec, version: st
             sock.sendall(codec.failed(job_id))
             continue
         busy = time.perf_counter() - received
-        reply = Reply(
-            job_id,
-            Status.OK,
-            prediction.tokens,
-            prediction.truncated,
-            timing.tokenize,
-            timing.inference,
-            busy,
-            prediction.logits,
-        )
-        sock.sendall(codec.pack_reply(reply))
+        sock.sendall(codec.pack_reply(job_id, prediction, timing, busy))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -75,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     classifier = Classifier.from_artifact(artifact, threads=1, spinning=settings.intra_op_spinning)
     classifier.warm_up(settings.warmup_runs)
     try:
-        serve(sock, classifier, Codec(len(artifact.labels)), artifact.version)
+        serve(sock, classifier, Codec(artifact.labels), artifact.version)
     except (BrokenPipeError, ConnectionResetError):
         pass  # the front went away mid-reply: nobody is left to answer
     return 0

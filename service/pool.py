@@ -26,11 +26,11 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from service.classifier import Prediction, Timing
 from service.errors import ErrorType, ServiceError, queue_timeout
 from service.inference import Result
 from service.metrics import Metrics
-from service.protocol import Codec, Reply, Status, pack_job, take_hello
+from service.prediction import Prediction, Timing
+from service.protocol import Codec, Reply, pack_job, take_hello
 from service.worker_link import WorkerLink, reap, spawn_worker
 
 log = logging.getLogger("service.pool")
@@ -84,7 +84,7 @@ class ModelPool:
         self.job_timeout = job_timeout
         self.shutdown_seconds = shutdown_seconds
         self.start_timeout = start_timeout
-        self._codec = Codec(len(self.labels))
+        self._codec = Codec(self.labels)
         self._workers: list[Worker] = []
         self._idle: list[Worker] = []
         self._queue: deque[_Job] = deque()
@@ -232,8 +232,11 @@ class ModelPool:
         It then starts that job the moment it replies, instead of waiting for this loop to read
         the reply and send one (the loop may be parsing requests meanwhile).
         """
-        running = [w for w in self._workers if len(w.jobs) == 1]
-        return min(running, key=lambda w: w.started, default=None)
+        first = None
+        for worker in self._workers:  # on every dispatch while all are busy: no lambda, no list
+            if len(worker.jobs) == 1 and (first is None or worker.started < first.started):
+                first = worker
+        return first
 
     def _on_readable(self, worker: Worker) -> None:
         try:
@@ -291,19 +294,15 @@ class ModelPool:
             self._idle.append(worker)
         self._busy.inc(reply.busy)
         if not job.future.done():
-            try:
-                if reply.status is not Status.OK:
-                    raise RuntimeError(f"model worker {worker.pid} failed job {job.id}: its log has why")
-                job.future.set_result(self._prediction(job, reply))
-            except (RuntimeError, ValueError) as err:
-                job.future.set_exception(err)
+            if reply.result is None:
+                error = RuntimeError(f"model worker {worker.pid} failed job {job.id}: its log has why")
+                job.future.set_exception(error)
+            else:
+                prediction, timing = reply.result
+                # Queue: everything but the worker's own time (waiting here or in its socket, and the IPC).
+                queued = max(time.perf_counter() - job.submitted - reply.busy, 0.0)
+                job.future.set_result((prediction, Timing(timing.tokenize, timing.inference, queued)))
         self._dispatch()
-
-    def _prediction(self, job: _Job, reply: Reply) -> tuple[Prediction, Timing]:
-        prediction = Prediction.from_logits(self.labels, reply.logits, reply.tokens, reply.truncated)
-        # Queue: everything but the worker's own time (waiting here or in its socket, and the IPC).
-        queued = time.perf_counter() - job.submitted - reply.busy
-        return prediction, Timing(reply.tokenize, reply.inference, max(queued, 0.0))
 
     async def _watch(self) -> None:
         while True:

@@ -2,83 +2,80 @@
 
 A front sends a worker one job at a time over a Unix stream socket and sends the next only
 when the reply came back (pull by completion, as mosec's workers do), so a worker never holds a
-queue of its own. Both sides build their structs here, from the artifact's label count.
+queue of its own. Both sides build their structs here, from the artifact's labels.
 
     hello: !H version length, then the artifact version (UTF-8): a worker's first message, once
            its model is warm; the front refuses a worker whose version is not its own
     job:   !I job id, !I text length in bytes, then the text (UTF-8)
-    reply: !I job id, !B status, !H tokens, !B truncated, !d tokenize s, !d inference s,
-           !d busy s (receive to send, the worker's own clock), then one !d logit per label (the
-           front takes the softmax: the raw scores are asked for too, and the logits give both)
+    reply: !I job id, !? ok, !H tokens, !? truncated, !d tokenize s, !d inference s, !d busy s
+           (receive to send, the worker's own clock), then one !d probability and one !d logit per
+           label: the worker takes the softmax once, the front copies its result
 """
 
 from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import IntEnum
+
+from service.prediction import Prediction, Timing
 
 JOB_HEADER = struct.Struct("!II")
 HELLO_HEADER = struct.Struct("!H")
 
 
-class Status(IntEnum):
-    """What a reply says."""
-
-    OK = 0
-    FAILED = 1
-
-
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """One decoded reply."""
+    """One decoded reply: the worker's result for a job, or None where it failed the job."""
 
     job_id: int
-    status: Status
-    tokens: int
-    truncated: bool
-    tokenize: float
-    inference: float
     busy: float
-    logits: tuple[float, ...]
+    result: tuple[Prediction, Timing] | None
 
 
 class Codec:
-    """Packs and unpacks replies for a model with `labels` outputs (every reply has the same size)."""
+    """Packs and unpacks replies for a model with these labels (every reply has the same size)."""
 
-    def __init__(self, labels: int) -> None:
-        self._reply = struct.Struct(f"!IBHBddd{labels}d")
-        self.labels = labels
+    def __init__(self, labels: Sequence[str]) -> None:
+        self.labels = tuple(labels)
+        n = len(self.labels)
+        self._reply = struct.Struct(f"!I?H?ddd{n}d{n}d")
+        self._failed = (False, 0, False, 0.0, 0.0, 0.0, *(0.0,) * (2 * n))
 
     @property
     def reply_size(self) -> int:
         """Bytes in every reply."""
         return self._reply.size
 
-    def pack_reply(self, reply: Reply) -> bytes:
-        """The bytes a worker sends."""
+    def pack_reply(self, job_id: int, prediction: Prediction, timing: Timing, busy: float) -> bytes:
+        """The bytes a worker sends for a job it computed."""
         return self._reply.pack(
-            reply.job_id,
-            reply.status,
-            reply.tokens,
-            reply.truncated,
-            reply.tokenize,
-            reply.inference,
-            reply.busy,
-            *reply.logits,
-        )
-
-    def unpack_reply(self, data: bytes | memoryview) -> Reply:
-        """A reply from exactly `reply_size` bytes."""
-        job_id, status, tokens, truncated, tokenize, inference, busy, *logits = self._reply.unpack(data)
-        return Reply(
-            job_id, Status(status), tokens, bool(truncated), tokenize, inference, busy, tuple(logits)
+            job_id,
+            True,
+            prediction.tokens,
+            prediction.truncated,
+            timing.tokenize,
+            timing.inference,
+            busy,
+            *prediction.scores,
+            *prediction.logits,
         )
 
     def failed(self, job_id: int) -> bytes:
         """The reply for a job the worker could not compute."""
-        return self.pack_reply(Reply(job_id, Status.FAILED, 0, False, 0.0, 0.0, 0.0, (0.0,) * self.labels))
+        return self._reply.pack(job_id, *self._failed)
+
+    def unpack_reply(self, data: bytes | memoryview) -> Reply:
+        """A reply from exactly `reply_size` bytes; its timing's queue is left for the front."""
+        job_id, ok, tokens, truncated, tokenize, inference, busy, *numbers = self._reply.unpack(data)
+        if not ok:
+            return Reply(job_id, busy, None)
+        n = len(self.labels)
+        prediction = Prediction.from_scores(
+            self.labels, tuple(numbers[:n]), tuple(numbers[n:]), tokens, truncated
+        )
+        return Reply(job_id, busy, (prediction, Timing(tokenize, inference)))
 
 
 def pack_hello(version: str) -> bytes:

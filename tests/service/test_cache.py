@@ -4,7 +4,7 @@ import gc
 import tracemalloc
 
 from service.cache import ENTRY_OVERHEAD_BYTES, ResultCache, entry_size
-from service.classifier import Prediction
+from service.prediction import Prediction
 
 
 def pred(label: str = "positive") -> Prediction:

@@ -10,12 +10,13 @@ import pytest
 
 from service.artifact import load_artifact
 from service.cache import ResultCache
-from service.classifier import Classifier, Prediction, Timing
+from service.classifier import Classifier
 from service.errors import ErrorType, ServiceError
 from service.inference import Inference
 from service.local_model import LocalModel
 from service.metrics import Metrics
 from service.pool import ModelPool
+from service.prediction import Prediction, Timing
 from tests.conftest import Built
 
 

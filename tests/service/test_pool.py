@@ -18,7 +18,7 @@ from service.config import Settings
 from service.errors import ErrorType, ServiceError
 from service.metrics import Metrics
 from service.pool import ModelPool, PoolStartError
-from service.protocol import Reply, Status
+from service.protocol import Reply
 from tests.conftest import Built
 
 
@@ -312,9 +312,7 @@ def test_a_reply_for_another_job_replaces_the_worker(small_model: Built) -> None
             await asyncio.sleep(0)
             held = worker.jobs[0].id
             # As a worker out of step with its socket would answer: another job's id.
-            pool._on_reply(
-                worker, Reply(held + 1, Status.OK, 3, False, 0.0, 0.0, 0.0, (0.0,) * len(pool.labels))
-            )
+            pool._on_reply(worker, Reply(held + 1, 0.0, None))
             assert not worker.attached and worker.pid not in pool.pids()
             prediction, _ = await asyncio.wait_for(job, 60)  # retried on the replacement
             assert prediction.label in pool.labels
