@@ -83,11 +83,22 @@ class Inference:
     async def classify(self, text: str) -> Outcome:
         """Classify one normalized text."""
         hit = self.cache.get((self.version, text))
-        if hit is None:
+        if hit is not None:
+            self._hits.inc()
+            self._predictions[hit.label, True].inc()
+            return Outcome(hit, True, NO_TIME)
+        if text in self._computing:  # another request is computing it: wait for that answer
             return (await self.classify_many([text]))[0]
-        self._hits.inc()
-        self._predictions[hit.label, True].inc()
-        return Outcome(hit, True, NO_TIME)
+        # The common miss, without the batch path's bookkeeping (measured: a third of its cost).
+        if self.cache.enabled:
+            self._misses.inc()
+        self._admit(1)
+        [result] = await self._shared([text])
+        if isinstance(result, Exception):
+            raise _fresh(result)
+        outcome = self._computed(text, *result)
+        self._predictions[outcome.prediction.label, False].inc()
+        return outcome
 
     async def classify_many(self, texts: Sequence[str]) -> list[Outcome]:
         """Classify texts one by one (unpadded); a text repeated within the call, or already on its
@@ -121,10 +132,8 @@ class Inference:
         """Compute the misses not already being computed, and wait for those that are. Each text
         computed is cached, even when another text of them failed."""
         own = [t for t in misses if t not in joined]
-        pending = self.backend.pending
-        # A batch counts its texts: admission bounds requests, this bounds what waits for the model.
-        if own and pending and pending + len(own) > self.max_pending:
-            raise ServiceError(ErrorType.OVERLOADED, "too many texts waiting for the model; retry later")
+        if own:
+            self._admit(len(own))
         results = dict(zip(own, await self._shared(own), strict=True)) if own else {}
         for text, waiting in joined.items():
             # Not awaited directly: a cancelled waiter would cancel the future for everyone.
@@ -138,10 +147,7 @@ class Inference:
                 failure = failure or result
                 continue
             prediction, timing = result
-            if text not in joined:
-                self.cache.put((self.version, text), prediction)
-                self._observe(prediction, timing)
-            outcome = Outcome(prediction, text in joined, NO_TIME if text in joined else timing)
+            outcome = Outcome(prediction, True, NO_TIME) if text in joined else self._computed(text, *result)
             for i in misses[text]:
                 outcomes[i] = outcome
         if failure is not None:
@@ -165,6 +171,19 @@ class Inference:
                 del self._computing[text]
                 future.set_result(result)  # None when this request was cancelled first
         return results
+
+    def _admit(self, texts: int) -> None:
+        """429 for texts that would make too many wait for the model. A batch counts its texts:
+        admission bounds requests, this bounds what waits for the model."""
+        pending = self.backend.pending
+        if pending and pending + texts > self.max_pending:
+            raise ServiceError(ErrorType.OVERLOADED, "too many texts waiting for the model; retry later")
+
+    def _computed(self, text: str, prediction: Prediction, timing: Timing) -> Outcome:
+        """A prediction this request had computed: cached and its stage times recorded."""
+        self.cache.put((self.version, text), prediction)
+        self._observe(prediction, timing)
+        return Outcome(prediction, False, timing)
 
     def _observe(self, prediction: Prediction, timing: Timing) -> None:
         self._stages["queue"].observe(timing.queue)
