@@ -51,9 +51,12 @@ class RunningService:
 
 def peer_processes(pid: int) -> dict[str, list[int]]:
     """Another server's processes by role: its multiprocessing children (mosec's Python workers)
-    are its model workers; the rest (the launcher, mosec's Rust front) its front."""
+    or `service.model_worker` children (the floor's) are its model workers; the rest (the
+    launcher, mosec's Rust front) its front."""
     tree = [pid, *_descendants(pid)]
-    workers = [p for p in tree if b"multiprocessing" in _cmdline(p)]
+    workers = [
+        p for p in tree if any(w in _cmdline(p) for w in (b"multiprocessing", b"service.model_worker"))
+    ]
     return {"front": [p for p in tree if p not in workers], "model workers": workers}
 
 
