@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from starlette.middleware.errors import ServerErrorMiddleware
 
 from service import errors
 from service.admission import AdmissionControl
@@ -22,7 +23,7 @@ from service.connections import COUNT_REFUSAL
 from service.docs import install_docs
 from service.errors import ErrorType
 from service.fast_lane import FastLane, HotRoutes
-from service.guards import BodyGuard
+from service.guards import ASGIApp, BodyGuard, Receive, Scope, Send
 from service.inference import Backend, Inference
 from service.instrument import RequestMetrics
 from service.local_model import LocalModel
@@ -70,7 +71,28 @@ async def start_backend(settings: Settings, artifact: Artifact, metrics: Metrics
     return local
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+class Api(FastAPI):
+    """FastAPI without its last-resort error middleware: service.unhandled, outside it, answers
+    what no handler took, with the request id, once."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        return stack.app if isinstance(stack, ServerErrorMiddleware) else stack
+
+
+class Front:
+    """The ASGI app uvicorn serves: the middleware stack, over the fast lane and `api`, which
+    answers the rest and documents every route."""
+
+    def __init__(self, stack: ASGIApp, api: FastAPI) -> None:
+        self.stack = stack
+        self.api = api
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.stack(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> Front:
     """Build the ASGI app; nothing heavy happens until the lifespan starts."""
     settings = settings or load_settings()
     metrics = Metrics(settings.metrics_dir)
@@ -124,7 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metrics.workers_ready.set(0)
             metrics.publish()  # the last requests' counts
 
-    app = FastAPI(
+    app = Api(
         title="textclf-service",
         summary="Low-latency CPU text classification (distilled BERT, dynamic int8 ONNX).",
         version="0.1.0",
@@ -138,13 +160,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app, metrics)
     app.include_router(router)
 
-    # Innermost: past every middleware's check, a classify request skips FastAPI entirely.
-    app.add_middleware(FastLane, handlers=HotRoutes(runtime, on_error=count_error).handlers())
+    # The stack uvicorn serves. Innermost, past every check: a classify request goes to the fast
+    # lane, anything else to FastAPI, whose own per-request layers only the cold routes pay for.
+    stack: ASGIApp = FastLane(app, handlers=HotRoutes(runtime, on_error=count_error).handlers())
     # Admission after the body is read: a client still sending (or trickling) holds no slot.
     admitted = settings.max_in_flight * settings.workers_per_front()
-    app.add_middleware(AdmissionControl, max_in_flight=admitted, on_reject=count_error)
-    app.add_middleware(
-        BodyGuard,
+    stack = AdmissionControl(stack, max_in_flight=admitted, on_reject=count_error)
+    stack = BodyGuard(
+        stack,
         body_paths=[r.path for r in routes if "POST" in (r.methods or ())],
         max_body_bytes=settings.max_body_bytes,
         read_timeout=settings.request_read_timeout_seconds,
@@ -154,16 +177,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tokens = Tokens(settings.fixed_tokens(), settings.api_tokens_file)
         protected = protected_paths(settings.open_health, settings.open_metrics)
         # Before admission: a request without a token must not take an in-flight slot.
-        app.add_middleware(
-            BearerAuth,
-            tokens=tokens,
-            protected=protected,
-            on_reject=count_error,
-        )
+        stack = BearerAuth(stack, tokens=tokens, protected=protected, on_reject=count_error)
         document_bearer_auth(app, protected)
     # Outside auth, admission and the body guard, so an error in any of them is answered too.
-    app.add_middleware(UnhandledErrors, on_error=count_error)
+    stack = UnhandledErrors(stack, on_error=count_error)
     # Outermost, so rejected requests are timed and counted too, and every log line has its id.
-    app.add_middleware(RequestMetrics, metrics=metrics, routes=route_paths, access_log=settings.access_log)
-    app.add_middleware(RequestId)
-    return app
+    stack = RequestMetrics(stack, metrics=metrics, routes=route_paths, access_log=settings.access_log)
+    return Front(RequestId(stack), app)

@@ -100,7 +100,7 @@ def test_probes_point_at_real_routes_on_the_service_port(
     for name, value in env(objects).items():
         monkeypatch.setenv(name, value)
     settings = Settings()  # the pod's environment is a valid configuration
-    routes = set(create_app(settings).openapi()["paths"])
+    routes = set(create_app(settings).api.openapi()["paths"])
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     assert ports == {"http": settings.port}
     assert settings.host == "0.0.0.0"

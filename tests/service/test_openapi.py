@@ -13,7 +13,7 @@ PUBLISHED = Path(__file__).with_name("openapi.json")
 
 
 def test_the_openapi_document_is_the_published_one() -> None:
-    # A deliberate API change updates the file: create_app(Settings()).openapi(), dumped with
+    # A deliberate API change updates the file: create_app(Settings()).api.openapi(), dumped with
     # json.dumps(..., indent=1, sort_keys=True).
-    document = create_app(Settings()).openapi()
+    document = create_app(Settings()).api.openapi()
     assert document == json.loads(PUBLISHED.read_text())
