@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from service.errors import ErrorType
-from service.guards import ASGIApp, Receive, Scope, Send, send_error
-from service.instrument import is_api
+from service.api_paths import is_api
+from service.asgi import ASGIApp, Receive, Scope, Send
+from service.errors import ErrorType, send_error
+from service.metrics import Metrics
 
 
 class AdmissionControl:
@@ -18,18 +17,17 @@ class AdmissionControl:
     scrapes are never rejected: a busy pod is not a dead one.
     """
 
-    def __init__(self, app: ASGIApp, max_in_flight: int, on_reject: Callable[[ErrorType], None]) -> None:
+    def __init__(self, app: ASGIApp, max_in_flight: int, metrics: Metrics) -> None:
         self.app = app
         self.max_in_flight = max_in_flight
-        self.on_reject = on_reject
-        self.in_flight = 0
+        self.in_flight = 0  # what textclf_in_flight_requests reports
+        metrics.on_publish(lambda: metrics.in_flight.set(self.in_flight))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not is_api(scope["path"]):
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.max_in_flight:
-            self.on_reject(ErrorType.OVERLOADED)
             await send_error(
                 send, ErrorType.OVERLOADED, "too many requests in flight on this worker; retry later"
             )

@@ -15,6 +15,7 @@ from starlette.middleware.errors import ServerErrorMiddleware
 from service import errors
 from service.admission import AdmissionControl
 from service.artifact import Artifact, load_artifact
+from service.asgi import ASGIApp, Receive, Scope, Send
 from service.auth import BearerAuth, Tokens, document_bearer_auth, protected_paths
 from service.cache import ResultCache
 from service.classifier import Classifier
@@ -23,7 +24,7 @@ from service.connections import COUNT_REFUSAL
 from service.docs import install_docs
 from service.errors import ErrorType
 from service.fast_lane import FastLane, HotRoutes
-from service.guards import ASGIApp, BodyGuard, Receive, Scope, Send
+from service.guards import BodyGuard
 from service.inference import Backend, Inference
 from service.instrument import RequestMetrics
 from service.local_model import LocalModel
@@ -101,9 +102,9 @@ def create_app(settings: Settings | None = None) -> Front:
     routes = [r for r in router.routes if isinstance(r, APIRoute)]
     route_paths = [r.path for r in routes]
 
-    # Middleware and the connection protocol answer their own refusals; they are counted like the
-    # handlers' errors.
-    def count_error(kind: ErrorType) -> None:
+    # Error responses are counted from their headers (service.instrument); the connection
+    # protocol's refusals, made where there is no response to read, through this.
+    def count_refusal(kind: ErrorType) -> None:
         metrics.error(kind.value)
 
     @asynccontextmanager
@@ -136,7 +137,7 @@ def create_app(settings: Settings | None = None) -> Front:
 
         try:
             with on_termination(stop):
-                yield {COUNT_REFUSAL: count_error}  # the lifespan state, shared with the server's protocol
+                yield {COUNT_REFUSAL: count_refusal}  # the lifespan state, shared with the server's protocol
         finally:
             runtime.loaded = None
             publisher.cancel()
@@ -157,30 +158,29 @@ def create_app(settings: Settings | None = None) -> Front:
         redoc_url=None,
     )
     install_docs(app)
-    errors.install(app, metrics)
+    errors.install(app)
     app.include_router(router)
 
     # The stack uvicorn serves. Innermost, past every check: a classify request goes to the fast
     # lane, anything else to FastAPI, whose own per-request layers only the cold routes pay for.
-    stack: ASGIApp = FastLane(app, handlers=HotRoutes(runtime, on_error=count_error).handlers())
+    stack: ASGIApp = FastLane(app, handlers=HotRoutes(runtime).handlers())
     # Admission after the body is read: a client still sending (or trickling) holds no slot.
     admitted = settings.max_in_flight * settings.workers_per_front()
-    stack = AdmissionControl(stack, max_in_flight=admitted, on_reject=count_error)
+    stack = AdmissionControl(stack, max_in_flight=admitted, metrics=metrics)
     stack = BodyGuard(
         stack,
         body_paths=[r.path for r in routes if "POST" in (r.methods or ())],
         max_body_bytes=settings.max_body_bytes,
         read_timeout=settings.request_read_timeout_seconds,
-        on_reject=count_error,
     )
     if settings.auth_required():
         tokens = Tokens(settings.fixed_tokens(), settings.api_tokens_file)
         protected = protected_paths(settings.open_health, settings.open_metrics)
         # Before admission: a request without a token must not take an in-flight slot.
-        stack = BearerAuth(stack, tokens=tokens, protected=protected, on_reject=count_error)
+        stack = BearerAuth(stack, tokens=tokens, protected=protected)
         document_bearer_auth(app, protected)
     # Outside auth, admission and the body guard, so an error in any of them is answered too.
-    stack = UnhandledErrors(stack, on_error=count_error)
+    stack = UnhandledErrors(stack)
     # Outermost, so rejected requests are timed and counted too, and every log line has its id.
     stack = RequestMetrics(stack, metrics=metrics, routes=route_paths, access_log=settings.access_log)
     return Front(RequestId(stack), app)

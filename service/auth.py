@@ -13,10 +13,10 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from service.api_paths import is_api
+from service.asgi import ASGIApp, Receive, Scope, Send
 from service.config import read_tokens_file
-from service.errors import ErrorType
-from service.guards import ASGIApp, Receive, Scope, Send, send_error
-from service.instrument import is_api
+from service.errors import ErrorType, send_error
 
 CHALLENGE = [(b"www-authenticate", b'Bearer realm="textclf"')]
 
@@ -134,12 +134,10 @@ class BearerAuth:
         app: ASGIApp,
         tokens: Tokens,
         protected: Callable[[str], bool],
-        on_reject: Callable[[ErrorType], None],
     ) -> None:
         self.app = app
         self.tokens = tokens
         self.protected = protected
-        self.on_reject = on_reject
 
     def _accepts(self, authorization: bytes) -> bool:
         scheme, _, token = authorization.partition(b" ")
@@ -157,5 +155,4 @@ class BearerAuth:
         if self._accepts(authorization):
             await self.app(scope, receive, send)
             return
-        self.on_reject(ErrorType.UNAUTHORIZED)
         await send_error(send, ErrorType.UNAUTHORIZED, "a valid bearer token is required", headers=CHALLENGE)

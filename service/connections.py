@@ -12,8 +12,8 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from service.errors import STATUS, ErrorType
-from service.guards import Receive, Scope, Send, encode_error, send_error
+from service.asgi import Receive, Scope, Send
+from service.errors import STATUS, ErrorType, encode_error, send_error
 from service.write_coalescing import CoalescedWrites
 
 # Lifespan state key (service.app sets it): how refusals made below the app get counted.

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import json
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-if TYPE_CHECKING:
-    # Only a type here: service.server imports this module (through service.connections) before it
-    # sets PROMETHEUS_MULTIPROC_DIR, and prometheus_client picks multiprocess mode at import.
-    from service.metrics import Metrics
+from service.asgi import Send
 
 
 class ErrorType(StrEnum):
@@ -90,28 +88,58 @@ def queue_timeout(waited: float) -> ServiceError:
     return ServiceError(ErrorType.QUEUE_TIMEOUT, f"waited {waited:.3f} s for the model; retry later")
 
 
-def error_body(error_type: ErrorType, message: str) -> dict[str, str]:
-    """The JSON body of every error response."""
-    return {"error": message, "error_type": error_type.value}
+def error_body(error_type: ErrorType, message: str) -> bytes:
+    """The JSON body of every error response, whichever layer answers it."""
+    body = {"error": message, "error_type": error_type.value}
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-ERROR_TYPE_HEADER = "X-Error-Type"
+# On every error response: its kind, which service.instrument counts in textclf_errors_total.
+ERROR_TYPE_HEADER = "x-error-type"
 
 
 def error_headers(error_type: ErrorType) -> dict[str, str]:
-    """The headers of every error response: its kind (for metrics) and Retry-After if transient."""
-    retry = {"Retry-After": RETRY_AFTER[error_type]} if error_type in RETRY_AFTER else {}
+    """The headers of every error response: its kind and Retry-After if transient."""
+    retry = {"retry-after": RETRY_AFTER[error_type]} if error_type in RETRY_AFTER else {}
     return {ERROR_TYPE_HEADER: error_type.value, **retry}
 
 
-def error_response(
-    error_type: ErrorType, message: str, headers: Mapping[str, str] | None = None
-) -> JSONResponse:
-    """A JSON error response with the status for its kind."""
-    return JSONResponse(
+def encode_error(
+    error_type: ErrorType, message: str, close: bool = False, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """The raw headers and body of an error response, for the layers below the framework."""
+    payload = error_body(error_type, message)
+    all_headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+        *((name.encode(), value.encode()) for name, value in error_headers(error_type).items()),
+        *headers,
+    ]
+    if close:
+        all_headers.append((b"connection", b"close"))
+    return all_headers, payload
+
+
+async def send_error(
+    send: Send,
+    error_type: ErrorType,
+    message: str,
+    close: bool = False,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
+    """An error response straight from ASGI code (middleware, the fast lane)."""
+    all_headers, payload = encode_error(error_type, message, close, headers)
+    await send({"type": "http.response.start", "status": STATUS[error_type], "headers": all_headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def error_response(error_type: ErrorType, message: str, headers: Mapping[str, str] | None = None) -> Response:
+    """The same error as a framework response, for FastAPI's exception handlers."""
+    return Response(
         error_body(error_type, message),
         status_code=STATUS[error_type],
         headers=error_headers(error_type) | dict(headers or {}),
+        media_type="application/json",
     )
 
 
@@ -124,12 +152,12 @@ def describe_validation(errors: Sequence[Mapping[str, Any]]) -> str:
     return "; ".join(parts)
 
 
-async def _service_error(request: Request, exc: Exception) -> JSONResponse:
+async def _service_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServiceError)
     return error_response(exc.error_type, exc.message)
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
     if any(e.get("type") == "json_invalid" for e in errors):
@@ -137,7 +165,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(ErrorType.VALIDATION, describe_validation(errors))
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     kind = _FROM_STATUS.get(exc.status_code, ErrorType.VALIDATION)
     response = error_response(kind, str(exc.detail), exc.headers)
@@ -145,21 +173,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
-Handler = Callable[[Request, Exception], Awaitable[JSONResponse]]
-
-
-def install(app: FastAPI, metrics: Metrics) -> None:
-    """Register the handlers so every error leaves as {"error", "error_type"} and is counted."""
-
-    def counted(handler: Handler) -> Handler:
-        async def handle(request: Request, exc: Exception) -> JSONResponse:
-            response = await handler(request, exc)
-            metrics.error(response.headers.get(ERROR_TYPE_HEADER, "unknown"))
-            return response
-
-        return handle
-
-    app.add_exception_handler(ServiceError, counted(_service_error))
-    app.add_exception_handler(RequestValidationError, counted(_validation_error))
-    app.add_exception_handler(StarletteHTTPException, counted(_http_error))
-    # Any other exception: service.unhandled, inside the request id middleware.
+def install(app: FastAPI) -> None:
+    """Register the handlers so every error FastAPI answers leaves as {"error", "error_type"}."""
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    # Any other exception: service.unhandled, outside FastAPI, answers it.

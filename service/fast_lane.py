@@ -19,8 +19,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import from_json, to_json
 from starlette.requests import ClientDisconnect
 
-from service.errors import ErrorType, ServiceError, describe_validation
-from service.guards import ASGIApp, Receive, Scope, Send, send_error
+from service.asgi import ASGIApp, Receive, Scope, Send
+from service.errors import ErrorType, ServiceError, describe_validation, send_error
 from service.inference import Outcome
 from service.prediction import Prediction, Timing
 from service.runtime import Loaded, Runtime
@@ -105,11 +105,10 @@ Route = Callable[[Loaded, bytes], Awaitable[tuple[bytes, Headers]]]
 class HotRoutes:
     """The classify routes' handlers, bound to one Runtime; errors answered from the one error table."""
 
-    def __init__(self, runtime: Runtime, on_error: Callable[[ErrorType], None]) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.max_chars = runtime.settings.max_text_chars
         self.max_batch = runtime.settings.max_batch
-        self.on_error = on_error
 
     def handlers(self) -> dict[str, ASGIApp]:
         """Each hot path's ASGI handler."""
@@ -125,7 +124,6 @@ class HotRoutes:
                 loaded = self.runtime.require_ready()
                 payload, headers = await route(loaded, await read_body(receive))
             except ServiceError as err:
-                self.on_error(err.error_type)
                 await send_error(send, err.error_type, err.message)
                 return
             await answer(send, payload, headers)

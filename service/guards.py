@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Awaitable, Callable, Collection, MutableMapping, Sequence
-from typing import Any
+from collections.abc import Collection
 
 from starlette.requests import ClientDisconnect
 
-from service.errors import STATUS, ErrorType, error_body, error_headers
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from service.asgi import ASGIApp, Message, Receive, Scope, Send
+from service.errors import ErrorType, send_error
 
 # Most of a refused body read and dropped so the client sees the 413 (see BodyGuard._discard).
 LINGER_BYTES = 16 * 2**20
@@ -64,13 +57,11 @@ class BodyGuard:
         body_paths: Collection[str],
         max_body_bytes: int,
         read_timeout: float,
-        on_reject: Callable[[ErrorType], None],
     ) -> None:
         self.app = app
         self.body_paths = frozenset(body_paths)
         self.max_body_bytes = max_body_bytes
         self.read_timeout = read_timeout
-        self.on_reject = on_reject
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.body_paths:
@@ -79,9 +70,8 @@ class BodyGuard:
         headers = dict(scope["headers"])
         media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         if media_type != b"application/json":
-            await self._reject(
-                send, ErrorType.UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json"
-            )
+            message = "Content-Type must be application/json"
+            await send_error(send, ErrorType.UNSUPPORTED_MEDIA_TYPE, message, close=True)
             return
         length = headers.get(b"content-length")
         if length is not None and not length.isdigit():
@@ -98,7 +88,6 @@ class BodyGuard:
                     return
                 body = await self._read(receive, send)
         except TimeoutError:
-            self.on_reject(ErrorType.REQUEST_TIMEOUT)
             message = f"request body not received within {self.read_timeout:g} s"
             await send_error(send, ErrorType.REQUEST_TIMEOUT, message, close=True)
             return
@@ -135,13 +124,10 @@ class BodyGuard:
             more = message.get("more_body", False)
         return b"".join(chunks)
 
-    async def _reject(self, send: Send, error_type: ErrorType, message: str, close: bool = True) -> None:
-        self.on_reject(error_type)
-        await send_error(send, error_type, message, close=close)
-
     async def _too_large(self, send: Send, more: bool) -> None:
         """413; the connection is closed only if part of the body is still unread."""
-        await self._reject(send, ErrorType.PAYLOAD_TOO_LARGE, f"body over {self.max_body_bytes} bytes", more)
+        message = f"body over {self.max_body_bytes} bytes"
+        await send_error(send, ErrorType.PAYLOAD_TOO_LARGE, message, close=more)
 
     @staticmethod
     async def _discard(receive: Receive, read: int) -> bool:
@@ -159,32 +145,3 @@ class BodyGuard:
             if not message.get("more_body", False):
                 return False
         return True
-
-
-def encode_error(
-    error_type: ErrorType, message: str, close: bool = False, headers: Sequence[tuple[bytes, bytes]] = ()
-) -> tuple[list[tuple[bytes, bytes]], bytes]:
-    """The headers and JSON body of an error response, the same as the app's handlers send."""
-    payload = json.dumps(error_body(error_type, message), separators=(",", ":")).encode()
-    all_headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(payload)).encode()),
-        *((name.lower().encode(), value.encode()) for name, value in error_headers(error_type).items()),
-        *headers,
-    ]
-    if close:
-        all_headers.append((b"connection", b"close"))
-    return all_headers, payload
-
-
-async def send_error(
-    send: Send,
-    error_type: ErrorType,
-    message: str,
-    close: bool = False,
-    headers: Sequence[tuple[bytes, bytes]] = (),
-) -> None:
-    """An error response straight from ASGI middleware."""
-    all_headers, payload = encode_error(error_type, message, close, headers)
-    await send({"type": "http.response.start", "status": STATUS[error_type], "headers": all_headers})
-    await send({"type": "http.response.body", "body": payload})

@@ -1,4 +1,4 @@
-"""ASGI middleware that times every request, counts API requests in flight and writes access lines."""
+"""ASGI middleware that times every request, counts error responses and writes access lines."""
 
 from __future__ import annotations
 
@@ -6,25 +6,19 @@ import logging
 import time
 from collections.abc import Collection
 
-from service.guards import ASGIApp, Message, Receive, Scope, Send
+from service.asgi import ASGIApp, Message, Receive, Scope, Send
+from service.errors import ERROR_TYPE_HEADER
 from service.metric_buffers import HistogramBuffer
 from service.metrics import Metrics
 
-API_PREFIX = "/v1/"
-# Routes outside /v1/ kept for other services' clients: text-embeddings-inference's /predict.
-COMPATIBLE_ROUTES = frozenset({"/predict"})
-
-
-def is_api(path: str) -> bool:
-    """Classification work (authenticated, admitted, in flight), as opposed to probes and scrapes."""
-    return path.startswith(API_PREFIX) or path in COMPATIBLE_ROUTES
-
+ERROR_TYPE = ERROR_TYPE_HEADER.encode()
 
 access = logging.getLogger("service.access")
 
 
 class RequestMetrics:
-    """Records request latency by route template (from `routes`) and status class, and the in-flight gauge.
+    """Records request latency by route template (from `routes`) and status class, and every error
+    response by the kind its header names (whichever layer answered it).
 
     With `access_log`, also one log line per request: method, route template, status, duration
     (and the request id, from service.requestid), never the body or the query string: texts sent
@@ -38,9 +32,7 @@ class RequestMetrics:
         self.metrics = metrics
         self.routes = frozenset(routes)
         self.access_log = access_log
-        self.in_flight = 0
         self._durations: dict[tuple[str, str], HistogramBuffer] = {}
-        metrics.on_publish(lambda: metrics.in_flight.set(self.in_flight))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -53,15 +45,14 @@ class RequestMetrics:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if status >= 400:  # every layer's error response names its kind in a header
+                    kind = next((v for k, v in message["headers"] if k == ERROR_TYPE), b"unknown")
+                    self.metrics.error(kind.decode())
             await send(message)
 
-        # Only API work counts as in flight: probes and scrapes are not load, and a scrape would count itself.
-        api = is_api(scope["path"])
-        self.in_flight += api
         try:
             await self.app(scope, receive, send_and_record)
         finally:
-            self.in_flight -= api
             elapsed = time.perf_counter() - start
             # The route template, never the raw path: unknown paths must not create label values. A
             # request refused in middleware (429, 413, 408...) never reached routing: its path is

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel
 
 from service.errors import ErrorType, error_response
@@ -101,7 +101,7 @@ def build_router(runtime: Runtime) -> APIRouter:
         return PlainTextResponse(runtime.metrics.render(), media_type=CONTENT_TYPE)
 
     @router.get("/health/live", response_model=Health, responses={503: {"model": ErrorBody}}, tags=["health"])
-    async def live() -> Health | JSONResponse:
+    async def live() -> Health | Response:
         """The process answers, and its models have not all been unable to serve for too long."""
         unready = runtime.loaded.inference.backend.unready_seconds() if runtime.loaded else 0.0
         if unready > settings.unready_liveness_seconds:
@@ -112,7 +112,7 @@ def build_router(runtime: Runtime) -> APIRouter:
     @router.get(
         "/health/ready", response_model=Health, responses={503: {"model": ErrorBody}}, tags=["health"]
     )
-    async def ready() -> Health | JSONResponse:
+    async def ready() -> Health | Response:
         """A model worker can take a job now: loaded, warm, not all stuck or restarting."""
         if runtime.loaded is None:
             return error_response(ErrorType.NOT_READY, "model is not loaded yet")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 from starlette.requests import ClientDisconnect
 
-from service.errors import ErrorType
-from service.guards import ASGIApp, Message, Receive, Scope, Send, send_error
+from service.asgi import ASGIApp, Message, Receive, Scope, Send
+from service.errors import ErrorType, send_error
 
 log = logging.getLogger("service.errors")
 
@@ -23,9 +22,8 @@ class UnhandledErrors:
     reaches nobody but the request metrics (nginx's code for it).
     """
 
-    def __init__(self, app: ASGIApp, on_error: Callable[[ErrorType], None]) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.on_error = on_error
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -50,6 +48,5 @@ class UnhandledErrors:
             kind, message = ErrorType.INTERNAL, "internal server error"
         else:
             return
-        self.on_error(kind)
         if not started:
             await send_error(send, kind, message)

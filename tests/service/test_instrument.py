@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import asyncio
 
-from service.guards import Message, Receive, Scope, Send
+from service.admission import AdmissionControl
+from service.asgi import Message, Receive, Scope, Send
+from service.errors import ErrorType, send_error
 from service.instrument import RequestMetrics
 from service.metrics import Metrics
 
@@ -16,7 +18,8 @@ def in_flight(metrics: Metrics) -> float:
 
 
 def _in_flight_during(metrics: Metrics, path: str, routes: tuple[str, ...] = ()) -> float:
-    """Run one request through the middleware; return the in-flight gauge seen while it ran."""
+    """Run one request through the request metrics and admission; return the in-flight gauge seen
+    while it ran."""
     seen: list[float] = []
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -31,7 +34,8 @@ def _in_flight_during(metrics: Metrics, path: str, routes: tuple[str, ...] = ())
         pass
 
     scope = {"type": "http", "path": path, "method": "GET", "headers": []}
-    asyncio.run(RequestMetrics(app, metrics, routes)(scope, receive, send))
+    stack = RequestMetrics(AdmissionControl(app, 8, metrics), metrics, routes)
+    asyncio.run(stack(scope, receive, send))
     return seen[0]
 
 
@@ -54,3 +58,22 @@ def test_a_request_answered_before_routing_is_counted_under_its_route() -> None:
     text = metrics.render().decode()
     assert 'route="/v1/classify",status_class="2xx"} 1.0' in text
     assert 'route="other",status_class="2xx"} 1.0' in text
+
+
+def test_every_error_response_is_counted_by_the_kind_its_header_names() -> None:
+    metrics = Metrics(None)
+
+    async def refuse(scope: Scope, receive: Receive, send: Send) -> None:
+        await send_error(send, ErrorType.OVERLOADED, "busy")
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        pass
+
+    scope = {"type": "http", "path": "/v1/classify", "method": "POST", "headers": []}
+    for _ in range(2):
+        asyncio.run(RequestMetrics(refuse, metrics)(scope, receive, send))
+    metrics.publish()
+    assert metrics.registry.get_sample_value("textclf_errors_total", {"error_type": "overloaded"}) == 2
