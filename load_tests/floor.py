@@ -25,8 +25,8 @@ from collections.abc import Sequence
 import uvicorn
 
 from service.artifact import load_artifact
+from service.asgi import Receive, Scope, Send
 from service.config import load_settings
-from service.guards import Receive, Scope, Send
 from service.protocol import Codec, Reply, pack_job, take_hello
 from service.worker_link import spawn_worker
 
