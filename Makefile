@@ -46,7 +46,7 @@ bench: model $(VENV)/.installed-bench
 	$(PY) -m load_tests.bench $(BENCH_ARGS)
 
 # deploy/Dockerfile built with buildah on an offline Debian base (mmdebstrap, cached), then run from the
-# image as a runtime would and checked (as root; about 1 minute, plus the model once). README: Deploy.
+# image as a runtime would and checked (as root; about 1 minute, plus the model once). docs/deploy.md.
 image-test: $(if $(filter prebuilt,$(MODEL)),model)
 	bash deploy/image-test.sh $(IMAGE) $(MODEL) $(MODEL_DIR)
 

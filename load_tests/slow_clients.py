@@ -87,7 +87,7 @@ async def scenario(url: str, texts: Sequence[str], connections: int, seconds: fl
 
 
 def summary(result: dict[str, Any]) -> dict[str, Any]:
-    """The few numbers the README table needs."""
+    """The few numbers the table in docs/limits.md needs."""
     latency = result["latency_ms"]
     return {
         "rps": result["throughput_rps"],

@@ -16,7 +16,7 @@ from models.options import from_args
 from service.artifact import DEFAULT_MODEL_DIR
 
 T = TypeVar("T")
-DEFAULT_STUDENTS = [2]  # the smallest student that kept its teacher's accuracy, measured (README)
+DEFAULT_STUDENTS = [2]  # the smallest student that kept its teacher's accuracy, measured (docs/model.md)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -245,7 +245,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="fine-tuned classifier folder to distil (default: the model the train step makes)",
     )
-    # Defaults chosen on the validation split with models.distill_sweep (README, Distillation).
+    # Defaults chosen on the validation split with models.distill_sweep (docs/model.md, Distillation).
     g.add_argument("--temperature", type=float, default=1.0, help="softens the teacher's logits")
     g.add_argument(
         "--soft-weight", type=float, default=0.5, help="share of the teacher's soft targets in the loss"

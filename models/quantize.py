@@ -14,7 +14,7 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 
 @dataclass(frozen=True)
 class QuantOptions:
-    """quantize_dynamic options; defaults chosen by `python -m models.quant_sweep` (see README).
+    """quantize_dynamic options; defaults chosen by `python -m models.quant_sweep` (docs/model.md).
 
     Per-channel QInt8: on AVX2 without VNNI the U8S8 kernel can saturate (onnxruntime #5849);
     per-channel scales kept int8 closest to fp32 (98.4% agreement vs 95.8%) at the same speed.

@@ -1,4 +1,4 @@
-"""ASGI middleware that bounds the API requests one worker holds, answering the rest 429 at once."""
+"""ASGI middleware that bounds the API requests one HTTP process holds, answering the rest 429 at once."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from service.metrics import Metrics
 
 
 class AdmissionControl:
-    """Admits at most `max_in_flight` API requests per worker; past it, 429 with Retry-After.
+    """Admits at most `max_in_flight` API requests per HTTP process; past it, 429 with Retry-After.
 
-    Without a bound, a burst queues without limit on the worker's inference thread: every request
+    Without a bound, a burst queues without limit for the model: every request
     behind it waits longer, memory grows, and clients time out on answers still computed. A fast
     rejection lets the client retry elsewhere (the next pod, or after Retry-After). Probes and
     scrapes are never rejected: a busy pod is not a dead one.
@@ -29,7 +29,7 @@ class AdmissionControl:
             return
         if self.in_flight >= self.max_in_flight:
             await send_error(
-                send, ErrorType.OVERLOADED, "too many requests in flight on this worker; retry later"
+                send, ErrorType.OVERLOADED, "too many requests in flight on this server process; retry later"
             )
             return
         self.in_flight += 1

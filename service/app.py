@@ -18,7 +18,6 @@ from service.artifact import Artifact, load_artifact
 from service.asgi import ASGIApp, Receive, Scope, Send
 from service.auth import BearerAuth, Tokens, document_bearer_auth, protected_paths
 from service.cache import ResultCache
-from service.classifier import Classifier
 from service.config import Settings, load_settings
 from service.connections import COUNT_REFUSAL
 from service.docs import install_docs
@@ -65,6 +64,9 @@ async def start_backend(settings: Settings, artifact: Artifact, metrics: Metrics
         )
         await pool.start()
         return pool
+    # Imported here: a front feeding model workers never loads the model runtime (test_imports.py).
+    from service.classifier import Classifier
+
     classifier = Classifier.from_artifact(artifact, threads=1, spinning=settings.intra_op_spinning)
     busy = metrics.counter(metrics.model_worker_busy)
     local = LocalModel(classifier, busy, queue_timeout=settings.queue_timeout_seconds)

@@ -1,4 +1,4 @@
-"""Per-worker LRU result cache, bounded by entries and by bytes, with optional TTL."""
+"""Per-HTTP-process LRU result cache, bounded by entries and by bytes, with optional TTL."""
 
 from __future__ import annotations
 

@@ -41,9 +41,11 @@ class Settings(BaseSettings):
     )
     model_dir: Path = Field(DEFAULT_MODEL_DIR, description="artifact folder from models.build")
     cache_entries: int = Field(
-        100_000, ge=0, description="result cache entries per worker; 0 disables the cache"
+        100_000, ge=0, description="result cache entries per HTTP process; 0 disables the cache"
     )
-    cache_max_bytes: int = Field(64 * 2**20, ge=0, description="result cache memory bound per worker, bytes")
+    cache_max_bytes: int = Field(
+        64 * 2**20, ge=0, description="result cache memory bound per HTTP process, bytes"
+    )
     cache_ttl_seconds: float = Field(0.0, ge=0, description="result cache time to live; 0 = no expiry")
     max_text_chars: int = Field(10_000, ge=1, le=1_000_000, description="longest accepted text, characters")
     max_batch: int = Field(64, ge=1, le=10_000, description="most texts in one batch request")

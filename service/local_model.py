@@ -16,12 +16,15 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from service.classifier import Classifier
 from service.errors import queue_timeout
 from service.inference import Result
 from service.metric_buffers import CounterBuffer
 from service.prediction import Prediction, Timing
+
+if TYPE_CHECKING:  # the model runtime is imported only where a model runs (service.app, colocated)
+    from service.classifier import Classifier
 
 # A process whose last inference ended longer ago than this has no queue.
 IDLE_SECONDS = 0.002

@@ -77,13 +77,13 @@ class Metrics:
         )
         self.cache_entries = Gauge(
             name("cache_entries"),
-            "Entries in the result caches of live workers.",
+            "Entries in the result caches of live HTTP processes.",
             multiprocess_mode="livesum",
             registry=registry,
         )
         self.cache_bytes = Gauge(
             name("cache_bytes"),
-            "Approximate bytes held by the result caches of live workers.",
+            "Approximate bytes held by the result caches of live HTTP processes.",
             multiprocess_mode="livesum",
             registry=registry,
         )
@@ -98,7 +98,7 @@ class Metrics:
         )
         self.in_flight = Gauge(
             name("in_flight_requests"),
-            "API requests (/v1/) being processed by live workers; probes and scrapes excluded.",
+            "API requests admitted and not answered yet by live HTTP processes; probes and scrapes excluded.",
             multiprocess_mode="livesum",
             registry=registry,
         )

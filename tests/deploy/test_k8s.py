@@ -124,7 +124,7 @@ def test_workers_come_from_whole_core_cpu_limits_equal_to_requests(objects: list
     assert cores(limits["cpu"]).is_integer() and cores(limits["cpu"]) >= 1
     # The service derives workers from the cgroup CPU quota; a fixed count could disagree.
     assert "TEXTCLF_WORKERS" not in env(objects)
-    # The measured sizing rule (README, Deploy): 128 MiB + 320 MiB per worker.
+    # The measured sizing rule (docs/deploy.md): 128 MiB + 320 MiB per worker.
     assert mebibytes(limits["memory"]) >= 128 + 320 * cores(limits["cpu"])
 
 

@@ -1,4 +1,4 @@
-"""The slow-client scenario runs against the real service and reports what README's table shows."""
+"""The slow-client scenario runs against the real service and reports what docs/limits.md's table shows."""
 
 from __future__ import annotations
 

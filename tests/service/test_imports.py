@@ -1,0 +1,28 @@
+"""Each process imports only what it runs: the HTTP front never loads the model runtime (in pool
+mode: colocated mode loads it when it starts its model), and a model worker never loads the web
+framework or the front's metrics and cache."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Sequence
+
+MODEL_RUNTIME = ("onnxruntime", "tokenizers", "numpy", "transformers", "torch")
+FRONT_ONLY = ("fastapi", "starlette", "prometheus_client", "cachetools", "httptools", "uvloop")
+
+
+def loaded(modules: str, watched: Sequence[str]) -> list[str]:
+    """Which of `watched` a fresh interpreter has imported once it imported `modules`."""
+    code = f"import sys, {modules}; print(' '.join(m for m in {tuple(watched)!r} if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return result.stdout.split()
+
+
+def test_the_front_never_imports_the_model_runtime() -> None:
+    assert loaded("service.server, service.app, service.pool, service.fast_lane", MODEL_RUNTIME) == []
+
+
+def test_a_model_worker_never_imports_the_front() -> None:
+    assert loaded("service.model_worker", FRONT_ONLY) == []
+    assert "onnxruntime" in loaded("service.model_worker", MODEL_RUNTIME)  # the check sees imports
