@@ -25,10 +25,10 @@ from collections.abc import Sequence
 import uvicorn
 
 from service.artifact import load_artifact
-from service.asgi import Receive, Scope, Send
 from service.config import load_settings
+from service.front.asgi import Receive, Scope, Send
+from service.front.worker_link import spawn_worker
 from service.protocol import Codec, Reply, pack_job, take_hello
-from service.worker_link import spawn_worker
 
 # The shape and size of a classify answer, so the floor writes as many bytes as the service does.
 BODY = json.dumps(

@@ -1,3 +1,3 @@
-from service.server import main
+from service.front.server import main
 
 raise SystemExit(main())

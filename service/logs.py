@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from uvicorn.config import LOGGING_CONFIG
 
-# Set by service.requestid for the request being served; read by every log record.
+# Set by service.front.requestid for the request being served; read by every log record.
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 # Fields a record may carry (logger.info(..., extra={...})) that belong in the JSON line.
 FIELDS = ("method", "route", "status", "duration_ms")
@@ -46,6 +46,6 @@ def log_config(level: str, fmt: Literal["json", "text"]) -> dict[str, Any]:
             formatter["()"] = "service.logs.JsonFormatter"
     for name in ("service", "service.access"):
         config["loggers"][name] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
-    # The service writes its own access lines (service.instrument): uvicorn's would log the raw path.
+    # The service writes its own access lines (service.front.instrument): uvicorn's would log the raw path.
     config["loggers"]["uvicorn.access"] = {"handlers": [], "level": "CRITICAL", "propagate": False}
     return config

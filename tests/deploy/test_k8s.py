@@ -14,9 +14,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from service.app import create_app
 from service.config import Settings
-from service.metrics import Metrics
+from service.front.app import create_app
+from service.front.metrics import Metrics
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
 KUSTOMIZATIONS = ["k8s/base", "k8s/overlays/example"]

@@ -9,13 +9,13 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from service.artifact import load_artifact
-from service.cache import ResultCache
-from service.classifier import Classifier
-from service.errors import ErrorType, ServiceError
-from service.inference import Inference
-from service.local_model import LocalModel
-from service.metrics import Metrics
-from service.pool import ModelPool
+from service.front.cache import ResultCache
+from service.front.errors import ErrorType, ServiceError
+from service.front.inference import Inference
+from service.front.local_model import LocalModel
+from service.front.metrics import Metrics
+from service.front.pool import ModelPool
+from service.model_worker.classifier import Classifier
 from service.prediction import Prediction, Timing
 from tests.conftest import Built
 

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import asyncio
 
-from service.admission import AdmissionControl
-from service.asgi import Message, Receive, Scope, Send
-from service.errors import ErrorType, send_error
-from service.instrument import RequestMetrics
-from service.metrics import Metrics
+from service.front.admission import AdmissionControl
+from service.front.asgi import Message, Receive, Scope, Send
+from service.front.errors import ErrorType, send_error
+from service.front.instrument import RequestMetrics
+from service.front.metrics import Metrics
 
 
 def in_flight(metrics: Metrics) -> float:

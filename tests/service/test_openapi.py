@@ -1,4 +1,4 @@
-"""The published API description: the classify routes are answered by service.fast_lane, and FastAPI
+"""The published API description: the classify routes are answered by service.front.fast_lane, and FastAPI
 still documents them exactly as it did when it answered them."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from service.app import create_app
 from service.config import Settings
+from service.front.app import create_app
 
 PUBLISHED = Path(__file__).with_name("openapi.json")
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from service.artifact import load_artifact
-from service.classifier import Classifier
 from service.config import Settings
-from service.errors import ErrorType, ServiceError
-from service.metrics import Metrics
-from service.pool import ModelPool, PoolStartError
+from service.front.errors import ErrorType, ServiceError
+from service.front.metrics import Metrics
+from service.front.pool import ModelPool, PoolStartError
+from service.model_worker.classifier import Classifier
 from service.protocol import Reply
 from tests.conftest import Built
 

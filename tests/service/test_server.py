@@ -19,7 +19,7 @@ import pytest
 from load_tests.server import RunningService, free_port, running_service
 from models import data
 from service.artifact import load_artifact
-from service.classifier import Classifier
+from service.model_worker.classifier import Classifier
 from tests.conftest import Built
 from tests.service.conftest import classify, misbuilt_copy, sample
 
@@ -245,7 +245,7 @@ def test_help_lists_the_settings() -> None:
 def test_the_launcher_does_not_import_prometheus_client_before_it_sets_the_metrics_folder() -> None:
     # prometheus_client picks multiprocess mode at import: imported earlier, a one-process service
     # would export empty metrics.
-    check = "import sys, service.server; sys.exit('prometheus_client' in sys.modules)"
+    check = "import sys, service.front.server; sys.exit('prometheus_client' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", check]).returncode == 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 
-from service.asgi import ASGIApp, Message, Receive, Scope, Send
+from service.front.asgi import ASGIApp, Message, Receive, Scope, Send
 from service.logs import REQUEST_ID
 
 # A caller's id is kept only if it cannot forge log lines or bloat them.

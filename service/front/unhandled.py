@@ -6,8 +6,8 @@ import logging
 
 from starlette.requests import ClientDisconnect
 
-from service.asgi import ASGIApp, Message, Receive, Scope, Send
-from service.errors import ErrorType, send_error
+from service.front.asgi import ASGIApp, Message, Receive, Scope, Send
+from service.front.errors import ErrorType, send_error
 
 log = logging.getLogger("service.errors")
 
@@ -15,7 +15,7 @@ log = logging.getLogger("service.errors")
 class UnhandledErrors:
     """A 500 `internal_error` for a bug, a 499 `client_closed_request` for a client that hung up.
 
-    It sits inside service.requestid, so the log line and the response carry the request id.
+    It sits inside service.front.requestid, so the log line and the response carry the request id.
     Starlette's own last resort sits outside every middleware: it logs without the id, answers
     without X-Request-ID, and re-raises, so uvicorn logs the traceback a second time. A client
     that closes its connection mid-body is not a server error and needs no traceback; its 499

@@ -26,12 +26,12 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from service.errors import ErrorType, ServiceError, queue_timeout
-from service.inference import Result
-from service.metrics import Metrics
+from service.front.errors import ErrorType, ServiceError, queue_timeout
+from service.front.inference import Result
+from service.front.metrics import Metrics
+from service.front.worker_link import WorkerLink, reap, spawn_worker
 from service.prediction import Prediction, Timing
 from service.protocol import Codec, Reply, pack_job, take_hello
-from service.worker_link import WorkerLink, reap, spawn_worker
 
 log = logging.getLogger("service.pool")
 READ_CHUNK = 1 << 16

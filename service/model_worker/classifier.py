@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from typing import Self
 
 from service.artifact import Artifact
+from service.model_worker.session import OnnxClassifierSession
+from service.model_worker.tokenizer import TextTokenizer
 from service.prediction import Prediction, Timing
-from service.session import OnnxClassifierSession
-from service.tokenizer import TextTokenizer
 
 
 class Classifier:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from service.api_paths import is_api
-from service.asgi import ASGIApp, Receive, Scope, Send
-from service.errors import ErrorType, send_error
-from service.metrics import Metrics
+from service.front.api_paths import is_api
+from service.front.asgi import ASGIApp, Receive, Scope, Send
+from service.front.errors import ErrorType, send_error
+from service.front.metrics import Metrics
 
 
 class AdmissionControl:

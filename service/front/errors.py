@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.asgi import Send
+from service.front.asgi import Send
 
 
 class ErrorType(StrEnum):
@@ -94,7 +94,7 @@ def error_body(error_type: ErrorType, message: str) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-# On every error response: its kind, which service.instrument counts in textclf_errors_total.
+# On every error response: its kind, which service.front.instrument counts in textclf_errors_total.
 ERROR_TYPE_HEADER = "x-error-type"
 
 
@@ -178,4 +178,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    # Any other exception: service.unhandled, outside FastAPI, answers it.
+    # Any other exception: service.front.unhandled, outside FastAPI, answers it.

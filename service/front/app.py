@@ -12,28 +12,28 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.middleware.errors import ServerErrorMiddleware
 
-from service import errors
-from service.admission import AdmissionControl
 from service.artifact import Artifact, load_artifact
-from service.asgi import ASGIApp, Receive, Scope, Send
-from service.auth import BearerAuth, Tokens, document_bearer_auth, protected_paths
-from service.cache import ResultCache
 from service.config import Settings, load_settings
-from service.connections import COUNT_REFUSAL
-from service.docs import install_docs
-from service.errors import ErrorType
-from service.fast_lane import FastLane, HotRoutes
-from service.guards import BodyGuard
-from service.inference import Backend, Inference
-from service.instrument import RequestMetrics
-from service.local_model import LocalModel
-from service.metrics import PUBLISH_SECONDS, Metrics
-from service.pool import ModelPool
-from service.requestid import RequestId
-from service.routes import build_router
-from service.runtime import Loaded, Runtime
-from service.termination import on_termination
-from service.unhandled import UnhandledErrors
+from service.front import errors
+from service.front.admission import AdmissionControl
+from service.front.asgi import ASGIApp, Receive, Scope, Send
+from service.front.auth import BearerAuth, Tokens, document_bearer_auth, protected_paths
+from service.front.cache import ResultCache
+from service.front.connections import COUNT_REFUSAL
+from service.front.docs import install_docs
+from service.front.errors import ErrorType
+from service.front.fast_lane import FastLane, HotRoutes
+from service.front.guards import BodyGuard
+from service.front.inference import Backend, Inference
+from service.front.instrument import RequestMetrics
+from service.front.local_model import LocalModel
+from service.front.metrics import PUBLISH_SECONDS, Metrics
+from service.front.pool import ModelPool
+from service.front.requestid import RequestId
+from service.front.routes import build_router
+from service.front.runtime import Loaded, Runtime
+from service.front.termination import on_termination
+from service.front.unhandled import UnhandledErrors
 
 log = logging.getLogger("service")
 PROCESS_SAMPLE_EVERY = 5  # publish periods
@@ -65,7 +65,7 @@ async def start_backend(settings: Settings, artifact: Artifact, metrics: Metrics
         await pool.start()
         return pool
     # Imported here: a front feeding model workers never loads the model runtime (test_imports.py).
-    from service.classifier import Classifier
+    from service.model_worker.classifier import Classifier
 
     classifier = Classifier.from_artifact(artifact, threads=1, spinning=settings.intra_op_spinning)
     busy = metrics.counter(metrics.model_worker_busy)
@@ -75,7 +75,7 @@ async def start_backend(settings: Settings, artifact: Artifact, metrics: Metrics
 
 
 class Api(FastAPI):
-    """FastAPI without its last-resort error middleware: service.unhandled, outside it, answers
+    """FastAPI without its last-resort error middleware: service.front.unhandled, outside it, answers
     what no handler took, with the request id, once."""
 
     def build_middleware_stack(self) -> ASGIApp:
@@ -104,7 +104,7 @@ def create_app(settings: Settings | None = None) -> Front:
     routes = [r for r in router.routes if isinstance(r, APIRoute)]
     route_paths = [r.path for r in routes]
 
-    # Error responses are counted from their headers (service.instrument); the connection
+    # Error responses are counted from their headers (service.front.instrument); the connection
     # protocol's refusals, made where there is no response to read, through this.
     def count_refusal(kind: ErrorType) -> None:
         metrics.error(kind.value)
@@ -156,7 +156,7 @@ def create_app(settings: Settings | None = None) -> Front:
         lifespan=lifespan,
         # Prometheus metrics are ours; FastAPI's built-in OpenTelemetry checks cost time per request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
-        docs_url=None,  # served by service.docs, without a CDN
+        docs_url=None,  # served by service.front.docs, without a CDN
         redoc_url=None,
     )
     install_docs(app)

@@ -13,10 +13,10 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from service.api_paths import is_api
-from service.asgi import ASGIApp, Receive, Scope, Send
 from service.config import read_tokens_file
-from service.errors import ErrorType, send_error
+from service.front.api_paths import is_api
+from service.front.asgi import ASGIApp, Receive, Scope, Send
+from service.front.errors import ErrorType, send_error
 
 CHALLENGE = [(b"www-authenticate", b'Bearer realm="textclf"')]
 

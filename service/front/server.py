@@ -19,7 +19,7 @@ from uvicorn.supervisors import Multiprocess
 
 from service.artifact import ArtifactError, load_artifact
 from service.config import describe, load_settings
-from service.connections import GuardedHttpProtocol
+from service.front.connections import GuardedHttpProtocol
 from service.logs import log_config
 
 log = logging.getLogger("service")
@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     metrics_dir, temporary = prepare_metrics_dir(settings.metrics_dir)
     # Inherited by every process started from here, and set before any of them imports
     # prometheus_client (which picks multiprocess mode at import). Each model runs on one thread,
-    # so no library may start its own pool (ORT is set to 1 thread in service.session).
+    # so no library may start its own pool (ORT is set to 1 thread in service.model_worker.session).
     os.environ.update(
         {
             "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
@@ -88,14 +88,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # before the cleanup below. This one lets main() return 0.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
     config = uvicorn.Config(
-        "service.app:create_app",
+        "service.front.app:create_app",
         factory=True,
         host=settings.host,
         port=settings.port,
         workers=processes,
         log_level=settings.log_level,
         log_config=logging_config,
-        access_log=False,  # service.instrument writes access lines when settings.access_log is on
+        access_log=False,  # service.front.instrument writes access lines when settings.access_log is on
         timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
         loop="uvloop",
         # Behind a proxy nothing here reads the client address or scheme, so X-Forwarded-* are not

@@ -6,10 +6,10 @@ import logging
 import time
 from collections.abc import Collection
 
-from service.asgi import ASGIApp, Message, Receive, Scope, Send
-from service.errors import ERROR_TYPE_HEADER
-from service.metric_buffers import HistogramBuffer
-from service.metrics import Metrics
+from service.front.asgi import ASGIApp, Message, Receive, Scope, Send
+from service.front.errors import ERROR_TYPE_HEADER
+from service.front.metric_buffers import HistogramBuffer
+from service.front.metrics import Metrics
 
 ERROR_TYPE = ERROR_TYPE_HEADER.encode()
 
@@ -21,7 +21,7 @@ class RequestMetrics:
     response by the kind its header names (whichever layer answered it).
 
     With `access_log`, also one log line per request: method, route template, status, duration
-    (and the request id, from service.requestid), never the body or the query string: texts sent
+    (and the request id, from service.front.requestid), never the body or the query string: texts sent
     for classification can be personal data.
     """
 

@@ -6,7 +6,7 @@ middleware, response classes) cost ~160 µs of CPU a request against ~35 µs for
 ASGI callable (BENCHMARKS.md). A hot request still passes the pure-ASGI middlewares (request id,
 timing, auth, body guard, admission) like any other; from there it is one function: the body the
 guard read, decoded and validated in one step, normalized, the cache or the pool, one JSON encode
-and prebuilt header bytes. FastAPI still documents these routes (service.routes registers them
+and prebuilt header bytes. FastAPI still documents these routes (service.front.routes registers them
 with their models) and answers any other method on their paths.
 """
 
@@ -19,12 +19,12 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import from_json, to_json
 from starlette.requests import ClientDisconnect
 
-from service.asgi import ASGIApp, Receive, Scope, Send
-from service.errors import ErrorType, ServiceError, describe_validation, send_error
-from service.inference import Outcome
+from service.front.asgi import ASGIApp, Receive, Scope, Send
+from service.front.errors import ErrorType, ServiceError, describe_validation, send_error
+from service.front.inference import Outcome
+from service.front.runtime import Loaded, Runtime
+from service.front.schemas import VISIBLE, BatchClassifyRequest, ClassifyRequest, PredictRequest
 from service.prediction import Prediction, Timing
-from service.runtime import Loaded, Runtime
-from service.schemas import VISIBLE, BatchClassifyRequest, ClassifyRequest, PredictRequest
 
 Body = TypeVar("Body", bound=BaseModel)
 Headers = Sequence[tuple[bytes, bytes]]
@@ -50,7 +50,7 @@ def miss_headers(t: Timing) -> Headers:
 
 def encode(content: Any) -> bytes:
     """Compact UTF-8 JSON, encoded in pydantic-core (5x faster than json.dumps). Scores are finite:
-    service.classifier refuses NaN logits."""
+    service.model_worker.classifier refuses NaN logits."""
     return to_json(content)
 
 
@@ -62,12 +62,12 @@ async def answer(send: Send, payload: bytes, headers: Headers = ()) -> None:
 
 
 async def read_body(receive: Receive) -> bytes:
-    """The whole body (service.guards.BodyGuard has read it within the limits: one message)."""
+    """The whole body (service.front.guards.BodyGuard has read it within the limits: one message)."""
     chunks: list[bytes] = []
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            raise ClientDisconnect  # service.unhandled answers 499
+            raise ClientDisconnect  # service.front.unhandled answers 499
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)

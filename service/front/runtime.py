@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 from service.artifact import Artifact
 from service.config import Settings
-from service.errors import ErrorType, ServiceError
-from service.inference import Inference
-from service.metrics import Metrics
+from service.front.errors import ErrorType, ServiceError
+from service.front.inference import Inference
+from service.front.metrics import Metrics
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ In multiprocess mode every update of a prometheus_client value takes a lock, che
 writes an mmap'ed file (1.4 µs a counter, 3 µs a histogram observation, which also walks every
 bucket bound in Python); a request made ~20 of them. These buffers add a float instead, and
 `flush()` writes each series once: what a scrape reads is at most one publish period old
-(service.metrics publishes before rendering, so the process that answers the scrape is current).
+(service.front.metrics publishes before rendering, so the process that answers the scrape is current).
 """
 
 from __future__ import annotations

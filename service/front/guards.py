@@ -7,8 +7,8 @@ from collections.abc import Collection
 
 from starlette.requests import ClientDisconnect
 
-from service.asgi import ASGIApp, Message, Receive, Scope, Send
-from service.errors import ErrorType, send_error
+from service.front.asgi import ASGIApp, Message, Receive, Scope, Send
+from service.front.errors import ErrorType, send_error
 
 # Most of a refused body read and dropped so the client sees the 413 (see BodyGuard._discard).
 LINGER_BYTES = 16 * 2**20
@@ -113,7 +113,7 @@ class BodyGuard:
         while more:
             message = await receive()
             if message["type"] != "http.request":
-                raise ClientDisconnect  # service.unhandled answers 499, not a 4xx on a partial body
+                raise ClientDisconnect  # service.front.unhandled answers 499, not a 4xx on a partial body
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:

@@ -1,5 +1,5 @@
 """HTTP routes: the model summary, metrics, liveness and readiness; and the OpenAPI description of
-the classify routes, which service.fast_lane answers."""
+the classify routes, which service.front.fast_lane answers."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel
 
-from service.errors import ErrorType, error_response
-from service.metrics import CONTENT_TYPE
-from service.runtime import Runtime
-from service.schemas import (
+from service.front.errors import ErrorType, error_response
+from service.front.metrics import CONTENT_TYPE
+from service.front.runtime import Runtime
+from service.front.schemas import (
     BatchClassification,
     BatchClassifyRequest,
     Classification,
@@ -49,7 +49,7 @@ def build_router(runtime: Runtime) -> APIRouter:
     def classify_route(
         path: str, body: type[BaseModel], limits: dict[str, dict[str, Any]], response: type[BaseModel]
     ) -> Callable[[Documented], Documented]:
-        """Document a classify route: its name and docstring, body and answers. service.fast_lane
+        """Document a classify route: its name and docstring, body and answers. service.front.fast_lane
         answers every POST to it before FastAPI routes anything; FastAPI answers the other methods."""
 
         def register(endpoint: Documented) -> Documented:
@@ -75,17 +75,17 @@ def build_router(runtime: Runtime) -> APIRouter:
     @classify_route("/v1/classify", ClassifyRequest, {"text": text}, Classification)
     async def classify() -> None:
         """Classify one text."""
-        raise AssertionError("answered by service.fast_lane")
+        raise AssertionError("answered by service.front.fast_lane")
 
     @classify_route("/v1/classify/batch", BatchClassifyRequest, batch, BatchClassification)
     async def classify_batch() -> None:
         """Classify a list of texts, each on its own (unpadded) and through the same cache."""
-        raise AssertionError("answered by service.fast_lane")
+        raise AssertionError("answered by service.front.fast_lane")
 
     @classify_route("/predict", PredictRequest, inputs, Predictions)
     async def predict() -> None:
         """text-embeddings-inference's classify route: the same cache, limits, errors and metrics."""
-        raise AssertionError("answered by service.fast_lane")
+        raise AssertionError("answered by service.front.fast_lane")
 
     @router.get("/v1/model", tags=["model"])
     async def model() -> dict[str, Any]:

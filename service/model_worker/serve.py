@@ -1,6 +1,6 @@
 """A model worker process: receive a job, classify it, send the reply; nothing else.
 
-Started by its front (service.pool) as `python -m service.model_worker --fd N` with one end of a
+Started by its front (service.front.pool) as `python -m service.model_worker --fd N` with one end of a
 Unix socket pair. It loads and warms the model, says READY, then serves jobs one at a time on
 one thread, until the front closes the socket. It never touches HTTP or metrics: the front
 records everything from the replies, so a worker killed at any moment leaves no state behind.
@@ -18,9 +18,9 @@ import time
 from collections.abc import Sequence
 
 from service.artifact import load_artifact
-from service.classifier import Classifier
 from service.config import load_settings
 from service.logs import log_config
+from service.model_worker.classifier import Classifier
 from service.protocol import Codec, pack_hello, receive_job
 
 log = logging.getLogger("service.model_worker")
@@ -69,7 +69,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (BrokenPipeError, ConnectionResetError):
         pass  # the front went away mid-reply: nobody is left to answer
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

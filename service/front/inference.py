@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from itertools import zip_longest
 from typing import Protocol
 
-from service.cache import ResultCache
-from service.errors import ErrorType, ServiceError
-from service.metrics import Metrics
+from service.front.cache import ResultCache
+from service.front.errors import ErrorType, ServiceError
+from service.front.metrics import Metrics
 from service.prediction import Prediction, Timing
 
 NO_TIME = Timing(0.0, 0.0)
@@ -19,7 +19,7 @@ Result = tuple[Prediction, Timing] | Exception
 
 
 class Backend(Protocol):
-    """Where misses are computed: `service.pool.ModelPool` or `service.local_model.LocalModel`."""
+    """Where misses are computed: `service.front.pool.ModelPool` or `service.front.local_model.LocalModel`."""
 
     labels: tuple[str, ...]
 

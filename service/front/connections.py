@@ -12,11 +12,11 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from service.asgi import Receive, Scope, Send
-from service.errors import STATUS, ErrorType, encode_error, send_error
-from service.write_coalescing import CoalescedWrites
+from service.front.asgi import Receive, Scope, Send
+from service.front.errors import STATUS, ErrorType, encode_error, send_error
+from service.front.write_coalescing import CoalescedWrites
 
-# Lifespan state key (service.app sets it): how refusals made below the app get counted.
+# Lifespan state key (service.front.app sets it): how refusals made below the app get counted.
 COUNT_REFUSAL = "textclf.count_refusal"
 CountRefusal = Callable[[ErrorType], None]
 
@@ -30,7 +30,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     uvicorn only times the idle wait between requests (keep-alive): a client that opens a
     connection and then trickles, or never finishes, its headers holds the socket and its memory
-    for ever. The body's own deadline is service.guards.BodyGuard's.
+    for ever. The body's own deadline is service.front.guards.BodyGuard's.
     """
 
     def __init__(

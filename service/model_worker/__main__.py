@@ -1,0 +1,3 @@
+from service.model_worker.serve import main
+
+raise SystemExit(main())
