@@ -1,5 +1,5 @@
-"""Which paths are classification work (authenticated, admitted, counted in flight), as opposed to
-probes, scrapes and docs."""
+"""Which paths are classification work (authenticated, admitted, counted in flight), and which are
+Kubernetes' probes."""
 
 from __future__ import annotations
 
@@ -8,6 +8,14 @@ API_PREFIX = "/v1/"
 COMPATIBLE_ROUTES = frozenset({"/predict"})
 
 
+PROBE_PREFIX = "/health/"
+
+
 def is_api(path: str) -> bool:
     """Whether `path` is API work."""
     return path.startswith(API_PREFIX) or path in COMPATIBLE_ROUTES
+
+
+def is_probe(path: str) -> bool:
+    """Whether `path` is a liveness or readiness probe."""
+    return path.startswith(PROBE_PREFIX)

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from service.config import read_tokens_file
-from service.front.api_paths import is_api
+from service.front.api_paths import is_api, is_probe
 from service.front.asgi import ASGIApp, Receive, Scope, Send
 from service.front.errors import ErrorType, send_error
 
@@ -25,7 +25,7 @@ def protected_paths(open_health: bool, open_metrics: bool) -> Callable[[str], bo
     """Which paths need a token: the API always; health and metrics unless left open."""
 
     def protected(path: str) -> bool:
-        if path.startswith("/health/"):
+        if is_probe(path):
             return not open_health
         if path == "/metrics":
             return not open_metrics

@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Collection
 
+from service.front.api_paths import is_probe
 from service.front.asgi import ASGIApp, Message, Receive, Scope, Send
 from service.front.errors import ERROR_TYPE_HEADER
 from service.front.metric_buffers import HistogramBuffer
@@ -45,7 +46,9 @@ class RequestMetrics:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                if status >= 400:  # every layer's error response names its kind in a header
+                # Every layer's error response names its kind in a header. A probe route's 503 is
+                # its verdict for Kubernetes, not an error served (a refusal before routing is).
+                if status >= 400 and not is_probe(getattr(scope.get("route"), "path", "")):
                     kind = next((v for k, v in message["headers"] if k == ERROR_TYPE), b"unknown")
                     self.metrics.error(kind.decode())
             await send(message)

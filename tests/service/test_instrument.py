@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 from service.front.admission import AdmissionControl
 from service.front.asgi import Message, Receive, Scope, Send
@@ -77,3 +78,26 @@ def test_every_error_response_is_counted_by_the_kind_its_header_names() -> None:
         asyncio.run(RequestMetrics(refuse, metrics)(scope, receive, send))
     metrics.publish()
     assert metrics.registry.get_sample_value("textclf_errors_total", {"error_type": "overloaded"}) == 2
+
+
+def test_a_probe_routes_own_verdict_is_not_an_error_but_a_refusal_on_its_path_is() -> None:
+    metrics = Metrics(None)
+
+    async def answer_503(scope: Scope, receive: Receive, send: Send) -> None:
+        await send_error(send, ErrorType.NOT_READY, "model is not loaded yet")
+
+    async def route_then_answer(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["route"] = SimpleNamespace(path=scope["path"])  # as FastAPI's routing sets it
+        await answer_503(scope, receive, send)
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        pass
+
+    for app in (route_then_answer, answer_503):  # the readiness route's 503; one refused before routing
+        scope = {"type": "http", "path": "/health/ready", "method": "GET", "headers": []}
+        asyncio.run(RequestMetrics(app, metrics)(scope, receive, send))
+    metrics.publish()
+    assert metrics.registry.get_sample_value("textclf_errors_total", {"error_type": "not_ready"}) == 1
