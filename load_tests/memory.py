@@ -91,8 +91,10 @@ def measure(
     duration: float,
     concurrency: int = 4,
     log: Path | None = None,
+    requests: int | None = None,
 ) -> dict[str, Any]:
-    """Run unique texts through a fresh service for `duration` s, sampling every process's memory."""
+    """Run unique texts through a fresh service for `duration` s (or until `requests` were sent),
+    sampling every process's memory."""
     with tempfile.TemporaryDirectory() as tmp:
         env = {"TEXTCLF_CACHE_MAX_BYTES": str(cache_max_bytes), "TEXTCLF_CACHE_ENTRIES": "10000000"}
         with running_service(model_dir, log or Path(tmp) / "service.log", workers, env) as svc:
@@ -103,8 +105,8 @@ def measure(
                 url=svc.url + "/v1/classify",
                 mode="closed",
                 concurrency=concurrency,
-                # Above what 2 cores serve (~250/s unique); `duration` ends the run.
-                requests=int(duration * 400),
+                # By default above what 2 cores serve (~250/s unique): `duration` ends the run.
+                requests=requests or int(duration * 400),
                 duration=duration,
             )
             with RssSampler(pids) as sampler:

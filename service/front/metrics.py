@@ -140,6 +140,11 @@ class Metrics:
             "Model workers replaced: exited, killed past the job timeout, or refused (another model).",
             registry=registry,
         )
+        self.job_retries = Counter(
+            name("model_job_retries_total"),
+            "Jobs run again on another model worker because theirs exited or hung while running them.",
+            registry=registry,
+        )
         self.job_timeouts = Counter(
             name("model_job_timeouts_total"),
             "Jobs that ran past the job timeout; the worker running each was killed and replaced.",

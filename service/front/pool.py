@@ -20,10 +20,11 @@ import asyncio
 import contextlib
 import logging
 import math
+import socket
 import subprocess
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from service.front.errors import ErrorType, ServiceError, queue_timeout
@@ -75,6 +76,7 @@ class ModelPool:
         job_timeout: float = math.inf,
         shutdown_seconds: float = 25.0,
         start_timeout: float = 300.0,
+        spawn: Callable[[], tuple[subprocess.Popen[bytes], socket.socket]] = spawn_worker,
     ) -> None:
         self.size = size
         self.labels = tuple(labels)
@@ -84,6 +86,7 @@ class ModelPool:
         self.job_timeout = job_timeout
         self.shutdown_seconds = shutdown_seconds
         self.start_timeout = start_timeout
+        self._spawn_process = spawn  # tests start misbehaving workers through it
         self._codec = Codec(self.labels)
         self._workers: list[Worker] = []
         self._idle: list[Worker] = []
@@ -188,7 +191,11 @@ class ModelPool:
         for worker in workers:
             worker.detach()
         left = max(self._shutdown_at - time.monotonic(), 0.1)
-        await asyncio.gather(*(reap(p, left) for p in [w.process for w in workers] + self._exited))
+        processes = [w.process for w in workers] + self._exited
+        codes = await asyncio.gather(*(reap(p, left) for p in processes))
+        for process, code in zip(processes, codes, strict=True):
+            if code != 0:  # killed at the end of the shutdown clock, or it had died already
+                log.warning("model worker %d ended with %s at shutdown", process.pid, code)
         self._publish()
 
     def _answer_the_rest(self) -> None:
@@ -203,7 +210,7 @@ class ModelPool:
     # Event-loop callbacks below: they never block.
 
     def _spawn(self) -> Worker:
-        process, sock = spawn_worker()
+        process, sock = self._spawn_process()
         worker: Worker = WorkerLink(process, sock, asyncio.get_running_loop().create_future())
         self._workers.append(worker)
         asyncio.get_running_loop().add_reader(sock.fileno(), self._on_readable, worker)
@@ -363,7 +370,9 @@ class ModelPool:
                 )
                 job.future.set_exception(ServiceError(failure, message))
                 continue
-            job.retried |= ran
+            if ran:
+                job.retried = True
+                self.metrics.job_retries.inc()
             self._queue.appendleft(job)
         if not self._closing:
             self.metrics.model_worker_restarts.inc()

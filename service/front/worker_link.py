@@ -12,20 +12,21 @@ import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 Job = TypeVar("Job")
 
 
-def spawn_worker() -> tuple[subprocess.Popen[bytes], socket.socket]:
-    """Start `python -m service.model_worker` with one end of a new socket pair."""
+MODEL_WORKER = (sys.executable, "-m", "service.model_worker")
+
+
+def spawn_worker(command: Sequence[str] = MODEL_WORKER) -> tuple[subprocess.Popen[bytes], socket.socket]:
+    """Start `command --fd N` (a model worker) with N one end of a new socket pair."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     with theirs:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service.model_worker", "--fd", str(theirs.fileno())],
-            pass_fds=(theirs.fileno(),),
-        )
+        process = subprocess.Popen([*command, "--fd", str(theirs.fileno())], pass_fds=(theirs.fileno(),))
     ours.setblocking(False)
     return process, ours
 

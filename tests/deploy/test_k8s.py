@@ -208,7 +208,7 @@ def test_hpa_scales_the_deployment_on_cpu_and_model_worker_utilization(objects: 
     rules = yaml.safe_load((DEPLOY / "prometheus/rules.yml").read_text())["groups"]
     [recorded] = [r for g in rules for r in g["rules"] if r.get("record") == series]
     # ...from counters and gauges the service exports.
-    exported = {m._name for m in vars(Metrics(None)).values() if hasattr(m, "_name")}
+    exported = {family.name for family in Metrics(None).registry.collect()}
     used = set(re.findall(r"textclf_\w+", recorded["expr"]))
     assert used and {re.sub(r"_total$", "", u) for u in used} <= exported
     # A share of the workers' time, per pod: a fraction, whatever the pod's size.

@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,6 +41,14 @@ def sample(svc: RunningService, name: str, token: str | None = None, **labels: s
         for s in family.samples
         if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
     )
+
+
+def wait_for_sample(svc: RunningService, name: str, expected: float, **labels: str) -> None:
+    """Scrape until the metric reaches `expected` (an event in the service, seen from outside)."""
+    deadline = time.monotonic() + 60
+    while sample(svc, name, **labels) != expected:
+        assert time.monotonic() < deadline, f"{name}{labels} never reached {expected}"
+        time.sleep(0.05)
 
 
 def schemathesis(url: str, workdir: Path, *options: str) -> subprocess.CompletedProcess[str]:

@@ -5,6 +5,7 @@ import os
 import signal
 import threading
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -90,7 +91,7 @@ def real_pool(small_model: Built, monkeypatch: pytest.MonkeyPatch) -> Callable[.
     monkeypatch.setenv("TEXTCLF_WARMUP_RUNS", "2")
     artifact = load_artifact(small_model.artifact)
 
-    async def make(size: int, **limits: float) -> ModelPool:
+    async def make(size: int, **limits: Any) -> ModelPool:
         pool = ModelPool(size, artifact.labels, artifact.version, Metrics(None), shutdown_seconds=1, **limits)
         await pool.start()
         return pool
@@ -102,7 +103,7 @@ def real_pool(small_model: Built, monkeypatch: pytest.MonkeyPatch) -> Callable[.
 def hung_pool(real_pool: Callable[..., Awaitable[ModelPool]]) -> Callable[..., Awaitable[ModelPool]]:
     """Make a started pool whose first worker is hung (SIGSTOP)."""
 
-    async def make(size: int, **limits: float) -> ModelPool:
+    async def make(size: int, **limits: Any) -> ModelPool:
         pool = await real_pool(size, **limits)
         os.kill(pool.pids()[0], signal.SIGSTOP)
         return pool

@@ -43,10 +43,8 @@ def test_burst_beyond_the_in_flight_limit_gets_fast_429s(small_model: Built, tmp
         assert statistics.median(s for _, s in by_status[429]) < statistics.median(
             s for _, s in by_status[200]
         )
-        # Never more than 4 admitted at once, so none waited behind more than 3 others' inference
-        # (a few ms each with the small model): far below a second.
-        for response, _ in by_status[200]:
-            assert float(response.headers[b"x-queue-time"]) <= 1000
+        for response, _ in by_status[200]:  # each admitted text was computed (the cache is off)
+            assert response.headers[b"x-cache"] == b"miss"
             assert float(response.headers[b"x-inference-time"]) > 0
         assert sample(svc, "textclf_errors_total", error_type="overloaded") == len(by_status[429])
         assert_recovers(svc)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,8 +20,8 @@ from service.config import Settings
 from service.front.errors import ErrorType, ServiceError
 from service.front.metrics import Metrics
 from service.front.pool import ModelPool, PoolStartError
+from service.front.worker_link import MODEL_WORKER, spawn_worker
 from service.model_worker.classifier import Classifier
-from service.protocol import Reply
 from tests.conftest import Built
 
 
@@ -30,13 +33,13 @@ def worker_env(small_model: Built, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     yield
 
 
-def pool_of(built: Built, size: int, **limits: float) -> ModelPool:
+def pool_of(built: Built, size: int, **limits: Any) -> ModelPool:
     artifact = load_artifact(built.artifact)
     return ModelPool(size, artifact.labels, artifact.version, Metrics(None), **limits)
 
 
 @asynccontextmanager
-async def running_pool(built: Built, size: int, **limits: float) -> AsyncIterator[ModelPool]:
+async def running_pool(built: Built, size: int, **limits: Any) -> AsyncIterator[ModelPool]:
     """A started pool, closed (drained, workers reaped) on the way out."""
     pool = pool_of(built, size, **limits)
     await pool.start()
@@ -171,20 +174,24 @@ def test_a_job_whose_retry_also_dies_is_answered_model_worker_lost(small_model: 
 
 
 @pytest.mark.usefixtures("worker_env")
-def test_close_drains_queued_jobs_and_the_workers_exit(small_model: Built) -> None:
+def test_close_drains_queued_jobs_and_the_workers_exit(
+    small_model: Built, caplog: pytest.LogCaptureFixture
+) -> None:
     async def scenario() -> None:
         pool = pool_of(small_model, 2)
         await pool.start()
-        processes = list(pool._workers)
+        pids = pool.pids()
         jobs = [asyncio.ensure_future(pool.predict(f"drain {i}")) for i in range(6)]
         await asyncio.sleep(0)
         await pool.close()
         assert all(j.done() and not j.exception() for j in jobs)
-        assert all(w.process.poll() == 0 for w in processes)
+        assert not any(map(alive, pids))  # exited and reaped
         with pytest.raises(ServiceError):
             await pool.predict("after close")
 
-    asyncio.run(scenario())
+    with caplog.at_level(logging.WARNING, logger="service.pool"):
+        asyncio.run(scenario())
+    assert not [r.getMessage() for r in caplog.records if "at shutdown" in r.getMessage()]  # each exited 0
 
 
 def test_a_worker_that_cannot_load_the_model_fails_start(
@@ -213,6 +220,15 @@ def test_workers_yield_the_cpu_to_their_front(small_model: Built, monkeypatch: p
     assert asyncio.run(scenario()) == [min(front + 3, 19)] * 2
 
 
+def alive(pid: int) -> bool:
+    """Whether a process with this id exists (a reaped worker's does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def stop(pid: int) -> None:
     """SIGSTOP: the worker keeps its socket and its jobs but never answers (a hung worker)."""
     os.kill(pid, signal.SIGSTOP)
@@ -239,15 +255,14 @@ def test_a_stuck_worker_is_killed_and_replaced_its_job_retried_and_the_one_sent_
             await asyncio.sleep(0)
             assert list(pool.held().values()) == [2]
             await until(lambda: victim not in pool.pids())
-            # The running job is on its one retry; the one sent ahead never started: not a retry.
-            assert [job.retried for job in pool._queue] == [True, False]
             assert time.monotonic() - started >= 0.5
             results = await asyncio.wait_for(asyncio.gather(running, ahead), 60)
             assert all(p.label in pool.labels for p, _ in results)
             assert value(pool, "textclf_model_job_timeouts_total") == 1
             assert value(pool, "textclf_model_worker_restarts_total") == 1
-            with pytest.raises(ProcessLookupError):
-                os.kill(victim, 0)  # killed and reaped, not left stopped
+            # The running job is on its one retry; the one sent ahead never started: not a retry.
+            assert value(pool, "textclf_model_job_retries_total") == 1
+            assert not alive(victim)  # killed and reaped, not left stopped
 
     asyncio.run(scenario())
 
@@ -298,20 +313,43 @@ def test_a_worker_serving_another_model_version_is_refused(small_model: Built) -
     asyncio.run(scenario())
 
 
+# A worker out of step with its socket: it says the right hello, then answers each job with the
+# next job's id (as a worker that lost a message would).
+OUT_OF_STEP = """
+import socket, sys
+from service.protocol import Codec, pack_hello, receive_job
+version, *labels, _, fd = sys.argv[1:]
+sock = socket.socket(fileno=int(fd))
+sock.sendall(pack_hello(version))
+while (job := receive_job(sock)) is not None:
+    sock.sendall(Codec(labels).failed(job[0] + 1))
+"""
+
+
 @pytest.mark.usefixtures("worker_env")
 def test_a_reply_for_another_job_replaces_the_worker(small_model: Built) -> None:
+    artifact = load_artifact(small_model.artifact)
+    out_of_step = [sys.executable, "-c", OUT_OF_STEP, artifact.version, *artifact.labels]
+    commands = iter([out_of_step])  # the first worker, then real ones
+
     async def scenario() -> None:
-        async with running_pool(small_model, 1) as pool:
-            worker = pool._workers[0]
-            job = asyncio.ensure_future(pool.predict("an honest question"))
-            await asyncio.sleep(0)
-            held = worker.jobs[0].id
-            # As a worker out of step with its socket would answer: another job's id.
-            pool._on_reply(worker, Reply(held + 1, 0.0, None))
-            assert not worker.attached and worker.pid not in pool.pids()
-            prediction, _ = await asyncio.wait_for(job, 60)  # retried on the replacement
-            assert prediction.label in pool.labels
+        pool = ModelPool(
+            1,
+            artifact.labels,
+            artifact.version,
+            Metrics(None),
+            spawn=lambda: spawn_worker(next(commands, MODEL_WORKER)),
+        )
+        await pool.start()
+        try:
+            (liar,) = pool.pids()
+            prediction, _ = await asyncio.wait_for(pool.predict("an honest question"), 60)
+            assert prediction.label in pool.labels  # retried on the replacement, a real worker
+            assert liar not in pool.pids() and not alive(liar)
             assert value(pool, "textclf_model_worker_restarts_total") == 1
+            assert value(pool, "textclf_model_job_retries_total") == 1
+        finally:
+            await pool.close()
 
     asyncio.run(scenario())
 
@@ -340,13 +378,17 @@ def test_the_largest_texts_sent_ahead_and_queued_are_not_spliced(
 
 
 @pytest.mark.usefixtures("worker_env")
-def test_close_answers_what_stuck_workers_hold_within_the_shutdown_clock(small_model: Built) -> None:
+def test_close_answers_what_stuck_workers_hold_within_the_shutdown_clock(
+    small_model: Built, caplog: pytest.LogCaptureFixture
+) -> None:
+    pids: list[int] = []
+
     async def scenario() -> None:
         pool = pool_of(small_model, 2, shutdown_seconds=2)
         await pool.start()
-        processes = [w.process for w in pool._workers]
-        for process in processes:
-            stop(process.pid)
+        pids.extend(pool.pids())
+        for pid in pids:
+            stop(pid)
         jobs = [asyncio.ensure_future(pool.predict(f"never computed {i}")) for i in range(5)]
         await asyncio.sleep(0)
         started = time.monotonic()
@@ -356,6 +398,9 @@ def test_close_answers_what_stuck_workers_hold_within_the_shutdown_clock(small_m
         for job in jobs:
             error = job.exception()
             assert isinstance(error, ServiceError) and error.error_type is ErrorType.NOT_READY
-        assert all(p.poll() is not None for p in processes)  # killed by the deadline, and reaped
+        assert not any(map(alive, pids))  # killed by the deadline, and reaped
 
-    asyncio.run(scenario())
+    with caplog.at_level(logging.WARNING, logger="service.pool"):
+        asyncio.run(scenario())
+    ended = {r.args[0]: r.args[1] for r in caplog.records if "at shutdown" in r.getMessage()}  # type: ignore[index]
+    assert ended == {pid: -signal.SIGKILL for pid in pids}

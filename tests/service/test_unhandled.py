@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import httpx
 
 from load_tests.server import running_service
 from tests.conftest import Built
-from tests.service.conftest import misbuilt_copy, sample
+from tests.service.conftest import misbuilt_copy, sample, wait_for_sample
 
 
 def log_lines(log: Path) -> list[dict[str, Any]]:
@@ -25,13 +24,6 @@ def log_lines(log: Path) -> list[dict[str, Any]]:
     return lines
 
 
-def wait_for_sample(svc: Any, name: str, expected: float, **labels: str) -> None:
-    deadline = time.monotonic() + 20
-    while sample(svc, name, **labels) != expected:
-        assert time.monotonic() < deadline, f"{name}{labels} never reached {expected}"
-        time.sleep(0.1)
-
-
 def test_a_client_hanging_up_mid_body_is_one_line_and_no_server_error(
     small_model: Built, tmp_path: Path
 ) -> None:
@@ -42,7 +34,6 @@ def test_a_client_hanging_up_mid_body_is_one_line_and_no_server_error(
                 b"POST /v1/classify HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
                 b"X-Request-ID: hung-up-1\r\nContent-Length: 1000\r\n\r\n" + b'{"text": "half a bo'
             )
-            time.sleep(0.3)  # the handler is now waiting for the rest of the body
         wait_for_sample(svc, "textclf_errors_total", 1, error_type="client_closed_request")
         assert sample(svc, "textclf_errors_total", error_type="internal_error") == 0
         route = {"route": "/v1/classify"}
