@@ -79,7 +79,8 @@ class Settings(BaseSettings):
         2.0,
         gt=0,
         description="a job running longer on a model worker gets the worker killed and replaced "
-        "(the job retried once, else 503 model_timeout); pool mode",
+        "(the job retried once, else 503 model_timeout); colocated: the process fails readiness, "
+        "then liveness",
     )
     unready_liveness_seconds: float = Field(
         60.0,

@@ -69,8 +69,14 @@ async def start_backend(settings: Settings, artifact: Artifact, metrics: Metrics
 
     classifier = Classifier.from_artifact(artifact, threads=1, spinning=settings.intra_op_spinning)
     busy = metrics.counter(metrics.model_worker_busy)
-    local = LocalModel(classifier, busy, queue_timeout=settings.queue_timeout_seconds)
+    local = LocalModel(
+        classifier,
+        busy,
+        queue_timeout=settings.queue_timeout_seconds,
+        job_timeout=settings.job_timeout_seconds,
+    )
     await local.start(settings.warmup_runs)
+    metrics.on_publish(lambda: metrics.workers_ready.set(local.ready))
     return local
 
 

@@ -33,7 +33,13 @@ IDLE_SECONDS = 0.002
 class LocalModel:
     """Runs predictions in this process: on the loop when idle, else FIFO on the inference thread."""
 
-    def __init__(self, classifier: Classifier, busy: CounterBuffer, queue_timeout: float = math.inf) -> None:
+    def __init__(
+        self,
+        classifier: Classifier,
+        busy: CounterBuffer,
+        queue_timeout: float = math.inf,
+        job_timeout: float = math.inf,
+    ) -> None:
         self.classifier = classifier
         self._busy = busy  # seconds spent on predictions, as a pool's workers report theirs
         self.labels = classifier.labels
@@ -41,11 +47,14 @@ class LocalModel:
         self._queued = 0  # texts submitted to the thread and not finished
         self._last_done = 0.0  # perf_counter() when the last miss finished
         self._queue_timeout = queue_timeout
+        self._job_timeout = job_timeout
+        self._running_since: float | None = None  # perf_counter() when the text computing now started
 
     @property
     def ready(self) -> int:
-        """Models loaded here: always one."""
-        return 1
+        """1, or 0 while a text has run past the job timeout: a hung model, which cannot be killed
+        here, fails readiness and then liveness, and Kubernetes restarts the pod."""
+        return 0 if self.unready_seconds() > 0 else 1
 
     @property
     def pending(self) -> int:
@@ -53,8 +62,9 @@ class LocalModel:
         return self._queued
 
     def unready_seconds(self) -> float:
-        """Never unready: the model is in this process."""
-        return 0.0
+        """How long the text computing now has been past the job timeout; 0 if none is."""
+        since = self._running_since
+        return 0.0 if since is None else max(time.perf_counter() - since - self._job_timeout, 0.0)
 
     def pids(self) -> list[int]:
         """No processes of its own."""
@@ -80,7 +90,14 @@ class LocalModel:
             waited = started - submitted
             if waited > self._queue_timeout:
                 raise queue_timeout(waited)
-            results = [(p, replace(t, queue=waited)) for p, t in map(self.classifier.predict, texts)]
+            results = []
+            try:
+                for text in texts:
+                    self._running_since = time.perf_counter()
+                    prediction, timing = self.classifier.predict(text)
+                    results.append((prediction, replace(timing, queue=waited)))
+            finally:
+                self._running_since = None
             return results, time.perf_counter() - started
 
         # One text only: a batch on the loop would stall it for the whole batch.

@@ -84,6 +84,39 @@ def test_colocated_idle_process_computes_on_the_loop_and_a_busy_one_queues_on_th
     assert all(name.startswith("inference") for name in classifier.threads[1:]), classifier.threads
 
 
+class HangingClassifier(Classifier):
+    """The real classifier, hung on one text until released (a model stuck in the HTTP process)."""
+
+    release: threading.Event
+
+    def predict(self, text: str) -> tuple[Prediction, Timing]:
+        if text == "hangs":
+            self.release.wait(60)
+        return super().predict(text)
+
+
+def test_colocated_model_past_the_job_timeout_fails_readiness_until_it_returns(small_model: Built) -> None:
+    classifier = HangingClassifier.from_artifact(load_artifact(small_model.artifact))
+    classifier.release = threading.Event()
+    metrics = Metrics(None)
+    local = LocalModel(classifier, metrics.counter(metrics.model_worker_busy), job_timeout=0.2)
+
+    async def scenario() -> None:
+        assert (local.ready, local.unready_seconds()) == (1, 0.0)
+        job = asyncio.ensure_future(local.predict_many(["fine", "hangs"]))  # a batch: on the thread
+        async with asyncio.timeout(60):
+            while local.ready:
+                await asyncio.sleep(0.01)
+        assert local.unready_seconds() > 0  # what liveness compares with its limit
+        classifier.release.set()
+        results = await job
+        assert all(not isinstance(r, Exception) for r in results)
+        assert (local.ready, local.unready_seconds()) == (1, 0.0)
+        await local.close()
+
+    asyncio.run(scenario())
+
+
 @pytest.fixture
 def real_pool(small_model: Built, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Awaitable[ModelPool]]:
     """Make a started pool of real worker processes; closed within a second (`shutdown_seconds`)."""
