@@ -1,5 +1,10 @@
 """The result of classifying one text, as both processes see it: a model worker computes it,
-the wire (service.protocol) carries it, the front caches and answers it. No model runtime here."""
+the wire (service.protocol) carries it, the front caches and answers it. No model runtime here.
+
+One result, one type, `Prediction`, from the worker to the response; what travels with it is
+named for what it adds: the wire's `Reply` (which job; the worker's busy time), the front's
+`Outcome` (from the cache or not; the stage times), and `Classification`, its JSON in the API.
+"""
 
 from __future__ import annotations
 

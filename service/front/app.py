@@ -118,7 +118,7 @@ def create_app(settings: Settings | None = None) -> Front:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Callable[[ErrorType], None]]]:
         # A replaced process must not leave its live gauges (cache size, readiness) behind.
-        metrics.forget_dead_workers()
+        metrics.forget_dead_processes()
         artifact = load_artifact(settings.model_dir)
         backend = await start_backend(settings, artifact, metrics)
         cache = ResultCache(

@@ -1,7 +1,7 @@
-"""Prometheus metrics, correct across worker processes (prometheus_client multiprocess mode).
+"""Prometheus metrics, correct across HTTP processes (prometheus_client multiprocess mode).
 
-In multiprocess mode every worker writes its samples to files in PROMETHEUS_MULTIPROC_DIR (set
-and emptied by the launcher before workers start) and a scrape of any worker aggregates them all.
+In multiprocess mode every HTTP process writes its samples to files in PROMETHEUS_MULTIPROC_DIR (set
+and emptied by the launcher before they start) and a scrape of any of them aggregates them all.
 What changes on every request is counted in process memory (service.front.metric_buffers) and gauges
 like the queue depth are read when published: `publish()` writes both, every PUBLISH_SECONDS
 and before each scrape this process answers.
@@ -47,7 +47,7 @@ class Metrics:
         self._samplers: list[Callable[[], None]] = []
         self._errors: dict[str, CounterBuffer] = {}
         # In multiprocess mode the values live in files and are read by MultiProcessCollector at
-        # scrape time; registering them too would report this worker's values twice.
+        # scrape time; registering them too would report this process's values twice.
         registry = None if multiprocess_dir else self.registry
 
         def name(n: str) -> str:
@@ -208,8 +208,8 @@ class Metrics:
             for cached in ("true", "false"):
                 self.predictions.labels(label=label, cached=cached)
 
-    def forget_dead_workers(self) -> None:
-        """Drop live-gauge files of worker processes that no longer exist (crashed or replaced)."""
+    def forget_dead_processes(self) -> None:
+        """Drop live-gauge files of HTTP processes that no longer exist (crashed or replaced)."""
         if self.multiprocess_dir is None:
             return
         for file in self.multiprocess_dir.glob("gauge_live*_*.db"):
@@ -228,11 +228,11 @@ class Metrics:
             self.process_resident_memory.labels(process=label).set(pages * os.sysconf("SC_PAGE_SIZE"))
 
     def render(self) -> bytes:
-        """The exposition text for a scrape, aggregated over all workers in multiprocess mode."""
+        """The exposition text for a scrape, aggregated over all HTTP processes in multiprocess mode."""
         self.publish()
         if self.multiprocess_dir is None:
             return generate_latest(self.registry)
-        self.forget_dead_workers()
+        self.forget_dead_processes()
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=str(self.multiprocess_dir))  # type: ignore[no-untyped-call]
         return generate_latest(registry)

@@ -96,7 +96,7 @@ def build_router(runtime: Runtime) -> APIRouter:
 
     @router.get("/metrics", tags=["metrics"], response_class=PlainTextResponse)
     async def metrics() -> PlainTextResponse:
-        """Prometheus metrics, aggregated over every worker process."""
+        """Prometheus metrics, aggregated over every HTTP process and its model workers."""
         runtime.metrics.sample_process(runtime.loaded.inference.backend.pids() if runtime.loaded else ())
         return PlainTextResponse(runtime.metrics.render(), media_type=CONTENT_TYPE)
 

@@ -44,7 +44,7 @@ class Classification(BaseModel):
     scores: dict[str, float] = Field(description="probability of every label")
     tokens: int = Field(description="tokens fed to the model, special tokens included")
     truncated: bool = Field(description="true when the text was cut at the model's maximum length")
-    cached: bool = Field(description="true when served from this worker's result cache")
+    cached: bool = Field(description="true when served from the result cache")
     model: ModelRef
 
 

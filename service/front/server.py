@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging_config = log_config(settings.log_level, settings.log_format)
     logging.config.dictConfig(logging_config)
     try:
-        # Fail here, once, with a clear message, instead of N workers crash-looping on it.
+        # Fail here, once, with a clear message, instead of N HTTP processes crash-looping on it.
         artifact = load_artifact(settings.model_dir)
     except ArtifactError as err:
         log.error("cannot start: %s", err)

@@ -10,7 +10,7 @@ import onnxruntime as ort
 
 
 def session_options(threads: int = 1, spinning: bool = False) -> ort.SessionOptions:
-    """Session options for one worker process: a fixed thread count, no oversubscription."""
+    """Session options for one model worker process: a fixed thread count, no oversubscription."""
     opts = ort.SessionOptions()
     # ORT defaults to one thread per host core and ignores container quotas; with one worker
     # process per core, anything above 1 makes the workers fight over the same cores.
