@@ -15,6 +15,49 @@ from service.artifact import DEFAULT_MODEL_DIR
 from service.cpus import available_cpus
 
 ENV_PREFIX = "TEXTCLF_"
+OTEL_PREFIX = "OTEL_"
+
+
+class TracingSettings(BaseSettings):
+    """The OpenTelemetry variables that decide whether and where the service exports traces.
+
+    Their names are the standard OTEL_* ones, so a platform's usual settings work unchanged; the
+    SDK reads the others itself (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER,
+    OTEL_BSP_*, the exporter's headers and timeout).
+    """
+
+    model_config = SettingsConfigDict(env_prefix=OTEL_PREFIX, frozen=True, extra="ignore")
+
+    sdk_disabled: bool = Field(False, description="true turns tracing off whatever else is set")
+    service_name: str = Field("textclf-service", min_length=1, description="the service.name of the spans")
+    traces_exporter: Literal["otlp", "none"] | None = Field(
+        None, description="otlp turns tracing on (to the default endpoint if none is set); none turns it off"
+    )
+    exporter_otlp_endpoint: str | None = Field(
+        None, description="collector base URL; setting it turns tracing on"
+    )
+    exporter_otlp_traces_endpoint: str | None = Field(
+        None, description="the traces URL, overriding the base one; setting it turns tracing on"
+    )
+    exporter_otlp_protocol: Literal["http/protobuf", "grpc"] = Field(
+        "http/protobuf", description="how spans are sent to the collector"
+    )
+    exporter_otlp_traces_protocol: Literal["http/protobuf", "grpc"] | None = Field(
+        None, description="the protocol for traces, overriding the general one"
+    )
+
+    @property
+    def enabled(self) -> bool:
+        """Off by default: on when an exporter or an endpoint is asked for, and not disabled."""
+        if self.sdk_disabled or self.traces_exporter == "none":
+            return False
+        endpoint = self.exporter_otlp_endpoint or self.exporter_otlp_traces_endpoint
+        return self.traces_exporter == "otlp" or bool(endpoint)
+
+    @property
+    def protocol(self) -> Literal["http/protobuf", "grpc"]:
+        """The protocol spans are exported with."""
+        return self.exporter_otlp_traces_protocol or self.exporter_otlp_protocol
 
 
 class Settings(BaseSettings):
@@ -111,6 +154,8 @@ class Settings(BaseSettings):
     access_log: bool = Field(
         False, description="log a line per request (method, route, status, time, request id; never texts)"
     )
+    # Read from the standard OTEL_* variables, not from a TEXTCLF_ one.
+    tracing: TracingSettings = Field(default_factory=TracingSettings, description="OpenTelemetry (OTEL_*)")
 
     @model_validator(mode="after")
     def _cache_bounds(self) -> Settings:
@@ -167,7 +212,8 @@ def read_tokens_file(path: Path) -> list[str]:
 
 
 SECRETS = frozenset(name for name, field in Settings.model_fields.items() if field.annotation is SecretStr)
-KNOWN = frozenset(ENV_PREFIX + name.upper() for name in Settings.model_fields)
+OWN_FIELDS = [name for name in Settings.model_fields if name != "tracing"]
+KNOWN = frozenset(ENV_PREFIX + name.upper() for name in OWN_FIELDS)
 
 
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:
@@ -187,25 +233,39 @@ def load_settings() -> Settings:
     (whose input is every value) shows none.
     """
     problems = unknown_variables(os.environ)
+    tracing, settings = None, None
     try:
-        settings = Settings()
+        tracing = TracingSettings()
     except ValidationError as err:
-        for e in err.errors():
-            field = str(e["loc"][0]) if e["loc"] else None
-            if field is None:
-                problems.append(f"  {ENV_PREFIX}*: {e['msg']}")
-                continue
-            name = ENV_PREFIX + "_".join(str(p) for p in e["loc"]).upper()
-            shown = "<hidden>" if field in SECRETS else repr(e.get("input"))
-            problems.append(f"  {name}={shown}: {e['msg']}")
-    if problems:
+        problems += _described(err, OTEL_PREFIX)
+    try:
+        # Refused OTEL_* values are reported above; the rest is still checked.
+        settings = Settings(tracing=tracing or TracingSettings.model_construct())
+    except ValidationError as err:
+        problems += _described(err, ENV_PREFIX)
+    if problems or settings is None:
         raise SystemExit("invalid configuration:\n" + "\n".join(problems))
     return settings
+
+
+def _described(err: ValidationError, prefix: str) -> list[str]:
+    problems = []
+    for e in err.errors():
+        field = str(e["loc"][0]) if e["loc"] else None
+        if field is None:
+            problems.append(f"  {prefix}*: {e['msg']}")
+            continue
+        name = prefix + "_".join(str(p) for p in e["loc"]).upper()
+        shown = "<hidden>" if field in SECRETS else repr(e.get("input"))
+        problems.append(f"  {name}={shown}: {e['msg']}")
+    return problems
 
 
 def describe() -> str:
     """Every setting with its environment variable, default and meaning (for --help)."""
     rows = []
-    for name, field in Settings.model_fields.items():
-        rows.append(f"  {ENV_PREFIX}{name.upper():<28} default {field.default!s:<32} {field.description}")
+    for prefix, fields in ((ENV_PREFIX, Settings.model_fields), (OTEL_PREFIX, TracingSettings.model_fields)):
+        for name, field in fields.items():
+            if name != "tracing":
+                rows.append(f"  {prefix}{name.upper():<28} default {field.default!s:<32} {field.description}")
     return "\n".join(rows)

@@ -109,6 +109,11 @@ def create_app(settings: Settings | None = None) -> Front:
     router = build_router(runtime)
     routes = [r for r in router.routes if isinstance(r, APIRoute)]
     route_paths = [r.path for r in routes]
+    tracing = None
+    if settings.tracing.enabled:
+        from service.front.tracing import Tracing  # imported only when on: off loads no OpenTelemetry
+
+        tracing = Tracing(settings.tracing)
 
     # Error responses are counted from their headers (service.front.instrument); the connection
     # protocol's refusals, made where there is no response to read, through this.
@@ -129,6 +134,9 @@ def create_app(settings: Settings | None = None) -> Front:
         )
         admitted = settings.max_in_flight * settings.workers_per_front()
         inference = Inference(backend, cache, artifact.version, metrics, max_pending=admitted)
+        if tracing is not None:
+            tracing.model = {"textclf.model.name": artifact.name, "textclf.model.version": artifact.version}
+            inference.observe = tracing.record
         metrics.initialize(route_paths, [e.value for e in ErrorType], artifact.labels)
         quantization = (artifact.manifest.quantization or {}).get("weight_type", "none")
         metrics.model_info.labels(
@@ -154,6 +162,8 @@ def create_app(settings: Settings | None = None) -> Front:
             await backend.close()
             metrics.workers_ready.set(0)
             metrics.publish()  # the last requests' counts
+            if tracing is not None:
+                tracing.shutdown()
 
     app = Api(
         title="textclf-service",
@@ -191,4 +201,9 @@ def create_app(settings: Settings | None = None) -> Front:
     stack = UnhandledErrors(stack)
     # Outermost, so rejected requests are timed and counted too, and every log line has its id.
     stack = RequestMetrics(stack, metrics=metrics, routes=route_paths, access_log=settings.access_log)
+    if tracing is not None:
+        from service.front.tracing import TraceRequests
+
+        # Around everything the request meets, inside the request id that its span and logs carry.
+        stack = TraceRequests(stack, tracing)
     return Front(RequestId(stack), app)

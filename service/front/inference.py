@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import zip_longest
 from typing import Protocol
@@ -78,6 +78,8 @@ class Inference:
             for label in backend.labels
             for cached in (False, True)
         }
+        # Told each request's outcomes (service.front.tracing), when tracing is on.
+        self.observe: Callable[[Sequence[Outcome]], None] | None = None
         metrics.on_publish(self._sample_cache)
 
     async def classify(self, text: str) -> Outcome:
@@ -86,7 +88,10 @@ class Inference:
         if hit is not None:
             self._hits.inc()
             self._predictions[hit.label, True].inc()
-            return Outcome(hit, True, NO_TIME)
+            outcome = Outcome(hit, True, NO_TIME)
+            if self.observe is not None:
+                self.observe((outcome,))
+            return outcome
         if text in self._computing:  # another request is computing it: wait for that answer
             return (await self.classify_many([text]))[0]
         # The common miss, without the batch path's bookkeeping (measured: a third of its cost).
@@ -98,6 +103,8 @@ class Inference:
             raise _fresh(result)
         outcome = self._computed(text, *result)
         self._predictions[outcome.prediction.label, False].inc()
+        if self.observe is not None:
+            self.observe((outcome,))
         return outcome
 
     async def classify_many(self, texts: Sequence[str]) -> list[Outcome]:
@@ -121,6 +128,8 @@ class Inference:
         done = [o for o in outcomes if o is not None]
         for o in done:
             self._predictions[o.prediction.label, o.cached].inc()
+        if self.observe is not None:
+            self.observe(done)
         return done
 
     async def _compute(

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from service.config import Settings, describe, load_settings
+from service.config import OWN_FIELDS, Settings, TracingSettings, describe, load_settings
 
 
 def test_defaults_are_sane() -> None:
@@ -55,8 +55,10 @@ def test_settings_are_frozen() -> None:
 
 def test_describe_lists_every_setting_with_its_variable() -> None:
     text = describe()
-    for name in Settings.model_fields:
+    for name in OWN_FIELDS:
         assert f"TEXTCLF_{name.upper()}" in text
+    for name in TracingSettings.model_fields:
+        assert f"OTEL_{name.upper()}" in text
 
 
 def test_misspelled_variable_stops_start_up_naming_the_closest(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -94,3 +96,10 @@ def test_no_start_up_message_shows_a_token(args: list[str]) -> None:
         assert result.returncode != 0
         assert "api_tokens_file /nonexistent/tokens is not a readable file" in output
         assert "TEXTCLF_API_TOKEN: no such setting; did you mean TEXTCLF_API_TOKENS?" in output
+
+
+def test_a_bad_opentelemetry_variable_stops_start_up_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+    with pytest.raises(SystemExit) as err:
+        load_settings()
+    assert "OTEL_EXPORTER_OTLP_PROTOCOL='http/json'" in str(err.value)

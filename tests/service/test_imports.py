@@ -4,6 +4,7 @@ framework or the front's metrics and cache."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -32,3 +33,17 @@ def test_the_front_never_imports_the_model_runtime() -> None:
 def test_a_model_worker_never_imports_the_front() -> None:
     assert loaded("service.model_worker.serve", FRONT_ONLY) == []
     assert "onnxruntime" in loaded("service.model_worker.serve", MODEL_RUNTIME)  # the check sees imports
+
+
+def test_with_tracing_off_the_front_loads_no_tracing() -> None:
+    # FastAPI itself imports the OpenTelemetry API; the SDK, the exporters and ours stay out.
+    code = (
+        "import sys; from service.config import Settings; from service.front.app import create_app; "
+        "create_app(Settings()); print(sorted({m.split('.')[1] for m in sys.modules "
+        "if m.startswith(('opentelemetry.sdk', 'opentelemetry.exporter', 'service.front.tracing'))}))"
+    )
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=environ
+    )
+    assert result.stdout.split() == ["[]"]

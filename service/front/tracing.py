@@ -1,0 +1,134 @@
+"""OpenTelemetry tracing of API requests, when the standard OTEL_* variables ask for it.
+
+One server span per API request (probes and scrapes are not traced), continuing the caller's W3C
+`traceparent`/`tracestate`, with the route, status, cache hit or miss, token count and model as
+attributes; a single text's miss gets its queue, tokenize and inference stages as child spans,
+placed back from the reply's arrival with the times the model worker measured. The span's ids go
+into the request's log lines and a `traceresponse` header. Spans leave through the SDK's batch
+processor, on its own thread: a collector that is slow or down costs requests nothing, and its
+spans are dropped. Imported only when tracing is on (service.front.app), so off costs nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry import context, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from service.config import TracingSettings
+from service.front.api_paths import is_api
+from service.front.asgi import ASGIApp, Message, Receive, Scope, Send
+from service.front.inference import Outcome
+from service.logs import TRACE_IDS
+
+# Of the shutdown budget, the most spent flushing spans to a collector (it may be down).
+FLUSH_SECONDS = 2.0
+PROPAGATED = frozenset((b"traceparent", b"tracestate"))
+
+
+def exporter(settings: TracingSettings) -> SpanExporter:
+    """The OTLP exporter for the configured protocol; it reads its endpoint, headers and timeout
+    from the OTEL_* variables itself."""
+    if settings.protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
+
+        return Grpc()
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Http
+
+    return Http()
+
+
+class Tracing:
+    """The process's tracer provider, its spans' model attributes, and the per-text recorder."""
+
+    def __init__(self, settings: TracingSettings, processor: SpanProcessor | None = None) -> None:
+        resource = Resource.create({"service.name": settings.service_name})
+        # The sampler from OTEL_TRACES_SAMPLER; shut down by the lifespan, within a bound, not at exit.
+        self.provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+        self.provider.add_span_processor(processor or BatchSpanProcessor(exporter(settings)))
+        self.tracer = self.provider.get_tracer("service.front.tracing")
+        self.model: dict[str, str] = {}  # set once the model is loaded
+
+    def record(self, outcomes: Sequence[Outcome]) -> None:
+        """Add what the request's texts met to its span (called by service.front.inference)."""
+        span = trace.get_current_span()
+        if not span.is_recording():
+            return
+        span.set_attributes(self.model)
+        span.set_attribute("textclf.texts", len(outcomes))
+        span.set_attribute("textclf.cache_hits", sum(o.cached for o in outcomes))
+        span.set_attribute("textclf.tokens", sum(o.prediction.tokens for o in outcomes))
+        if len(outcomes) != 1:
+            return
+        (outcome,) = outcomes
+        span.set_attribute("textclf.cache", "hit" if outcome.cached else "miss")
+        if outcome.cached:
+            return
+        # Back from now, the reply's arrival: inference ended last, tokenizing before it, the wait first.
+        end = time.time_ns()
+        parent = trace.set_span_in_context(span)
+        t = outcome.timing
+        for name, seconds in (("inference", t.inference), ("tokenize", t.tokenize), ("queue", t.queue)):
+            start = end - int(seconds * 1e9)
+            self.tracer.start_span(name, context=parent, start_time=start).end(end_time=end)
+            end = start
+
+    def shutdown(self) -> None:
+        """Flush what is buffered, for at most FLUSH_SECONDS (a collector that is down must not hold
+        the shutdown), then stop the exporter thread."""
+        flusher = threading.Thread(target=self.provider.shutdown, name="trace-flush", daemon=True)
+        flusher.start()
+        flusher.join(FLUSH_SECONDS)
+
+
+class TraceRequests:
+    """ASGI middleware: each API request in a server span, current while the request is served."""
+
+    def __init__(self, app: ASGIApp, tracing: Tracing) -> None:
+        self.app = app
+        self.tracing = tracing
+        self.propagator = TraceContextTextMapPropagator()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not is_api(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        carrier = {k.decode(): v.decode("latin-1") for k, v in scope["headers"] if k in PROPAGATED}
+        parent = self.propagator.extract(carrier)
+        method, path = scope["method"], scope["path"]
+        attributes: dict[str, Any] = {"http.request.method": method, "http.route": path, "url.path": path}
+        span = self.tracing.tracer.start_span(
+            f"{method} {path}", context=parent, kind=SpanKind.SERVER, attributes=attributes
+        )
+        ids = span.get_span_context()
+        trace_id, span_id = f"{ids.trace_id:032x}", f"{ids.span_id:016x}"
+        traceresponse = (b"traceresponse", f"00-{trace_id}-{span_id}-{ids.trace_flags:02x}".encode())
+
+        async def send_traced(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                span.set_attribute("http.response.status_code", status)
+                error = next((v for k, v in message.get("headers", ()) if k == b"x-error-type"), None)
+                if error is not None:
+                    span.set_attribute("error.type", error.decode())
+                if status >= 500:
+                    span.set_status(StatusCode.ERROR)
+                message["headers"] = [*message.get("headers", ()), traceresponse]
+            await send(message)
+
+        token = context.attach(trace.set_span_in_context(span, parent))
+        logged = TRACE_IDS.set((trace_id, span_id))
+        try:
+            await self.app(scope, receive, send_traced)
+        finally:
+            TRACE_IDS.reset(logged)
+            context.detach(token)
+            span.end()
