@@ -27,6 +27,7 @@ import httpx
 from load_tests import ladder, plots
 from load_tests.cpu import CpuMeter
 from load_tests.loadgen import LoadConfig, run
+from load_tests.otlp_sink import otlp_sink
 from load_tests.report import markdown_table
 from load_tests.server import RunningService, free_port, peer_processes, running_service
 from load_tests.texts import held_out_texts
@@ -149,6 +150,36 @@ def ours(service: RunningService) -> Served:
     )
 
 
+def run_traced(
+    model_dir: Path, texts: Sequence[str], short: Sequence[str], tmp: Path, r: dict[str, Any]
+) -> None:
+    """The pool with tracing on, every request sampled, its spans sent to a collector that costs it
+    nothing: misses (16-token texts, cache off), then hits."""
+    exported: list[int] = []
+    runs: Sequence[tuple[str, dict[str, str], Sequence[str], float]] = (
+        ("16-token texts, closed x8", CACHE_OFF, short, 0.0),
+        ("cache on, 100% repeats asked, closed x8", {}, texts, 1.0),
+    )
+    with otlp_sink(lambda body: exported.append(len(body))) as collector:
+        for i, (what, env, sent, hits) in enumerate(runs):
+            traced = env | {"OTEL_EXPORTER_OTLP_ENDPOINT": collector}
+            with running_service(model_dir, tmp / f"traced-{i}.log", workers=2, env=traced) as s:
+                name = f"traced (pool, tracing on, all sampled, OTLP/HTTP), {what}"
+                load(
+                    name,
+                    r,
+                    sent,
+                    ours(s),
+                    requests=8000,
+                    hit_ratio=hits,
+                    duration=20,
+                    mode="closed",
+                    concurrency=8,
+                )
+    if not exported:
+        raise SystemExit("tracing on, yet the collector received no spans")
+
+
 def run_http(
     model_dir: Path, checkpoint: Path, texts: Sequence[str], tmp: Path
 ) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
@@ -177,6 +208,7 @@ def run_http(
             with running_peer("load_tests.floor", env, tmp / "floor-workers.log") as floor:
                 name = "floor with 2 model workers (bare ASGI app, a FIFO), 16-token texts, closed x8"
                 load(name, r, short, floor, requests=8000, duration=20, **closed)
+            run_traced(model_dir, texts, short, tmp, r)
             if teacher_of(model_dir) != model_dir:
                 # The same service on the teacher the served student was distilled from.
                 with running_service(
@@ -306,6 +338,15 @@ def targets(ladder_rows: list[dict[str, Any]], http: dict[str, Any]) -> list[tup
             hit <= 2.5 * floor,
         ),
     ]  # fmt: skip
+    traced_miss, traced_hit = front("traced", "16-token"), front("traced", "100% repeats")
+    rows.append(
+        (
+            "tracing on (every request sampled, OTLP/HTTP): its front CPU per miss and per hit, stated",
+            f"miss {traced_miss:g} vs {miss:g} µs off (+{traced_miss - miss:.0f}); "
+            f"hit {traced_hit:g} vs {hit:g} µs off (+{traced_hit - hit:.0f})",
+            True,
+        )  # fmt: skip
+    )
     for texts in ("16-token", "test mix, closed"):
         ours, theirs = rps("pool", texts), rps("mosec", texts)
         rows.append(

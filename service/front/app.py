@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.middleware.errors import ServerErrorMiddleware
 
+from service import NAME, VERSION
 from service.artifact import Artifact, load_artifact
 from service.config import Settings, load_settings
 from service.front import errors
@@ -166,9 +167,9 @@ def create_app(settings: Settings | None = None) -> Front:
                 tracing.shutdown()
 
     app = Api(
-        title="textclf-service",
+        title=NAME,
         summary="Low-latency CPU text classification (distilled BERT, dynamic int8 ONNX).",
-        version="0.1.0",
+        version=VERSION,
         lifespan=lifespan,
         # Prometheus metrics are ours; FastAPI's built-in OpenTelemetry checks cost time per request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -181,7 +182,8 @@ def create_app(settings: Settings | None = None) -> Front:
 
     # The stack uvicorn serves. Innermost, past every check: a classify request goes to the fast
     # lane, anything else to FastAPI, whose own per-request layers only the cold routes pay for.
-    stack: ASGIApp = FastLane(app, handlers=HotRoutes(runtime).handlers())
+    hot = HotRoutes(runtime)
+    stack: ASGIApp = FastLane(app, handlers=hot.handlers(), infer=hot.infer)
     # Admission after the body is read: a client still sending (or trickling) holds no slot.
     admitted = settings.max_in_flight * settings.workers_per_front()
     stack = AdmissionControl(stack, max_in_flight=admitted, metrics=metrics)

@@ -18,6 +18,7 @@ from service.front.asgi import Send
 class ErrorType(StrEnum):
     INVALID_JSON = "invalid_json"
     VALIDATION = "validation_error"
+    INVALID_TENSOR = "invalid_tensor"
     EMPTY_TEXT = "empty_text"
     TEXT_TOO_LONG = "text_too_long"
     TOO_MANY_TOKENS = "too_many_tokens"
@@ -42,6 +43,7 @@ class ErrorType(StrEnum):
 STATUS = {
     ErrorType.INVALID_JSON: 400,
     ErrorType.VALIDATION: 422,
+    ErrorType.INVALID_TENSOR: 400,
     ErrorType.EMPTY_TEXT: 422,
     ErrorType.TEXT_TOO_LONG: 422,
     ErrorType.TOO_MANY_TOKENS: 413,  # text-embeddings-inference's status for it

@@ -13,12 +13,14 @@ with their models) and answers any other method on their paths.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import from_json, to_json
 from starlette.requests import ClientDisconnect
 
+from service.front import open_inference
 from service.front.asgi import ASGIApp, Receive, Scope, Send
 from service.front.errors import ErrorType, ServiceError, describe_validation, send_error
 from service.front.inference import Outcome
@@ -27,8 +29,10 @@ from service.front.schemas import VISIBLE, BatchClassifyRequest, ClassifyRequest
 from service.prediction import Prediction, Timing
 
 Body = TypeVar("Body", bound=BaseModel)
-Headers = Sequence[tuple[bytes, bytes]]
+Header = tuple[bytes, bytes]
+Headers = Sequence[Header]
 JSON_TYPE = (b"content-type", b"application/json")
+BINARY_TYPE = (b"content-type", b"application/octet-stream")
 # A hit computed nothing: its stage times are zero (ms, as TEI's headers).
 HIT_HEADERS: Headers = (
     (b"x-cache", b"hit"),
@@ -54,9 +58,9 @@ def encode(content: Any) -> bytes:
     return to_json(content)
 
 
-async def answer(send: Send, payload: bytes, headers: Headers = ()) -> None:
-    """A 200 JSON response."""
-    start = [(b"content-length", b"%d" % len(payload)), JSON_TYPE, *headers]
+async def answer(send: Send, payload: bytes, headers: Headers = (), content_type: Header = JSON_TYPE) -> None:
+    """A 200 response, JSON unless said otherwise."""
+    start = [(b"content-length", b"%d" % len(payload)), content_type, *headers]
     await send({"type": "http.response.start", "status": 200, "headers": start})
     await send({"type": "http.response.body", "body": payload})
 
@@ -139,10 +143,8 @@ class HotRoutes:
 
     async def classify_batch(self, loaded: Loaded, body: bytes) -> tuple[bytes, Headers]:
         """Classify a list of texts, each on its own (unpadded) and through the same cache."""
-        request = parse(body, BatchClassifyRequest)
-        self._check_batch_size(len(request.texts), "texts")
-        texts = [normalize(t, self.max_chars, f"texts[{i}]") for i, t in enumerate(request.texts)]
-        outcomes = await loaded.inference.classify_many(texts)
+        texts = parse(body, BatchClassifyRequest).texts
+        outcomes = await self._classify_many(loaded, texts, "texts")
         return encode({"results": [_result(loaded, o) for o in outcomes]}), ()
 
     async def predict(self, loaded: Loaded, body: bytes) -> tuple[bytes, Headers]:
@@ -152,19 +154,61 @@ class HotRoutes:
         single = isinstance(inputs, str)
         items: list[str | list[str]] = [inputs] if isinstance(inputs, str) else [*inputs]
         where = ["inputs"] if single else [f"inputs[{i}]" for i in range(len(items))]
-        self._check_batch_size(len(items), "inputs")
-        texts = [normalize(_tei_text(t, w), self.max_chars, w) for t, w in zip(items, where, strict=True)]
-        outcomes = await loaded.inference.classify_many(texts)
-        if not request.truncate:
+        texts = [_tei_text(t, w) for t, w in zip(items, where, strict=True)]
+        cut = None if request.truncate else 'send "truncate": true'
+        outcomes = await self._classify_many(loaded, texts, "inputs", where=where, refuse_cut=cut)
+        results = [_label_scores(loaded, o.prediction, request.raw_scores) for o in outcomes]
+        return encode(results[0] if single else results), ()
+
+    async def infer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The Open Inference Protocol's infer route (service.front.open_inference), for the model
+        and version FastLane found in the path."""
+        try:
+            loaded = self.runtime.require_ready()
+            artifact = loaded.artifact
+            open_inference.check_model(scope["path_params"], artifact.name, artifact.version)
+            length_header = open_inference.JSON_LENGTH_HEADER
+            json_length = next((v for k, v in scope["headers"] if k == length_header), None)
+            head, binary = open_inference.split_body(await read_body(receive), json_length)
+            asked = open_inference.read_request(parse(head, open_inference.InferRequest), binary)
+            cut = None if asked.truncate else 'send the parameter "truncate": true'
+            outcomes = await self._classify_many(loaded, asked.texts, open_inference.INPUT, refuse_cut=cut)
+            payload, head_length = open_inference.encode_response(
+                asked, [o.prediction for o in outcomes], artifact.labels, artifact.name, artifact.version
+            )
+        except ServiceError as err:
+            await send_error(send, err.error_type, err.message)
+            return
+        if head_length is None:
+            await answer(send, payload)
+        else:
+            length = ((open_inference.JSON_LENGTH_HEADER, b"%d" % head_length),)
+            await answer(send, payload, length, BINARY_TYPE)
+
+    async def _classify_many(
+        self,
+        loaded: Loaded,
+        texts: Sequence[str],
+        field: str,
+        where: Sequence[str] | None = None,
+        refuse_cut: str | None = None,
+    ) -> list[Outcome]:
+        """The one path of every route that takes several texts: the batch bound, each text
+        normalized (errors name it `field[i]`, or as `where` says), the cache and the model, and
+        with `refuse_cut` (how to allow it) 413 for a text the model would have to cut."""
+        self._check_batch_size(len(texts), field)
+        where = where or [f"{field}[{i}]" for i in range(len(texts))]
+        normalized = [normalize(t, self.max_chars, w) for t, w in zip(texts, where, strict=True)]
+        outcomes = await loaded.inference.classify_many(normalized)
+        if refuse_cut is not None:
             for outcome, w in zip(outcomes, where, strict=True):
                 if outcome.prediction.truncated:
                     raise ServiceError(
                         ErrorType.TOO_MANY_TOKENS,
                         f"{w} is longer than the model's {loaded.artifact.max_sequence_length} tokens; "
-                        'send "truncate": true to classify its start',
+                        f"{refuse_cut} to classify its start",
                     )
-        results = [_label_scores(loaded, o.prediction, request.raw_scores) for o in outcomes]
-        return encode(results[0] if single else results), ()
+        return outcomes
 
     def _check_batch_size(self, count: int, field: str) -> None:
         if not count:
@@ -201,17 +245,37 @@ def _label_scores(loaded: Loaded, p: Prediction, raw: bool) -> list[dict[str, An
     return [{"label": loaded.artifact.labels[i], "score": values[i]} for i in order]
 
 
+@dataclass(frozen=True, slots=True)
+class RouteTemplate:
+    """What routing would have put in scope["route"]: the template metrics label the request by."""
+
+    path: str
+
+
 class FastLane:
     """ASGI middleware: a POST to a hot path goes straight to its handler; the rest on to FastAPI."""
 
-    def __init__(self, app: ASGIApp, handlers: Mapping[str, ASGIApp]) -> None:
+    def __init__(self, app: ASGIApp, handlers: Mapping[str, ASGIApp], infer: ASGIApp) -> None:
         self.app = app
         self.handlers = dict(handlers)
+        self.infer = infer  # the Open Inference Protocol's, whose path holds the model's name
+        self._infer_routes = {
+            False: RouteTemplate(open_inference.INFER_ROUTE),
+            True: RouteTemplate(open_inference.VERSIONED_INFER_ROUTE),
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            handler = self.handlers.get(scope["path"])
+            path = scope["path"]
+            handler = self.handlers.get(path)
             if handler is not None:
                 await handler(scope, receive, send)
+                return
+            model = open_inference.model_path(path) if path.startswith(open_inference.PREFIX) else None
+            if model is not None:
+                name, version = model
+                scope["path_params"] = {"model_name": name} | ({"model_version": version} if version else {})
+                scope["route"] = self._infer_routes[version is not None]
+                await self.infer(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -9,6 +9,7 @@ from starlette.requests import ClientDisconnect
 
 from service.front.asgi import ASGIApp, Message, Receive, Scope, Send
 from service.front.errors import ErrorType, send_error
+from service.front.open_inference import PREFIX, model_path
 
 # Most of a refused body read and dropped so the client sees the 413 (see BodyGuard._discard).
 LINGER_BYTES = 16 * 2**20
@@ -44,8 +45,9 @@ class Deadline:
 
 
 class BodyGuard:
-    """415 for non-JSON bodies, 413 for bodies over the limit (by header, or counted when chunked),
-    408 for a body not received within `read_timeout` seconds; the app gets the body read whole.
+    """415 for non-JSON or compressed bodies, 413 for bodies over the limit (by header, or counted
+    when chunked), 408 for a body not received within `read_timeout` seconds; the app gets the
+    body read whole.
 
     Only on the routes that take a body: any other method or path goes on to routing, which
     answers 405 or 404 without reading the body.
@@ -64,13 +66,24 @@ class BodyGuard:
         self.read_timeout = read_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.body_paths:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        # The Open Inference Protocol's infer body is JSON, or JSON and binary tensors (tritonclient
+        # sends no Content-Type): its own decoder checks it.
+        any_type = model_path(path) is not None if path.startswith(PREFIX) else False
+        if not any_type and path not in self.body_paths:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
         media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-        if media_type != b"application/json":
+        if not any_type and media_type != b"application/json":
             message = "Content-Type must be application/json"
+            await send_error(send, ErrorType.UNSUPPORTED_MEDIA_TYPE, message, close=True)
+            return
+        if headers.get(b"content-encoding", b"identity").strip().lower() != b"identity":
+            message = "Content-Encoding is not supported: send the body uncompressed"
             await send_error(send, ErrorType.UNSUPPORTED_MEDIA_TYPE, message, close=True)
             return
         length = headers.get(b"content-length")

@@ -4,12 +4,15 @@ the classify routes, which service.front.fast_lane answers."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from enum import Enum
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel
 
+from service import NAME, VERSION
+from service.front import open_inference
 from service.front.errors import ErrorType, error_response
 from service.front.metrics import CONTENT_TYPE
 from service.front.runtime import Runtime
@@ -18,10 +21,13 @@ from service.front.schemas import (
     BatchClassifyRequest,
     Classification,
     ClassifyRequest,
+    Empty,
     ErrorBody,
     Health,
+    ModelMetadata,
     Predictions,
     PredictRequest,
+    ServerMetadata,
     text_schema,
 )
 
@@ -100,26 +106,106 @@ def build_router(runtime: Runtime) -> APIRouter:
         runtime.metrics.sample_process(runtime.loaded.inference.backend.pids() if runtime.loaded else ())
         return PlainTextResponse(runtime.metrics.render(), media_type=CONTENT_TYPE)
 
-    @router.get("/health/live", response_model=Health, responses={503: {"model": ErrorBody}}, tags=["health"])
-    async def live() -> Health | Response:
-        """The process answers, and its models have not all been unable to serve for too long."""
+    def unlive() -> Response | None:
+        """503 `model_unavailable` once no model has been able to serve for too long."""
         unready = runtime.loaded.inference.backend.unready_seconds() if runtime.loaded else 0.0
         if unready > settings.unready_liveness_seconds:
-            message = f"no model worker has been ready for {unready:.0f} s"
-            return error_response(ErrorType.MODEL_UNAVAILABLE, message)
-        return Health(status="alive")
+            return error_response(
+                ErrorType.MODEL_UNAVAILABLE, f"no model worker has been ready for {unready:.0f} s"
+            )
+        return None
 
-    @router.get(
-        "/health/ready", response_model=Health, responses={503: {"model": ErrorBody}}, tags=["health"]
-    )
-    async def ready() -> Health | Response:
-        """A model worker can take a job now: loaded, warm, not all stuck or restarting."""
+    def unready() -> Response | None:
+        """503 `not_ready` unless a model worker can take a job now."""
         if runtime.loaded is None:
             return error_response(ErrorType.NOT_READY, "model is not loaded yet")
         if runtime.stopping:
             return error_response(ErrorType.NOT_READY, "shutting down")
         if not runtime.loaded.inference.backend.ready:
             return error_response(ErrorType.NOT_READY, "no model worker can take a job (restarting)")
-        return Health(status="ready")
+        return None
+
+    @router.get("/health/live", response_model=Health, responses={503: {"model": ErrorBody}}, tags=["health"])
+    async def live() -> Health | Response:
+        """The process answers, and its models have not all been unable to serve for too long."""
+        return unlive() or Health(status="alive")
+
+    @router.get(
+        "/health/ready", response_model=Health, responses={503: {"model": ErrorBody}}, tags=["health"]
+    )
+    async def ready() -> Health | Response:
+        """A model worker can take a job now: loaded, warm, not all stuck or restarting."""
+        return unready() or Health(status="ready")
+
+    # The Open Inference Protocol (KServe v2): metadata and health here; infer is answered by
+    # service.front.fast_lane with service.front.open_inference, and documented here.
+    v2: list[str | Enum] = ["open inference protocol"]
+    not_found: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}, 503: {"model": ErrorBody}}
+
+    @router.get("/v2", response_model=ServerMetadata, tags=v2)
+    async def server_metadata() -> ServerMetadata:
+        """Server metadata: name, version and the protocol extensions it supports."""
+        return ServerMetadata(name=NAME, version=VERSION, extensions=["binary_tensor_data"])
+
+    @router.get("/v2/health/live", response_model=Empty, responses={503: {"model": ErrorBody}}, tags=v2)
+    async def v2_live() -> Empty | Response:
+        """Live: as /health/live."""
+        return unlive() or Empty()
+
+    @router.get("/v2/health/ready", response_model=Empty, responses={503: {"model": ErrorBody}}, tags=v2)
+    async def v2_ready() -> Empty | Response:
+        """Ready: as /health/ready."""
+        return unready() or Empty()
+
+    def metadata_of(model_name: str, model_version: str | None) -> ModelMetadata:
+        artifact = runtime.require_ready().artifact
+        served = {"model_name": model_name} | ({"model_version": model_version} if model_version else {})
+        open_inference.check_model(served, artifact.name, artifact.version)
+        return ModelMetadata.model_validate(
+            open_inference.metadata(artifact.name, artifact.version, artifact.labels)
+        )
+
+    async def model_metadata(model_name: str) -> ModelMetadata:
+        """The model's name, version and tensors: one BYTES input, label and score outputs."""
+        return metadata_of(model_name, None)
+
+    async def version_metadata(model_name: str, model_version: str) -> ModelMetadata:
+        """The model's metadata, for its one version."""
+        return metadata_of(model_name, model_version)
+
+    async def model_ready(model_name: str) -> Empty | Response:
+        """The model is ready: as /health/ready, for this model's name."""
+        metadata_of(model_name, None)
+        return unready() or Empty()
+
+    async def version_ready(model_name: str, model_version: str) -> Empty | Response:
+        """The model's one version is ready: as /health/ready."""
+        metadata_of(model_name, model_version)
+        return unready() or Empty()
+
+    async def infer(model_name: str, request: open_inference.InferRequest) -> open_inference.InferResponse:
+        """Classify texts: one BYTES input "text", shape [n] or [n, 1], in JSON or binary tensor data
+        (Inference-Header-Content-Length); outputs "label", "score", "scores"; parameters
+        "raw_scores", "truncate", "binary_data_output". Same cache, limits, auth, errors and metrics
+        as /v1/classify/batch."""
+        raise AssertionError("answered by service.front.fast_lane")
+
+    async def version_infer(
+        model_name: str, model_version: str, request: open_inference.InferRequest
+    ) -> open_inference.InferResponse:
+        """Infer, naming the model's one version."""
+        raise AssertionError("answered by service.front.fast_lane")
+
+    unversioned = "/v2/models/{model_name}"
+    versioned = unversioned + "/versions/{model_version}"
+    for path, get, ready_, post in (
+        (unversioned, model_metadata, model_ready, infer),
+        (versioned, version_metadata, version_ready, version_infer),
+    ):
+        router.add_api_route(path, get, methods=["GET"], responses=not_found, tags=v2)
+        router.add_api_route(
+            path + "/ready", ready_, methods=["GET"], response_model=Empty, responses=not_found, tags=v2
+        )
+        router.add_api_route(path + "/infer", post, methods=["POST"], responses=ERRORS | not_found, tags=v2)
 
     return router

@@ -88,3 +88,31 @@ class LabelScore(BaseModel):
 
 class Predictions(RootModel[list[LabelScore] | list[list[LabelScore]]]):
     """Every label by descending score; a list of those for a batch."""
+
+
+class Empty(BaseModel):
+    """No fields: the status says it all (the Open Inference Protocol's health answers)."""
+
+
+class ServerMetadata(BaseModel):
+    """The Open Inference Protocol's server metadata."""
+
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class TensorMetadata(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class ModelMetadata(BaseModel):
+    """The Open Inference Protocol's model metadata."""
+
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[TensorMetadata]
+    outputs: list[TensorMetadata]

@@ -104,7 +104,7 @@ class TraceRequests:
         carrier = {k.decode(): v.decode("latin-1") for k, v in scope["headers"] if k in PROPAGATED}
         parent = self.propagator.extract(carrier)
         method, path = scope["method"], scope["path"]
-        attributes: dict[str, Any] = {"http.request.method": method, "http.route": path, "url.path": path}
+        attributes: dict[str, Any] = {"http.request.method": method, "url.path": path}
         span = self.tracing.tracer.start_span(
             f"{method} {path}", context=parent, kind=SpanKind.SERVER, attributes=attributes
         )
@@ -131,4 +131,8 @@ class TraceRequests:
         finally:
             TRACE_IDS.reset(logged)
             context.detach(token)
+            # The route template once routing (or the fast lane) knows it: /v2/models/{model_name}/infer.
+            route = str(getattr(scope.get("route"), "path", path))
+            span.set_attribute("http.route", route)
+            span.update_name(f"{method} {route}")
             span.end()

@@ -75,7 +75,7 @@ def test_schema_declares_the_scheme_and_schemathesis_finds_auth_enforced(
     assert "security" not in schema["paths"]["/health/ready"]["get"]
     # With a token every check passes, ignored_auth included: it retries without the token
     # (and with a wrong one) and fails if the service answers anything but 401.
-    result = schemathesis(secured.url, tmp_path, "--header", "Authorization: Bearer token-a")
+    result = schemathesis(secured.url, tmp_path, token="token-a")
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "No issues found" in result.stdout
 

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from load_tests.otlp_sink import otlp_sink
 from load_tests.server import free_port, running_service
 from service.config import TracingSettings
 from tests.conftest import Built
@@ -62,32 +62,10 @@ class Received:
 
 @contextmanager
 def otlp_receiver() -> Iterator[tuple[str, Received]]:
-    """An OTLP/HTTP collector on loopback, answering each export as a real one does."""
+    """An OTLP/HTTP collector on loopback (load_tests.otlp_sink), decoding what it is sent."""
     received = Received()
-
-    class Collector(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (the standard library's name)
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            assert self.path == "/v1/traces" and self.headers["Content-Type"] == "application/x-protobuf"
-            received.add(ExportTraceServiceRequest.FromString(body))
-            answer = ExportTraceServiceResponse().SerializeToString()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", received
-    finally:
-        server.shutdown()
-        server.server_close()
+    with otlp_sink(lambda body: received.add(ExportTraceServiceRequest.FromString(body))) as url:
+        yield url, received
 
 
 @contextmanager
