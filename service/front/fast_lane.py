@@ -170,7 +170,8 @@ class HotRoutes:
             length_header = open_inference.JSON_LENGTH_HEADER
             json_length = next((v for k, v in scope["headers"] if k == length_header), None)
             head, binary = open_inference.split_body(await read_body(receive), json_length)
-            asked = open_inference.read_request(parse(head, open_inference.InferRequest), binary)
+            request = parse(head, open_inference.InferRequest)
+            asked = open_inference.read_request(request, binary, self.max_batch)
             cut = None if asked.truncate else 'send the parameter "truncate": true'
             outcomes = await self._classify_many(loaded, asked.texts, open_inference.INPUT, refuse_cut=cut)
             payload, head_length = open_inference.encode_response(

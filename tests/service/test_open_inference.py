@@ -3,6 +3,7 @@ tensors, its default, and JSON), plain JSON bodies, and bad tensors answered 400
 
 from __future__ import annotations
 
+import json
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -165,6 +166,13 @@ def test_binary_tensors_that_do_not_add_up_are_400s(svc: RunningService) -> None
     ):
         answer = httpx.post(url, content=body, headers=hdrs, timeout=30)
         assert (answer.status_code, answer.json()["error_type"]) == (400, "invalid_tensor"), answer.text
+    # A shape past the batch limit is refused before any element is decoded.
+    tensor = {"name": "text", "datatype": "BYTES", "shape": [10**6], "parameters": {"binary_data_size": 4}}
+    head = json.dumps({"inputs": [tensor]}).encode()
+    huge = httpx.post(
+        url, content=head + bytes(4), headers={"Inference-Header-Content-Length": str(len(head))}
+    )
+    assert (huge.status_code, huge.json()["error_type"]) == (422, "too_many_texts")
     compressed = httpx.post(url, content=good, headers=headers | {"Content-Encoding": "gzip"}, timeout=30)
     assert compressed.status_code == 415
 
