@@ -3,6 +3,8 @@ Kubernetes' probes."""
 
 from __future__ import annotations
 
+from service.front.open_inference import PREFIX as MODELS_PREFIX
+
 API_PREFIXES = ("/v1/", "/v2")  # the service's own API, and the Open Inference Protocol's
 # Routes outside them kept for other services' clients: text-embeddings-inference's /predict.
 COMPATIBLE_ROUTES = frozenset({"/predict"})
@@ -16,4 +18,4 @@ def is_api(path: str) -> bool:
 
 def is_probe(path: str) -> bool:
     """Whether `path` is a liveness or readiness probe (the protocol's model readiness too)."""
-    return path.startswith(PROBE_PREFIXES) or (path.startswith("/v2/models/") and path.endswith("/ready"))
+    return path.startswith(PROBE_PREFIXES) or (path.startswith(MODELS_PREFIX) and path.endswith("/ready"))

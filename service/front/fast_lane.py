@@ -171,7 +171,9 @@ class HotRoutes:
             json_length = next((v for k, v in scope["headers"] if k == length_header), None)
             head, binary = open_inference.split_body(await read_body(receive), json_length)
             request = parse(head, open_inference.InferRequest)
-            asked = open_inference.read_request(request, binary, self.max_batch)
+            asked = open_inference.read_request(
+                request, binary, lambda count: self._check_batch_size(count, open_inference.INPUT)
+            )
             cut = None if asked.truncate else 'send the parameter "truncate": true'
             outcomes = await self._classify_many(loaded, asked.texts, open_inference.INPUT, refuse_cut=cut)
             payload, head_length = open_inference.encode_response(
@@ -272,7 +274,7 @@ class FastLane:
             if handler is not None:
                 await handler(scope, receive, send)
                 return
-            model = open_inference.model_path(path) if path.startswith(open_inference.PREFIX) else None
+            model = open_inference.model_path(path)
             if model is not None:
                 name, version = model
                 scope["path_params"] = {"model_name": name} | ({"model_version": version} if version else {})

@@ -9,7 +9,7 @@ from starlette.requests import ClientDisconnect
 
 from service.front.asgi import ASGIApp, Message, Receive, Scope, Send
 from service.front.errors import ErrorType, send_error
-from service.front.open_inference import PREFIX, model_path
+from service.front.open_inference import model_path
 
 # Most of a refused body read and dropped so the client sees the 413 (see BodyGuard._discard).
 LINGER_BYTES = 16 * 2**20
@@ -72,7 +72,7 @@ class BodyGuard:
         path = scope["path"]
         # The Open Inference Protocol's infer body is JSON, or JSON and binary tensors (tritonclient
         # sends no Content-Type): its own decoder checks it.
-        any_type = model_path(path) is not None if path.startswith(PREFIX) else False
+        any_type = model_path(path) is not None
         if not any_type and path not in self.body_paths:
             await self.app(scope, receive, send)
             return

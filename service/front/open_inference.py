@@ -17,7 +17,7 @@ extension's "binary_data_output" / per output "binary_data".
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,10 +112,10 @@ def split_body(body: bytes, json_length: bytes | None) -> tuple[bytes, bytes]:
     return body[: int(json_length)], body[int(json_length) :]
 
 
-def read_request(request: InferRequest, binary: bytes, max_texts: int) -> Asked:
+def read_request(request: InferRequest, binary: bytes, check_count: Callable[[int], None]) -> Asked:
     """The texts and answer options of a validated request; 400 `invalid_tensor` for a tensor this
-    model cannot take (name, datatype, shape, size, encoding) or an output it does not have, 422
-    `too_many_texts` past `max_texts` (before decoding any)."""
+    model cannot take (name, datatype, shape, size, encoding) or an output it does not have.
+    `check_count` (the routes' batch bound) sees the shape's count before any text is decoded."""
     if len(request.inputs) != 1:
         raise _invalid(f"{len(request.inputs)} input tensors; this model takes one, {INPUT!r}")
     [tensor] = request.inputs
@@ -127,8 +127,7 @@ def read_request(request: InferRequest, binary: bytes, max_texts: int) -> Asked:
     if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)) or shape[0] < 0:
         raise _invalid(f"input {INPUT!r} has shape {shape}; it must be [n] or [n, 1]")
     count = shape[0]
-    if count > max_texts:
-        raise ServiceError(ErrorType.TOO_MANY_TEXTS, f"{count} {INPUT}s; the limit is {max_texts}")
+    check_count(count)
     size = tensor.parameters.get("binary_data_size")
     if size is None:
         texts = _json_texts(tensor.data, count, nested=len(shape) == 2)

@@ -6,7 +6,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from load_tests.faults import wait_until
 from load_tests.server import RunningService, running_service
 from service.artifact import artifact_version
 from tests.conftest import Built
@@ -45,10 +45,7 @@ def sample(svc: RunningService, name: str, token: str | None = None, **labels: s
 
 def wait_for_sample(svc: RunningService, name: str, expected: float, **labels: str) -> None:
     """Scrape until the metric reaches `expected` (an event in the service, seen from outside)."""
-    deadline = time.monotonic() + 60
-    while sample(svc, name, **labels) != expected:
-        assert time.monotonic() < deadline, f"{name}{labels} never reached {expected}"
-        time.sleep(0.05)
+    wait_until(lambda: sample(svc, name, **labels) == expected, f"{name}{labels} to reach {expected}")
 
 
 SCHEMATHESIS_CONFIG = """\

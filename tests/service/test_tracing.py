@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from load_tests.faults import wait_until
 from load_tests.otlp_sink import otlp_sink
 from load_tests.server import free_port, running_service
 from service.config import TracingSettings
@@ -96,13 +96,6 @@ def attributes(span: Span) -> dict[str, Any]:
     return values
 
 
-def wait_for(check: Any, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "the spans never arrived"
-        time.sleep(0.05)
-
-
 def traced_env(endpoint: str) -> dict[str, str]:
     # Exported within 50 ms of ending, so the test does not wait for the default 5 s schedule.
     return {
@@ -126,13 +119,14 @@ def test_requests_are_spans_continuing_the_callers_trace(small_model: Built, tmp
             refused = httpx.post(svc.url + "/v1/classify", json={"txt": text}, timeout=30)
             assert httpx.get(svc.url + "/health/live", timeout=10).status_code == 200
             assert [r.status_code for r in (miss, hit, batch, refused)] == [200, 200, 200, 422]
-            wait_for(
+            wait_until(
                 lambda: (
                     len(received.named("POST /v1/classify")) == 3
-                    and received.named("POST /v1/classify/batch")
-                )
+                    and bool(received.named("POST /v1/classify/batch"))
+                ),
+                "the four requests' spans",
             )
-            wait_for(lambda: len(received.spans) >= 3 + 1 + 3)  # and the miss's three stages
+            wait_until(lambda: len(received.spans) >= 3 + 1 + 3, "the miss's three stages")
     assert received.services == {"textclf-under-test"}
     assert not received.named("GET /health/live")  # probes are not traced
     version = small_model.manifest["version"]
@@ -200,7 +194,7 @@ def test_spans_reach_a_grpc_collector_too(small_model: Built, tmp_path: Path) ->
                 svc.url + "/predict", json={"inputs": "over grpc"}, headers={"traceparent": TRACEPARENT}
             )
             assert answer.status_code == 200
-            wait_for(lambda: received.named("POST /predict"))
+            wait_until(lambda: bool(received.named("POST /predict")), "the /predict span")
     [server] = received.named("POST /predict")
     assert (server.trace_id.hex(), server.parent_span_id.hex()) == (TRACE_ID, PARENT_ID)
     assert attributes(server)["textclf.texts"] == 1
