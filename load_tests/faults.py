@@ -201,9 +201,9 @@ def empty_tokens_file(model: Path, tmp: Path) -> dict[str, Any]:
             return httpx.post(url, json={"text": "let me in"}, headers=headers, timeout=30).status_code
 
         before = {"no token": ask(None), "a guessed token": ask("guess")}
-        tokens.write_text("late-token\n")
-        works = wait_until(lambda: ask("late-token") == 200, "the late token accepted", 30)
-        after = {"no token": ask(None), "the late token": ask("late-token")}
+        tokens.write_text("late-token-0123456789\n")
+        works = wait_until(lambda: ask("late-token-0123456789") == 200, "the late token accepted", 30)
+        after = {"no token": ask(None), "the late token": ask("late-token-0123456789")}
     return {"while_empty": before, "token_works_after_s": round(works, 2), "after": after}
 
 

@@ -8,7 +8,7 @@ from difflib import get_close_matches
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.artifact import DEFAULT_MODEL_DIR
@@ -99,6 +99,26 @@ class Settings(BaseSettings):
         le=3600,
         description="request headers, then its body, not received within this: 408 (slow clients)",
     )
+    # nginx's large_client_header_buffers (4 x 8k): a request line or a header line over 8 KiB, or
+    # a head over 32 KiB, is refused while it arrives; uvicorn with httptools bounds none of them.
+    max_request_line_bytes: int = Field(
+        8192,
+        ge=256,
+        le=1_048_576,
+        description="request line (method, target, version), bytes; past it: 414 uri_too_long, closed",
+    )
+    max_header_line_bytes: int = Field(
+        8192,
+        ge=256,
+        le=1_048_576,
+        description="each header line, bytes; past it: 431 headers_too_large, closed",
+    )
+    max_head_bytes: int = Field(
+        32768,
+        ge=512,
+        le=16_777_216,
+        description="the whole request head (request line and headers), bytes; past it: 431, closed",
+    )
     max_connections: int = Field(
         1024,
         ge=1,
@@ -140,10 +160,14 @@ class Settings(BaseSettings):
         None, description="multiprocess metrics folder, emptied at start; default: a new temporary folder"
     )
     api_tokens: SecretStr = Field(
-        SecretStr(""), description="bearer tokens, comma-separated; set (or a tokens file) to require one"
+        SecretStr(""),
+        description="bearer tokens, comma-separated (each 16+ characters, no whitespace); set (or a "
+        "tokens file) to require one",
     )
     api_tokens_file: Path | None = Field(
-        None, description="file with one bearer token per line (a mounted secret); adds to api_tokens"
+        None,
+        description="file with one bearer token per line, blank and # lines skipped (a mounted secret); "
+        "adds to api_tokens",
     )
     open_health: bool = Field(True, description="health routes need no token (Kubernetes probes)")
     open_metrics: bool = Field(True, description="/metrics needs no token (Prometheus scrapes)")
@@ -166,10 +190,47 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _head_bounds(self) -> Settings:
+        longest_line = max(self.max_request_line_bytes, self.max_header_line_bytes)
+        if self.max_head_bytes < longest_line:
+            raise ValueError(
+                f"max_head_bytes ({self.max_head_bytes}) must be at least the longest line allowed "
+                f"({longest_line}): the head holds the request line and the header lines"
+            )
+        return self
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _tokens_fit(cls, value: SecretStr) -> SecretStr:
+        # Says which token by its position, never its value (load_settings hides the input too).
+        for number, token in enumerate(value.get_secret_value().split(","), start=1):
+            problem = token_problem(token.strip()) if token.strip() else None
+            if problem is not None:
+                raise ValueError(f"the comma-separated token {number}: {problem}")
+        return value
+
+    @model_validator(mode="after")
     def _tokens_file_readable(self) -> Settings:
         if self.api_tokens_file is not None and not self.api_tokens_file.is_file():
             raise ValueError(f"api_tokens_file {self.api_tokens_file} is not a readable file")
         return self
+
+    def tokens_file_problems(self) -> list[str]:
+        """Why the tokens file's lines cannot all be used, naming lines, never values; empty if fine.
+
+        The launcher asks once: a line that turns bad after start-up is skipped at a re-read
+        (service.front.auth), rather than failing every process that restarts later.
+        """
+        file = self.api_tokens_file
+        if file is None:
+            return []
+        try:
+            _, refused = read_tokens_file(file)
+        except UnicodeDecodeError:
+            return [f"{file} is not UTF-8 text"]
+        except OSError as err:
+            return [f"{file} could not be read: {err.strerror}"]
+        return [f"{problem} ({TOKENS_FILE_FORMAT})" for problem in refused]
 
     def model_workers(self) -> int:
         """Model worker processes in all: the setting, or the CPUs this process may use."""
@@ -202,13 +263,45 @@ class Settings(BaseSettings):
 
     def bearer_tokens(self) -> list[str]:
         """Every bearer token accepted now: api_tokens and the tokens file's."""
-        file = read_tokens_file(self.api_tokens_file) if self.api_tokens_file is not None else []
+        file = read_tokens_file(self.api_tokens_file)[0] if self.api_tokens_file is not None else []
         return self.fixed_tokens() + file
 
 
-def read_tokens_file(path: Path) -> list[str]:
-    """The tokens in a tokens file, one per line, blank lines skipped."""
-    return [t.strip() for t in path.read_text().splitlines() if t.strip()]
+MIN_TOKEN_CHARS = 16
+TOKENS_FILE_FORMAT = (
+    "UTF-8, one token per line; blank lines and lines starting with # are skipped; "
+    f"a token has at least {MIN_TOKEN_CHARS} characters and no whitespace"
+)
+
+
+def token_problem(token: str) -> str | None:
+    """Why `token` cannot be a bearer token (without quoting it), or None if it can."""
+    if any(c.isspace() for c in token):
+        return "a token contains whitespace"
+    if len(token) < MIN_TOKEN_CHARS:
+        return f"a token is shorter than {MIN_TOKEN_CHARS} characters"
+    return None
+
+
+def read_tokens_file(path: Path) -> tuple[list[str], list[str]]:
+    """A tokens file's tokens (TOKENS_FILE_FORMAT; a UTF-8 BOM is ignored), and why each other line
+    was refused, naming the file and the line, never its value.
+
+    A comment or a separator such as `---` must not become a bearer token: a line is a comment
+    only when it starts with #; anything else is a token, or refused. Raises OSError, or
+    UnicodeDecodeError for a file that is not UTF-8.
+    """
+    tokens, refused = [], []
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        token = line.strip()
+        if not token or token.startswith("#"):
+            continue
+        problem = token_problem(token)
+        if problem is None:
+            tokens.append(token)
+        else:
+            refused.append(f"{path} line {number}: {problem}")
+    return tokens, refused
 
 
 SECRETS = frozenset(name for name, field in Settings.model_fields.items() if field.annotation is SecretStr)

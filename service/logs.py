@@ -20,8 +20,17 @@ TRACE_IDS: ContextVar[tuple[str, str] | None] = ContextVar("trace_ids", default=
 FIELDS = ("method", "route", "status", "duration_ms")
 
 
+# The OpenTelemetry loggers that warn about a caller's malformed traceparent or tracestate, quoting it.
+TRACE_HEADER_LOGGERS = ("opentelemetry.trace.span", "opentelemetry.trace.propagation.tracecontext")
+
+
 class JsonFormatter(logging.Formatter):
-    """Formats a record as one JSON object: time, level, logger, message, request_id, trace ids, fields."""
+    """Formats a record as one JSON object: time, level, logger, message, request_id, trace ids, fields.
+
+    The line is ASCII: every other character is escaped (\\u0085), so no control character, C0 or
+    C1 (U+0080-U+009F: NEL ends a line, CSI drives a terminal), nor U+2028 or a bidi override, reaches
+    a log viewer raw, whatever a message quotes.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
@@ -39,7 +48,26 @@ class JsonFormatter(logging.Formatter):
         line |= {f: getattr(record, f) for f in FIELDS if hasattr(record, f)}
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, ensure_ascii=False, default=str)
+        return json.dumps(line, default=str)
+
+
+class FirstTraceHeaderWarning(logging.Filter):
+    """Passes the first warning of TRACE_HEADER_LOGGERS in this process, reworded without the header's
+    value, and drops the rest: the SDK warns on every request with a malformed header, quoting it,
+    so a caller could otherwise write what it likes into every log line."""
+
+    MESSAGE = "ignored a caller's malformed traceparent or tracestate header (only the first is logged)"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logged = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.logged:
+            return False
+        self.logged = True
+        record.msg, record.args = self.MESSAGE, ()
+        return True
 
 
 def log_config(level: str, fmt: Literal["json", "text"]) -> dict[str, Any]:
@@ -53,6 +81,9 @@ def log_config(level: str, fmt: Literal["json", "text"]) -> dict[str, Any]:
         config["loggers"][name] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
     # The trace exporter's complaints (a collector down), in the same format; never request data.
     config["loggers"]["opentelemetry"] = {"handlers": ["default"], "level": "WARNING", "propagate": False}
+    config.setdefault("filters", {})["trace_header"] = {"()": "service.logs.FirstTraceHeaderWarning"}
+    for name in TRACE_HEADER_LOGGERS:
+        config["loggers"][name] = {"filters": ["trace_header"]}  # one filter for both: once in all
     # The service writes its own access lines (service.front.instrument): uvicorn's would log the raw path.
     config["loggers"]["uvicorn.access"] = {"handlers": [], "level": "CRITICAL", "propagate": False}
     return config

@@ -207,5 +207,5 @@ def create_app(settings: Settings | None = None) -> Front:
         from service.front.tracing import TraceRequests
 
         # Around everything the request meets, inside the request id that its span and logs carry.
-        stack = TraceRequests(stack, tracing)
+        stack = TraceRequests(stack, tracing, routes=route_paths)
     return Front(RequestId(stack), app)

@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from service.config import read_tokens_file
+from service.config import TOKENS_FILE_FORMAT, read_tokens_file
 from service.front.api_paths import is_api, is_probe
 from service.front.asgi import ASGIApp, Receive, Scope, Send
 from service.front.errors import ErrorType, send_error
@@ -70,7 +70,9 @@ class Tokens:
     and revoked ones stop working, without a restart. The file's identity (inode, mtime, size)
     is checked at most every `check_every` seconds, so requests pay one stat a second, not each.
     Auth fails closed: a file that is empty, missing or unreadable contributes no token, so an
-    empty Secret that a sidecar fills later refuses every request until it holds one.
+    empty Secret that a sidecar fills later refuses every request until it holds one. A line that
+    is no fit token (service.config.TOKENS_FILE_FORMAT), refused at start-up, is skipped at a
+    re-read and logged without its value: the file's other tokens keep working.
     """
 
     def __init__(self, fixed: Sequence[str], file: Path | None, check_every: float = 1.0) -> None:
@@ -100,12 +102,15 @@ class Tokens:
         if self._file is None:
             return []
         try:
-            return self._digests(read_tokens_file(self._file))
+            tokens, refused = read_tokens_file(self._file)
         except (OSError, UnicodeDecodeError) as err:
             log.warning(
                 "tokens file %s could not be read (%s): none of its tokens is accepted", self._file, err
             )
             return []
+        for problem in refused:
+            log.warning("tokens file %s: that line is not accepted (%s)", problem, TOKENS_FILE_FORMAT)
+        return self._digests(tokens)
 
     def current(self) -> list[bytes]:
         """The digests to check a request against, re-read first if the file changed."""

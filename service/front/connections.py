@@ -1,5 +1,6 @@
-"""uvicorn's httptools protocol with the two bounds it lacks, a deadline for a request's headers and a
-cap on the connections one HTTP process keeps open, and each response written in one syscall."""
+"""uvicorn's httptools protocol with the bounds it lacks: a deadline for a request's headers, limits
+on their size, and a cap on the connections one HTTP process keeps open; and each response written
+in one syscall."""
 
 from __future__ import annotations
 
@@ -14,11 +15,17 @@ from uvicorn.server import ServerState
 
 from service.front.asgi import Receive, Scope, Send
 from service.front.errors import STATUS, ErrorType, encode_error, send_error
+from service.front.head_limits import HeadLimits, HeadRefusal, HeadScanner
 from service.front.write_coalescing import CoalescedWrites
 
 # Lifespan state key (service.front.app sets it): how refusals made below the app get counted.
 COUNT_REFUSAL = "textclf.count_refusal"
 CountRefusal = Callable[[ErrorType], None]
+# After refusing a head: how much more of it is read and dropped, and for how long, so that a client
+# still sending reads the answer rather than a reset (nginx's lingering close), then the connection
+# is closed whatever the client does.
+LINGER_BYTES = 64 * 1024
+LINGER_SECONDS = 1.0
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
@@ -26,7 +33,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     the connection's opening, or from the first byte of a later request), else 408 and the
     connection closed (just closed if nothing was sent). Beyond `max_connections` open at once in
     this process, a new connection's requests are answered 503 `too_many_connections` and it is
-    closed.
+    closed. A request line or header line, or a whole head, past `head_limits` is answered 414
+    `uri_too_long` or 431 `headers_too_large` as soon as its bytes pass the limit, and the
+    connection closed.
 
     uvicorn only times the idle wait between requests (keep-alive): a client that opens a
     connection and then trickles, or never finishes, its headers holds the socket and its memory
@@ -42,10 +51,14 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         *,
         header_timeout: float,
         max_connections: int,
+        head_limits: HeadLimits,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.header_timeout = header_timeout
         self.max_connections = max_connections
+        self._head = HeadScanner(head_limits)
+        self._linger: asyncio.TimerHandle | None = None  # set once a head is refused
+        self._lingered = 0
         self._header_deadline: asyncio.TimerHandle | None = None
         self._reading_headers = False
 
@@ -59,7 +72,26 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_deadline()
+        if self._linger is not None:
+            self._linger.cancel()
         super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._linger is not None:
+            self._lingered += len(data)
+            if self._lingered > LINGER_BYTES:
+                self.transport.close()
+            return
+        if self._head.reading:
+            refusal = self._head.feed(data)
+            if refusal is not None:
+                self._refuse_head(refusal)
+                return
+        super().data_received(data)
+
+    def on_message_complete(self) -> None:
+        self._head.expect_head()
+        super().on_message_complete()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -75,6 +107,15 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._reading_headers = False
         self._cancel_deadline()
         super().on_headers_complete()
+
+    def _refuse_head(self, refusal: HeadRefusal) -> None:
+        """Answer at once and half-close; what the client still sends is dropped (see LINGER_BYTES)."""
+        self._cancel_deadline()
+        count_refusal(self.app_state, refusal.error_type)
+        if self.cycle is None or self.cycle.response_complete:  # not while an answer is being written
+            self.transport.write(raw_response(refusal.error_type, refusal.message))
+        self.transport.write_eof()
+        self._linger = self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
     def _start_deadline(self) -> None:
         self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_timed_out)

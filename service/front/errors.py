@@ -27,6 +27,8 @@ class ErrorType(StrEnum):
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     UNAUTHORIZED = "unauthorized"
     REQUEST_TIMEOUT = "request_timeout"
+    URI_TOO_LONG = "uri_too_long"
+    HEADERS_TOO_LARGE = "headers_too_large"
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     NOT_READY = "not_ready"
@@ -52,6 +54,8 @@ STATUS = {
     ErrorType.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorType.UNAUTHORIZED: 401,
     ErrorType.REQUEST_TIMEOUT: 408,
+    ErrorType.URI_TOO_LONG: 414,
+    ErrorType.HEADERS_TOO_LARGE: 431,
     ErrorType.NOT_FOUND: 404,
     ErrorType.METHOD_NOT_ALLOWED: 405,
     ErrorType.NOT_READY: 503,

@@ -119,9 +119,9 @@ class Inference:
                 misses.setdefault(text, []).append(i)
         computing = self._computing
         joined = {t: computing[t] for t in misses if t in computing} if computing else {}
-        if self.cache.enabled:
+        if self.cache.enabled:  # texts joined to another request's are counted once they have a result
             missed = sum(len(p) for t, p in misses.items() if t not in joined)
-            self._hits.inc(len(texts) - missed)
+            self._hits.inc(len(texts) - sum(len(p) for p in misses.values()))
             self._misses.inc(missed)
         if misses:
             await self._compute(misses, joined, outcomes)
@@ -144,23 +144,42 @@ class Inference:
         if own:
             self._admit(len(own))
         results = dict(zip(own, await self._shared(own), strict=True)) if own else {}
+        computed = set(own)
         for text, waiting in joined.items():
-            # Not awaited directly: a cancelled waiter would cancel the future for everyone.
-            await asyncio.wait([waiting])
-            shared = waiting.result()
-            # None: the request computing it gave up (its client left); compute it here.
-            results[text] = shared if shared is not None else (await self.backend.predict_many([text]))[0]
+            results[text], took_over = await self._wait_for(text, waiting)
+            (self._misses if took_over else self._hits).inc(len(misses[text]))
+            if took_over:
+                computed.add(text)
         failure: Exception | None = None
         for text, result in results.items():
             if isinstance(result, Exception):
                 failure = failure or result
                 continue
             prediction, timing = result
-            outcome = Outcome(prediction, True, NO_TIME) if text in joined else self._computed(text, *result)
+            outcome = (
+                self._computed(text, *result) if text in computed else Outcome(prediction, True, NO_TIME)
+            )
             for i in misses[text]:
                 outcomes[i] = outcome
         if failure is not None:
             raise _fresh(failure)
+
+    async def _wait_for(self, text: str, waiting: asyncio.Future[Result | None]) -> tuple[Result, bool]:
+        """The result another request is computing for `text`, and False. If that request gave up
+        (its client left), the first of its waiters takes over as a miss of its own (admitted,
+        computed once for the others, cached): then its result and True."""
+        while True:
+            # Not awaited directly: a cancelled waiter would cancel the future for everyone.
+            await asyncio.wait([waiting])
+            shared = waiting.result()
+            if shared is not None:
+                return shared, False
+            taken_over = self._computing.get(text)
+            if taken_over is None:
+                self._admit(1)
+                [result] = await self._shared([text])
+                return result, True
+            waiting = taken_over
 
     async def _shared(self, texts: list[str]) -> list[Result]:
         """The backend's results for `texts`, published to any request asking for one meanwhile.

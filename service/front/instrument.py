@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Collection
 
-from service.front.api_paths import is_probe
+from service.front.api_paths import is_probe, route_template
 from service.front.asgi import ASGIApp, Message, Receive, Scope, Send
 from service.front.errors import ERROR_TYPE_HEADER
 from service.front.metric_buffers import HistogramBuffer
@@ -57,11 +57,7 @@ class RequestMetrics:
             await self.app(scope, receive, send_and_record)
         finally:
             elapsed = time.perf_counter() - start
-            # The route template, never the raw path: unknown paths must not create label values. A
-            # request refused in middleware (429, 413, 408...) never reached routing: its path is
-            # one of `routes` (no path parameters), so it is counted under its route all the same.
-            path = scope["path"]
-            route = str(getattr(scope.get("route"), "path", path if path in self.routes else "other"))
+            route = route_template(scope, self.routes)
             status_class = f"{status // 100}xx"
             duration = self._durations.get((route, status_class))
             if duration is None:

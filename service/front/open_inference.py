@@ -33,6 +33,8 @@ VERSIONED_INFER_ROUTE = "/v2/models/{model_name}/versions/{model_version}/infer"
 INPUT = "text"
 OUTPUTS = ("label", "score", "scores")
 JSON_LENGTH_HEADER = b"inference-header-content-length"
+# More digits than any body's length has: int() never sees Python's 4,300-digit limit (a ValueError).
+JSON_LENGTH_DIGITS = 20
 LENGTH = struct.Struct("<I")  # a BYTES element's length, in the binary extension
 
 
@@ -107,9 +109,13 @@ def split_body(body: bytes, json_length: bytes | None) -> tuple[bytes, bytes]:
     """The JSON object and the binary tensor data after it (none without the length header)."""
     if json_length is None:
         return body, b""
-    if not json_length.isdigit() or int(json_length) > len(body):
+    # ASCII digits only (bytes.isdigit): int() would also take a sign, spaces, underscores and,
+    # decoded, other scripts' digits.
+    plain = json_length.isdigit() and len(json_length) <= JSON_LENGTH_DIGITS
+    if not plain or int(json_length) > len(body):
         raise _invalid("Inference-Header-Content-Length must be the JSON object's length within the body")
-    return body[: int(json_length)], body[int(json_length) :]
+    split = int(json_length)
+    return body[:split], body[split:]
 
 
 def read_request(request: InferRequest, binary: bytes, check_count: Callable[[int], None]) -> Asked:
@@ -236,11 +242,12 @@ def _pack(values: list[Any], datatype: str) -> bytes:
     return b"".join(LENGTH.pack(len(b)) + b for b in (v.encode() for v in values))
 
 
-def model_path(path: str) -> tuple[str, str | None] | None:
-    """The model name and version (None if not given) of an infer path; None for another path."""
-    if not (path.startswith(PREFIX) and path.endswith("/infer")):
+def model_path(path: str, action: str = "/infer") -> tuple[str, str | None] | None:
+    """The model name and version (None if not given) of a `/v2/models/{name}[/versions/{version}]`
+    path ending in `action` (an infer path, or "/ready" for the readiness probe); None for another."""
+    if not (path.startswith(PREFIX) and path.endswith(action)):
         return None
-    parts = path[len(PREFIX) : -len("/infer")].split("/")
+    parts = path[len(PREFIX) : -len(action)].split("/")
     if len(parts) == 1 and parts[0]:
         return parts[0], None
     if len(parts) == 3 and parts[0] and parts[1] == "versions" and parts[2]:

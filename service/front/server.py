@@ -20,6 +20,7 @@ from uvicorn.supervisors import Multiprocess
 from service.artifact import ArtifactError, load_artifact
 from service.config import describe, load_settings
 from service.front.connections import GuardedHttpProtocol
+from service.front.head_limits import HeadLimits
 from service.logs import log_config
 
 log = logging.getLogger("service")
@@ -50,6 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = load_settings()
     logging_config = log_config(settings.log_level, settings.log_format)
     logging.config.dictConfig(logging_config)
+    if problems := settings.tokens_file_problems():
+        log.error("cannot start: TEXTCLF_API_TOKENS_FILE %s", "; ".join(problems))
+        return 1
     try:
         # Fail here, once, with a clear message, instead of N HTTP processes crash-looping on it.
         artifact = load_artifact(settings.model_dir)
@@ -107,6 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             GuardedHttpProtocol,
             header_timeout=settings.request_read_timeout_seconds,
             max_connections=settings.max_connections,
+            head_limits=HeadLimits(
+                settings.max_request_line_bytes, settings.max_header_line_bytes, settings.max_head_bytes
+            ),
         ),
     )
     try:

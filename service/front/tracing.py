@@ -7,24 +7,28 @@ placed back from the reply's arrival with the times the model worker measured. T
 into the request's log lines and a `traceresponse` header. Spans leave through the SDK's batch
 processor, on its own thread: a collector that is slow or down costs requests nothing, and its
 spans are dropped. Imported only when tracing is on (service.front.app), so off costs nothing.
+
+Tracing runs before auth, so nothing a stranger sends may make a span big: a span is named by its
+route template (`other` for an unknown path), never the raw path, `url.path` is cut, and every
+attribute value is bounded by the span limits.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from opentelemetry import context, trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from service.config import TracingSettings
-from service.front.api_paths import is_api
+from service.front.api_paths import is_api, route_template
 from service.front.asgi import ASGIApp, Message, Receive, Scope, Send
 from service.front.inference import Outcome
 from service.logs import TRACE_IDS
@@ -32,6 +36,21 @@ from service.logs import TRACE_IDS
 # Of the shutdown budget, the most spent flushing spans to a collector (it may be down).
 FLUSH_SECONDS = 2.0
 PROPAGATED = frozenset((b"traceparent", b"tracestate"))
+# The longest attribute value a span keeps, in characters, unless OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT
+# or OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT says otherwise. The SDK's default is no limit: a client's
+# string would ride whole to the collector, which rejects a whole batch past its message size.
+MAX_ATTRIBUTE_CHARS = 1024
+# `url.path` is cut here whatever the limits say: every route's path is far shorter.
+MAX_PATH_CHARS = 256
+
+
+def span_limits() -> SpanLimits:
+    """The SDK's span limits from the OTEL_* variables, with an attribute value length of
+    MAX_ATTRIBUTE_CHARS where neither length variable sets one."""
+    limits = SpanLimits()
+    if limits.max_span_attribute_length is None:
+        return SpanLimits(max_span_attribute_length=MAX_ATTRIBUTE_CHARS)
+    return limits
 
 
 def exporter(settings: TracingSettings) -> SpanExporter:
@@ -52,7 +71,7 @@ class Tracing:
     def __init__(self, settings: TracingSettings, processor: SpanProcessor | None = None) -> None:
         resource = Resource.create({"service.name": settings.service_name})
         # The sampler from OTEL_TRACES_SAMPLER; shut down by the lifespan, within a bound, not at exit.
-        self.provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+        self.provider = TracerProvider(resource=resource, span_limits=span_limits(), shutdown_on_exit=False)
         self.provider.add_span_processor(processor or BatchSpanProcessor(exporter(settings)))
         self.tracer = self.provider.get_tracer("service.front.tracing")
         self.model: dict[str, str] = {}  # set once the model is loaded
@@ -90,11 +109,13 @@ class Tracing:
 
 
 class TraceRequests:
-    """ASGI middleware: each API request in a server span, current while the request is served."""
+    """ASGI middleware: each API request in a server span, current while the request is served.
+    Spans are named by route template (api_paths.route_template over `routes`), as metrics are."""
 
-    def __init__(self, app: ASGIApp, tracing: Tracing) -> None:
+    def __init__(self, app: ASGIApp, tracing: Tracing, routes: Collection[str]) -> None:
         self.app = app
         self.tracing = tracing
+        self.routes = frozenset(routes)
         self.propagator = TraceContextTextMapPropagator()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -104,9 +125,10 @@ class TraceRequests:
         carrier = {k.decode(): v.decode("latin-1") for k, v in scope["headers"] if k in PROPAGATED}
         parent = self.propagator.extract(carrier)
         method, path = scope["method"], scope["path"]
-        attributes: dict[str, Any] = {"http.request.method": method, "url.path": path}
+        attributes: dict[str, Any] = {"http.request.method": method, "url.path": path[:MAX_PATH_CHARS]}
+        # Named by its method until its route is known (the semantic conventions' name without one).
         span = self.tracing.tracer.start_span(
-            f"{method} {path}", context=parent, kind=SpanKind.SERVER, attributes=attributes
+            method, context=parent, kind=SpanKind.SERVER, attributes=attributes
         )
         ids = span.get_span_context()
         trace_id, span_id = f"{ids.trace_id:032x}", f"{ids.span_id:016x}"
@@ -132,7 +154,7 @@ class TraceRequests:
             TRACE_IDS.reset(logged)
             context.detach(token)
             # The route template once routing (or the fast lane) knows it: /v2/models/{model_name}/infer.
-            route = str(getattr(scope.get("route"), "path", path))
+            route = route_template(scope, self.routes)
             span.set_attribute("http.route", route)
             span.update_name(f"{method} {route}")
             span.end()

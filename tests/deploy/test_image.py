@@ -200,10 +200,10 @@ def test_healthcheck_sends_the_services_token_when_health_routes_need_one(
     small_model: Built, tmp_path: Path
 ) -> None:
     tokens = tmp_path / "tokens"
-    tokens.write_text("first-token\nsecond-token\n")
+    tokens.write_text("first-token-0123456789\nsecond-token-0123456789\n")
     settings = {"TEXTCLF_API_TOKENS_FILE": str(tokens), "TEXTCLF_OPEN_HEALTH": "false"}
     with running_service(
-        small_model.artifact, tmp_path / "log", workers=1, env=settings, token="second-token"
+        small_model.artifact, tmp_path / "log", workers=1, env=settings, token="second-token-0123456789"
     ) as svc:
         assert httpx.get(svc.url + "/health/ready").status_code == 401
         port = str(svc.port)
@@ -215,13 +215,13 @@ def test_healthcheck_sends_the_services_token_when_health_routes_need_one(
         assert probe(env) == 0
         # A probe holding a token the service does not know fails: it sends its file's token, not none.
         stranger = tmp_path / "stranger-tokens"
-        stranger.write_text("another-token\n")
+        stranger.write_text("another-token-0123456789\n")
         assert probe(env | {"TEXTCLF_API_TOKENS_FILE": str(stranger)}) == 1
         # Rotated: once the service accepts the new token (it re-reads its file within a second),
         # the probe, reading the same file, sends that one.
-        tokens.write_text("another-token\n")
+        tokens.write_text("another-token-0123456789\n")
         deadline = time.monotonic() + 10
-        headers = {"authorization": "Bearer another-token"}
+        headers = {"authorization": "Bearer another-token-0123456789"}
         while httpx.get(svc.url + "/health/ready", headers=headers, timeout=10).status_code != 200:
             assert time.monotonic() < deadline, "the rotated token was never accepted"
             time.sleep(0.2)

@@ -3,10 +3,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from service.config import OWN_FIELDS, Settings, TracingSettings, describe, load_settings
+from service.config import (
+    OWN_FIELDS,
+    Settings,
+    TracingSettings,
+    describe,
+    load_settings,
+    read_tokens_file,
+)
 
 
 def test_defaults_are_sane() -> None:
@@ -103,3 +111,60 @@ def test_a_bad_opentelemetry_variable_stops_start_up_naming_it(monkeypatch: pyte
     with pytest.raises(SystemExit) as err:
         load_settings()
     assert "OTEL_EXPORTER_OTLP_PROTOCOL='http/json'" in str(err.value)
+
+
+TOKEN = "tok-0123456789abcdef"  # 20 characters: fit
+
+
+def test_a_tokens_file_skips_comments_and_blank_lines_and_a_bom(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"\ufeff{TOKEN}\n# rotated 2024-05\n\n   \n  # indented too\r\n{TOKEN}-two\n")
+    assert read_tokens_file(tokens) == ([TOKEN, f"{TOKEN}-two"], [])
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("---", "a token is shorter than 16 characters"),  # not a comment: a token, and too short
+        ("short-7f3a", "a token is shorter than 16 characters"),
+        ("tok-0123456789 abcdef", "a token contains whitespace"),
+        (f"{TOKEN} # a trailing comment", "a token contains whitespace"),
+    ],
+)
+def test_an_unfit_token_in_the_file_stops_start_up_naming_its_line_not_its_value(
+    tmp_path: Path, line: str, problem: str
+) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"# tokens\n{TOKEN}\n{line}\n")
+    assert read_tokens_file(tokens) == ([TOKEN], [f"{tokens} line 3: {problem}"])
+    # The launcher refuses it before anything else (the model folder does not even exist).
+    result = subprocess.run(
+        [sys.executable, "-m", "service"],
+        env={"TEXTCLF_API_TOKENS_FILE": str(tokens), "TEXTCLF_MODEL_DIR": str(tmp_path / "none"), "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert f"TEXTCLF_API_TOKENS_FILE {tokens} line 3: {problem}" in result.stderr
+    assert line not in result.stderr and TOKEN not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("tokens", "problem"),
+    [
+        ("short-7f3a", "the comma-separated token 1: a token is shorter than 16 characters"),
+        (f"{TOKEN}, ---", "the comma-separated token 2: a token is shorter than 16 characters"),
+        (f"{TOKEN},tok-0123456789 abcdef", "the comma-separated token 2: a token contains whitespace"),
+    ],
+)
+def test_an_unfit_token_in_the_variable_stops_start_up_without_its_value(
+    monkeypatch: pytest.MonkeyPatch, tokens: str, problem: str
+) -> None:
+    monkeypatch.setenv("TEXTCLF_API_TOKENS", tokens)
+    with pytest.raises(SystemExit) as err:
+        load_settings()
+    message = str(err.value)
+    assert "TEXTCLF_API_TOKENS=<hidden>" in message and problem in message
+    assert all(t.strip() not in message for t in tokens.split(","))

@@ -224,23 +224,56 @@ def test_concurrent_requests_for_one_new_text_compute_it_once(
     asyncio.run(scenario())
 
 
-def test_a_request_waiting_for_a_text_whose_first_asker_left_computes_it_itself(
+def test_when_the_first_asker_leaves_one_waiter_takes_over_as_a_miss_for_the_others(
     real_pool: Callable[..., Awaitable[ModelPool]],
 ) -> None:
+    text = "asked, then abandoned"
+
     async def scenario() -> None:
         pool = await real_pool(1)
         inference = over(pool)
         try:
-            first = asyncio.ensure_future(inference.classify("asked, then abandoned"))
+            first = asyncio.ensure_future(inference.classify(text))
             await settled(lambda: pool.pending == 1)
-            second = asyncio.ensure_future(inference.classify("asked, then abandoned"))
+            waiters = [asyncio.ensure_future(inference.classify(text)) for _ in range(3)]
             await asyncio.sleep(0)
             first.cancel()  # its client went away
-            outcome = await asyncio.wait_for(second, 30)
+            outcomes = await asyncio.wait_for(asyncio.gather(*waiters), 30)
+            again = await inference.classify(text)
         finally:
             await pool.close()
-        assert outcome.prediction.label in pool.labels
         assert first.cancelled()
+        # One waiter computed it, as a miss; the other two waited for that one; then it was cached.
+        assert [o.cached for o in outcomes] == [False, True, True]
+        assert len({o.prediction for o in outcomes}) == 1
+        assert again.cached and again.prediction == outcomes[0].prediction
+        assert (lookups(inference, "miss"), lookups(inference, "hit")) == (2, 3)
+
+    asyncio.run(scenario())
+
+
+def test_a_waiter_taking_over_is_admitted_like_any_miss(
+    hung_pool: Callable[..., Awaitable[ModelPool]],
+) -> None:
+    async def scenario() -> None:
+        pool = await hung_pool(1)  # its only worker hung: what was sent to it stays pending
+        inference = over(pool, max_pending=2)
+        try:
+            first = asyncio.ensure_future(inference.classify("abandoned"))
+            await settled(lambda: pool.pending == 1)
+            waiter = asyncio.ensure_future(inference.classify("abandoned"))
+            others = [asyncio.ensure_future(inference.classify("another text"))]
+            await settled(lambda: pool.pending == 2)
+            first.cancel()  # frees its place; a new text takes it before the waiter wakes (FIFO loop)
+            others.append(asyncio.ensure_future(inference.classify("a third text")))
+            # Taking over would make 3 texts wait for the model, past the bound of 2.
+            with pytest.raises(ServiceError) as err:
+                await asyncio.wait_for(waiter, 30)
+            assert err.value.error_type is ErrorType.OVERLOADED
+            assert pool.pending == 2
+        finally:
+            await pool.close()
+        assert all(isinstance(o.exception(), ServiceError) for o in others)
 
     asyncio.run(scenario())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import uuid
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from load_tests.server import running_service
+from service.logs import JsonFormatter
 from tests.conftest import Built
 
 
@@ -52,3 +54,14 @@ def test_json_access_lines_carry_request_ids_and_never_texts(small_model: Built,
     assert by_id[refused.headers["x-request-id"]]["status"] == 422
     assert by_id[made.headers["x-request-id"]]["status"] == 200
     assert any("ready" in line["message"] for line in lines if line["logger"] == "service")
+
+
+def test_json_lines_escape_c1_controls_and_line_separators() -> None:
+    # NEL (U+0085) and U+2028 end a line for many readers; CSI (U+009B) and ESC drive a terminal.
+    quoted = "a\x85b\x9b2Jc\x1b[2Jd\u2028e\x00f\x9f"
+    record = logging.LogRecord("service", logging.WARNING, __file__, 1, "got %s", (quoted,), None)
+    line = JsonFormatter().format(record)
+    assert json.loads(line)["message"] == f"got {quoted}"
+    assert line.splitlines() == [line]
+    assert not [c for c in line if c < " " or "\x80" <= c <= "\x9f"]
+    assert "\\u0085" in line and "\\u009b" in line

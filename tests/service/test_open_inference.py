@@ -3,6 +3,7 @@ tensors, its default, and JSON), plain JSON bodies, and bad tensors answered 400
 
 from __future__ import annotations
 
+import http.client
 import json
 import struct
 from collections.abc import Iterator
@@ -15,6 +16,8 @@ import pytest
 import tritonclient.http as triton
 
 from load_tests.server import RunningService, running_service
+from service.front.errors import ErrorType, ServiceError
+from service.front.open_inference import split_body
 from tests.conftest import Built
 from tests.service.conftest import sample
 
@@ -177,6 +180,66 @@ def test_binary_tensors_that_do_not_add_up_are_400s(svc: RunningService) -> None
     assert compressed.status_code == 415
 
 
+def json_length_cases(head: int, body: int) -> dict[str, str]:
+    """Inference-Header-Content-Length values that are not a plain length within the body; the
+    ones int() takes would each be the right length (`head`)."""
+    n = str(head)
+    return {
+        "thousands of digits": "9" * 5000,  # past int()'s 4,300 digits: a ValueError
+        "20 zeros and the length": "0" * 20 + n,
+        "a sign": "+" + n,
+        "whitespace after": n + " ",  # leading whitespace is the HTTP parser's to drop
+        "whitespace inside": f"{n[0]} {n[1:]}",
+        "an underscore": f"{n[0]}_{n[1:]}",
+        "negative": "-1",
+        "another script's digit": "\N{SUPERSCRIPT TWO}",  # str.isdigit() says yes, int() no
+        "past the body": str(body + 1),
+    }
+
+
+def test_a_json_length_that_is_not_a_plain_length_within_the_body_is_400(svc: RunningService) -> None:
+    model = httpx.get(svc.url + "/v1/model", timeout=10).json()["name"]
+    good, headers = binary_body(["one", "two"])
+    head = int(headers["Inference-Header-Content-Length"])
+    logged = svc.log.stat().st_size
+    answers = {}
+    # http.client, as httpx would refuse to send some of these headers.
+    connection = http.client.HTTPConnection("127.0.0.1", svc.port, timeout=30)
+    for case, value in json_length_cases(head, len(good)).items():
+        connection.request(
+            "POST", f"/v2/models/{model}/infer", good, {"Inference-Header-Content-Length": value}
+        )
+        answer = connection.getresponse()
+        answers[case] = (answer.status, json.loads(answer.read()).get("error_type"))
+    connection.close()
+    assert answers == dict.fromkeys(answers, (400, "invalid_tensor"))
+    with svc.log.open() as log:
+        log.seek(logged)
+        written = log.read()
+    assert "Traceback" not in written and "internal_error" not in written
+
+
+NOT_PLAIN_LENGTHS = {
+    "space before": b" 5",  # which the HTTP parser drops before it gets here
+    "space after": b"5 ",
+    "tab": b"\t5",
+    "sign": b"+5",
+    "underscore": b"5_0",
+    "negative": b"-1",
+    "not ASCII": b"\xb2",
+    "5000 digits": b"9" * 5000,
+    "empty": b"",
+}
+
+
+@pytest.mark.parametrize("case", list(NOT_PLAIN_LENGTHS))
+def test_split_body_takes_only_ascii_digits(case: str) -> None:
+    with pytest.raises(ServiceError) as err:
+        split_body(b"{}" * 10, NOT_PLAIN_LENGTHS[case])
+    assert err.value.error_type == ErrorType.INVALID_TENSOR
+    assert split_body(b"{}" * 10, b"2") == (b"{}", b"{}" * 9)
+
+
 def test_another_model_is_404_and_the_usual_limits_hold(svc: RunningService, small_model: Built) -> None:
     other = infer(svc, {"inputs": [texts_input(["a"])]}, model="not-this-one")
     assert (other.status_code, other.json()["error_type"]) == (404, "not_found")
@@ -201,13 +264,14 @@ def test_another_model_is_404_and_the_usual_limits_hold(svc: RunningService, sma
 
 
 def test_the_v2_routes_need_a_token_where_the_api_does(small_model: Built, tmp_path: Path) -> None:
-    env = {"TEXTCLF_API_TOKENS": "s3cret"}
+    token = "s3cret-0123456789"  # 16 characters at least
+    env = {"TEXTCLF_API_TOKENS": token}
     with running_service(
-        small_model.artifact, tmp_path / "service.log", workers=1, env=env, token="s3cret"
+        small_model.artifact, tmp_path / "service.log", workers=1, env=env, token=token
     ) as s:
         assert httpx.get(s.url + "/v2/health/ready", timeout=10).status_code == 200  # a probe: open
         body = {"inputs": [texts_input(["a"])]}
         assert infer(s, body, model=small_model.manifest["name"]).status_code == 401
-        authorized = {"Authorization": "Bearer s3cret"}
+        authorized = {"Authorization": f"Bearer {token}"}
         assert infer(s, body, model=small_model.manifest["name"], headers=authorized).status_code == 200
         assert httpx.get(s.url + "/v2", timeout=10).status_code == 401

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -22,16 +23,22 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from load_tests.faults import wait_until
 from load_tests.otlp_sink import otlp_sink
 from load_tests.server import free_port, running_service
 from service.config import TracingSettings
+from service.front.tracing import Tracing
 from tests.conftest import Built
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
 TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
+# The documented bounds: an attribute value's length by default, and `url.path`'s in any case.
+ATTRIBUTE_CHARS = 1024
+PATH_CHARS = 256
 
 
 @dataclass
@@ -255,3 +262,67 @@ def test_the_standard_variables_turn_tracing_on(
         monkeypatch.setenv(name, value)
     settings = TracingSettings()
     assert (settings.enabled, settings.protocol) == (enabled, protocol)
+
+
+def test_long_paths_make_small_spans_named_by_their_route(small_model: Built, tmp_path: Path) -> None:
+    # Just under the request line's 8 KiB bound (service.config), so both reach the app.
+    unknown = "/v1/" + "u" * 7_900
+    infer = "/v2/models/" + "m" * 7_800 + "/infer"  # a known route's shape, with a long model name
+    body = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["hi"]}]}
+    with otlp_receiver() as (endpoint, received):
+        with running_service(
+            small_model.artifact, tmp_path / "service.log", workers=1, env=traced_env(endpoint)
+        ) as svc:
+            lost = httpx.get(svc.url + unknown, timeout=30)
+            other_model = httpx.post(svc.url + infer, json=body, timeout=30)
+            assert (lost.status_code, other_model.status_code) == (404, 404)
+            wait_until(lambda: len(received.spans) >= 2, "the two requests' spans")
+    spans = {s.name: attributes(s) for s in received.spans}
+    assert set(spans) == {"GET other", "POST /v2/models/{model_name}/infer"}
+    unrouted, routed = spans["GET other"], spans["POST /v2/models/{model_name}/infer"]
+    assert (unrouted["http.route"], unrouted["url.path"]) == ("other", unknown[:PATH_CHARS])
+    assert (routed["http.route"], routed["url.path"]) == ("/v2/models/{model_name}/infer", infer[:PATH_CHARS])
+    assert all(len(v) <= ATTRIBUTE_CHARS for a in spans.values() for v in a.values() if isinstance(v, str))
+
+
+@pytest.mark.parametrize(
+    ("environ", "kept"),
+    [
+        ({}, ATTRIBUTE_CHARS),
+        ({"OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "100"}, 100),
+        ({"OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "100", "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT": "50"}, 50),
+    ],
+)
+def test_attribute_values_are_cut_at_the_limit(
+    monkeypatch: pytest.MonkeyPatch, environ: dict[str, str], kept: int
+) -> None:
+    for name in ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    finished = InMemorySpanExporter()
+    tracing = Tracing(TracingSettings(), SimpleSpanProcessor(finished))
+    tracing.tracer.start_span("long", attributes={"sent": "x" * 5_000}).end()
+    tracing.shutdown()
+    [span] = finished.get_finished_spans()
+    assert span.attributes is not None and len(str(span.attributes["sent"])) == kept
+
+
+def test_a_malformed_tracestate_is_logged_once_without_its_value(small_model: Built, tmp_path: Path) -> None:
+    log = tmp_path / "service.log"
+    member = f"caller-bytes-{uuid.uuid4().hex} is no member"  # the SDK warned quoting it, each time
+    headers = {"traceparent": TRACEPARENT, "tracestate": f"vendor=fine,{member}"}
+    with otlp_receiver() as (endpoint, _):
+        with running_service(small_model.artifact, log, workers=1, env=traced_env(endpoint)) as svc:
+            with httpx.Client(timeout=30) as client:
+                answers = [
+                    client.post(svc.url + "/v1/classify", json={"text": f"state {i}"}, headers=headers)
+                    for i in range(5)
+                ]
+    assert {a.status_code for a in answers} == {200}
+    assert all(a.headers["traceresponse"].startswith(f"00-{TRACE_ID}-") for a in answers)  # still continued
+    text = log.read_text()
+    assert member not in text
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    warned = [line for line in lines if line["logger"].startswith("opentelemetry")]
+    assert [line["level"] for line in warned] == ["warning"]  # the first, without the value
