@@ -7,13 +7,19 @@ queue of its own. Both sides build their structs here, from the artifact's label
     hello: !H version length, then the artifact version (UTF-8): a worker's first message, once
            its model is warm; the front refuses a worker whose version is not its own
     job:   !I job id, !I text length in bytes, then the text (UTF-8)
-    reply: !I job id, !? ok, !H tokens, !? truncated, !d tokenize s, !d inference s, !d busy s
-           (receive to send, the worker's own clock), then one !d probability and one !d logit per
-           label: the worker takes the softmax once, the front copies its result
+    reply: !I job id, !H labels, !? ok, !H tokens, !? truncated, !d tokenize s, !d inference s,
+           !d busy s (receive to send, the worker's own clock), then one !d probability and one !d
+           logit per label: the worker takes the softmax once, the front checks and copies its result
+
+The front trusts no reply: one with another label count (read as soon as its first 6 bytes are in,
+so a short one does not wait for bytes that never come), scores that are not probabilities
+summing to 1, a logit or time that is not a finite number, is refused (`BadReply`) and its worker
+replaced, like one that answers another job.
 """
 
 from __future__ import annotations
 
+import math
 import socket
 import struct
 from collections.abc import Sequence
@@ -23,6 +29,14 @@ from service.prediction import Prediction, Timing
 
 JOB_HEADER = struct.Struct("!II")
 HELLO_HEADER = struct.Struct("!H")
+REPLY_HEADER = struct.Struct("!IH")  # the start of every reply: job id, label count
+# How far a reply's probabilities may sum from 1: a worker's float64 softmax over a few labels is
+# within a few ulp (1e-16) of it, so this refuses only what no softmax computed.
+SCORE_SUM_TOLERANCE = 1e-9
+
+
+class BadReply(ValueError):
+    """A reply no worker computing this model sends: its worker is broken or out of step."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +54,8 @@ class Codec:
     def __init__(self, labels: Sequence[str]) -> None:
         self.labels = tuple(labels)
         n = len(self.labels)
-        self._reply = struct.Struct(f"!I?H?ddd{n}d{n}d")
-        self._failed = (False, 0, False, 0.0, 0.0, 0.0, *(0.0,) * (2 * n))
+        self._reply = struct.Struct(f"!IH?H?ddd{n}d{n}d")
+        self._failed = (n, False, 0, False, 0.0, 0.0, 0.0, *(0.0,) * (2 * n))
 
     @property
     def reply_size(self) -> int:
@@ -52,6 +66,7 @@ class Codec:
         """The bytes a worker sends for a job it computed."""
         return self._reply.pack(
             job_id,
+            len(self.labels),
             True,
             prediction.tokens,
             prediction.truncated,
@@ -67,15 +82,37 @@ class Codec:
         return self._reply.pack(job_id, *self._failed)
 
     def unpack_reply(self, data: bytes | memoryview) -> Reply:
-        """A reply from exactly `reply_size` bytes; its timing's queue is left for the front."""
-        job_id, ok, tokens, truncated, tokenize, inference, busy, *numbers = self._reply.unpack(data)
+        """A reply from exactly `reply_size` bytes; its timing's queue is left for the front.
+        BadReply if no worker computing this model sends it (the checks: 0.5 µs a reply)."""
+        job_id, count, ok, tokens, truncated, tokenize, inference, busy, *numbers = self._reply.unpack(data)
+        n = len(self.labels)
+        if count != n:
+            raise BadReply(f"a reply for {count} labels, not {n}")
+        if not 0.0 <= busy < math.inf:
+            raise BadReply(f"a busy time of {busy} s")
         if not ok:
             return Reply(job_id, busy, None)
-        n = len(self.labels)
-        prediction = Prediction.from_scores(
-            self.labels, tuple(numbers[:n]), tuple(numbers[n:]), tokens, truncated
-        )
+        scores, logits = tuple(numbers[:n]), tuple(numbers[n:])
+        # Cheap enough for every reply: NaN fails every comparison, and a sum is finite only if
+        # every term is (float32 logits are too small to add up to an overflow).
+        if not (
+            abs(sum(scores) - 1.0) <= SCORE_SUM_TOLERANCE
+            and min(scores) >= 0.0
+            and math.isfinite(sum(logits))
+            and 0.0 <= tokenize < math.inf
+            and 0.0 <= inference < math.inf
+        ):
+            raise BadReply(f"scores {scores}, logits {logits}, times {tokenize} s and {inference} s")
+        prediction = Prediction.from_scores(self.labels, scores, logits, tokens, truncated)
         return Reply(job_id, busy, (prediction, Timing(tokenize, inference)))
+
+    def check_start(self, buffer: bytes | bytearray) -> None:
+        """BadReply if the reply starting `buffer` (not all there yet) is for another label count:
+        a shorter reply than ours would otherwise wait for bytes that never come."""
+        if len(buffer) >= REPLY_HEADER.size:
+            _, count = REPLY_HEADER.unpack_from(buffer)
+            if count != len(self.labels):
+                raise BadReply(f"a reply for {count} labels, not {len(self.labels)}")
 
 
 def pack_hello(version: str) -> bytes:

@@ -137,7 +137,8 @@ class Metrics:
         )
         self.model_worker_restarts = Counter(
             name("model_worker_restarts_total"),
-            "Model workers replaced: exited, killed past the job timeout, or refused (another model).",
+            "Model workers replaced: exited, killed past the job or hello timeout, refused (another model), "
+            "or distrusted (a reply for another job, or one no model computes).",
             registry=registry,
         )
         self.job_retries = Counter(

@@ -11,7 +11,10 @@ held is retried once on another worker, then answered 503 `model_worker_lost`. A
 past the job timeout (a hung worker: a deadlock, a stalled page-in, a frozen cgroup) gets its
 worker killed and replaced the same way, and 503 `model_timeout` if its retry times out too; the
 job sent ahead to it never started, so it goes back to the queue as it was. A worker whose reply
-names another job, or whose model is not the front's, is replaced too: nothing it says is trusted.
+names another job or is not one a model computes (service.protocol.BadReply: NaN scores, another
+label count), or whose model is not the front's, is replaced too: nothing it says is trusted, and
+its job is retried as for a worker lost. A replacement that does not say hello in time (it hangs
+loading) is killed and replaced with the growing delay, so the pool does not stay a worker short.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from service.front.inference import Result
 from service.front.metrics import Metrics
 from service.front.worker_link import WorkerLink, reap, spawn_worker
 from service.prediction import Prediction, Timing
-from service.protocol import Codec, Reply, pack_job, take_hello
+from service.protocol import BadReply, Codec, Reply, pack_job, take_hello
 
 log = logging.getLogger("service.pool")
 READ_CHUNK = 1 << 16
@@ -41,6 +44,13 @@ MAX_RESPAWN_DELAY_SECONDS = 30.0
 # The watchdog's period: how late past its deadline a hung job, or a queued job nothing else
 # wakes, is answered.
 WATCH_SECONDS = 0.1
+# A replacement that has not said hello this long after its start hangs loading (a stalled page-in,
+# a frozen cgroup, a debugger): it is killed and replaced. The deadline is the start-up's own load
+# time (every worker at once, one per core) times the margin, which covers a replacement loading
+# beside busy workers on a shared core; the floor covers a start-up from a warm page cache that a
+# replacement may not find (a cold import of the model runtime alone takes seconds).
+HELLO_MARGIN = 10.0
+HELLO_FLOOR_SECONDS = 10.0
 # Of the shutdown budget, what is kept after the last jobs are answered to close the sockets and
 # reap the workers (at most half of it).
 REAP_SECONDS = 1.0
@@ -97,6 +107,8 @@ class ModelPool:
         self._respawns: set[asyncio.Task[None]] = set()
         self._exited: list[subprocess.Popen[bytes]] = []  # lost workers, reaped by _replace or close
         self._failed_starts = 0
+        self.load_seconds = math.inf  # how long start() took to have every worker ready
+        self.hello_timeout = math.inf  # a replacement not ready this long after its start is killed
         self._unready_since: float | None = None
         self._shutdown_at: float | None = None  # monotonic; set when the shutdown clock starts
         self._give_up_at = math.inf  # monotonic; unanswered jobs get 503 from then on
@@ -129,6 +141,7 @@ class ModelPool:
 
     async def start(self) -> None:
         """Start every worker and wait until all are ready; raise PoolStartError if one dies first."""
+        started = time.monotonic()
         workers = [self._spawn() for _ in range(self.size)]
         try:
             async with asyncio.timeout(self.start_timeout):
@@ -136,6 +149,14 @@ class ModelPool:
         except (PoolStartError, TimeoutError) as err:
             await self.close()
             raise PoolStartError(f"model workers did not start: {err or 'timed out'}") from None
+        self.load_seconds = time.monotonic() - started
+        self.hello_timeout = max(HELLO_FLOOR_SECONDS, HELLO_MARGIN * self.load_seconds)
+        log.info(
+            "model workers ready in %.1f s (%d); a replacement not ready within %.1f s is killed",
+            self.load_seconds,
+            self.size,
+            self.hello_timeout,
+        )
         self._watchdog = asyncio.get_running_loop().create_task(self._watch())
         self._publish()
 
@@ -269,10 +290,15 @@ class ModelPool:
                 self._refuse(worker, version)
                 return
             self._on_ready(worker)
-        while len(buffer) >= size and worker.attached:
-            reply = self._codec.unpack_reply(memoryview(buffer)[:size])
-            del buffer[:size]
-            self._on_reply(worker, reply)
+        try:
+            while len(buffer) >= size and worker.attached:
+                reply = self._codec.unpack_reply(memoryview(buffer)[:size])
+                del buffer[:size]
+                self._on_reply(worker, reply)
+            if buffer and worker.attached:  # part of a reply: a short one (fewer labels) never ends
+                self._codec.check_start(buffer)
+        except BadReply as err:
+            self._distrust(worker, f"model worker {worker.pid} sent {err}")
 
     def _on_ready(self, worker: Worker) -> None:
         worker.ready.set_result(None)
@@ -293,10 +319,7 @@ class ModelPool:
         if job is None or reply.job_id != job.id:
             # Out of step with its socket: whatever else it says may belong to another text.
             expected = job.id if job else "none"
-            reason = f"model worker {worker.pid} answered job {reply.job_id}, not {expected}"
-            log.error("%s: replacing it", reason)
-            worker.kill()
-            self._retire(worker, ErrorType.MODEL_WORKER_LOST, reason, True)
+            self._distrust(worker, f"model worker {worker.pid} answered job {reply.job_id}, not {expected}")
             return
         worker.jobs.popleft()
         if worker.jobs:
@@ -315,13 +338,37 @@ class ModelPool:
                 job.future.set_result((prediction, Timing(timing.tokenize, timing.inference, queued)))
         self._dispatch()
 
+    def _distrust(self, worker: Worker, reason: str) -> None:
+        """A worker out of step or broken: whatever else it says may be wrong too. It is killed and
+        replaced; its job is retried on another worker, never answered with what it sent."""
+        log.error("%s: replacing it", reason)
+        worker.kill()
+        self._retire(worker, ErrorType.MODEL_WORKER_LOST, reason, True)
+
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(WATCH_SECONDS)
             self._check_deadlines()
 
     def _check_deadlines(self) -> None:
-        """Replace each worker whose running job is past the job timeout; expire queued jobs."""
+        """Replace each worker whose running job is past the job timeout, and each replacement not
+        ready within the hello timeout; expire queued jobs."""
+        deadline = time.monotonic() - self.hello_timeout
+        for worker in [w for w in self._workers if not w.ready.done() and w.spawned < deadline]:
+            self._on_readable(worker)  # a hello already waiting in the socket is taken
+            if worker.attached and not worker.ready.done():
+                log.error(
+                    "model worker %d not ready %.1f s after its start (hello timeout: %g x the %.1f s "
+                    "the pool took to start, at least %g s): killing and replacing it",
+                    worker.pid,
+                    time.monotonic() - worker.spawned,
+                    HELLO_MARGIN,
+                    self.load_seconds,
+                    HELLO_FLOOR_SECONDS,
+                )
+                worker.kill()
+                reason = f"model worker {worker.pid} not ready within {self.hello_timeout:.1f} s"
+                self._retire(worker, ErrorType.MODEL_WORKER_LOST, reason, False)
         for worker in [w for w in self._workers if w.jobs and self._overdue(w)]:
             self._on_readable(worker)  # a reply already waiting in the socket is taken, not lost
             if worker.attached and worker.jobs and self._overdue(worker):

@@ -42,6 +42,7 @@ class WorkerLink(Generic[Job]):
     outgoing: bytearray = field(default_factory=bytearray)
     jobs: deque[Job] = field(default_factory=deque)  # sent, in order; the first one is running
     started: float = 0.0  # perf_counter() when the running job (jobs[0]) started
+    spawned: float = field(default_factory=time.monotonic)  # when its process was started
 
     @property
     def pid(self) -> int:

@@ -6,6 +6,8 @@ import asyncio
 import logging
 import os
 import signal
+import socket
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -17,7 +19,9 @@ import pytest
 
 from service.artifact import load_artifact
 from service.config import Settings
+from service.front.cache import ResultCache
 from service.front.errors import ErrorType, ServiceError
+from service.front.inference import Inference
 from service.front.metrics import Metrics
 from service.front.pool import ModelPool, PoolStartError
 from service.front.worker_link import MODEL_WORKER, spawn_worker
@@ -352,6 +356,110 @@ def test_a_reply_for_another_job_replaces_the_worker(small_model: Built) -> None
             await pool.close()
 
     asyncio.run(scenario())
+
+
+# A worker that says the right hello and answers each job with its own id, but with a reply no
+# model computes: NaN scores, an infinite logit, or one score too many or too few (the struct of a
+# model with another label count).
+BAD_REPLIES = """
+import math, socket, sys
+from service.prediction import Prediction, Timing
+from service.protocol import Codec, pack_hello, receive_job
+kind, version, *labels, _, fd = sys.argv[1:]
+if kind == "one-score-more":
+    labels.append("extra")
+elif kind == "one-score-fewer":
+    labels.pop()
+n = len(labels)
+scores, logits = (1 / n,) * n, (0.0,) * n
+if kind == "nan-scores":
+    scores = (math.nan,) * n
+elif kind == "infinite-logit":
+    logits = (math.inf,) + (0.0,) * (n - 1)
+prediction = Prediction(labels[0], scores[0], scores, logits, 3, False)
+codec = Codec(labels)
+sock = socket.socket(fileno=int(fd))
+sock.sendall(pack_hello(version))
+while (job := receive_job(sock)) is not None:
+    sock.sendall(codec.pack_reply(job[0], prediction, Timing(0.001, 0.001), 0.002))
+"""
+
+
+@pytest.mark.parametrize("kind", ["nan-scores", "infinite-logit", "one-score-more", "one-score-fewer"])
+@pytest.mark.usefixtures("worker_env")
+def test_a_reply_no_model_computes_replaces_the_worker_and_is_neither_served_nor_cached(
+    small_model: Built, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    artifact = load_artifact(small_model.artifact)
+    text = "an honest question"
+    expected, _ = Classifier.from_artifact(artifact).predict(text)
+    commands = iter([[sys.executable, "-c", BAD_REPLIES, kind, artifact.version, *artifact.labels]])
+    liars: list[int] = []
+
+    async def scenario() -> None:
+        pool = ModelPool(
+            1,
+            artifact.labels,
+            artifact.version,
+            Metrics(None),
+            spawn=lambda: spawn_worker(next(commands, MODEL_WORKER)),  # the liar, then real ones
+        )
+        await pool.start()
+        inference = Inference(pool, ResultCache(100, 1 << 20), pool.version, pool.metrics, 32)
+        try:
+            liars.extend(pool.pids())
+            outcome = await asyncio.wait_for(inference.classify(text), 60)
+            # Retried on the replacement, a real worker: its answer is served and cached, not the liar's.
+            assert not outcome.cached and outcome.prediction.label == expected.label
+            assert outcome.prediction.scores == pytest.approx(expected.scores, abs=1e-6)
+            assert inference.cache.get((pool.version, text)) == outcome.prediction
+            assert liars[0] not in pool.pids() and not alive(liars[0])
+            assert value(pool, "textclf_model_worker_restarts_total") == 1
+            assert value(pool, "textclf_model_job_retries_total") == 1
+        finally:
+            await pool.close()
+
+    with caplog.at_level(logging.ERROR, logger="service.pool"):
+        asyncio.run(scenario())
+    said = [r.getMessage() for r in caplog.records if f"model worker {liars[0]} sent" in r.getMessage()]
+    assert len(said) == 1 and said[0].endswith(": replacing it"), said
+
+
+@pytest.mark.usefixtures("worker_env")
+def test_a_replacement_that_never_says_hello_is_killed_and_replaced_in_turn(
+    small_model: Built, caplog: pytest.LogCaptureFixture
+) -> None:
+    spawned: list[int] = []
+    spawned_at: list[float] = []  # monotonic, just before each start
+
+    def spawn() -> tuple[subprocess.Popen[bytes], socket.socket]:
+        spawned_at.append(time.monotonic())
+        process, sock = spawn_worker()
+        if len(spawned) == 1:  # the first replacement: a real worker frozen before its hello
+            stop(process.pid)
+        spawned.append(process.pid)
+        return process, sock
+
+    async def scenario() -> None:
+        async with running_pool(small_model, 1, spawn=spawn) as pool:
+            os.kill(spawned[0], signal.SIGKILL)
+            await until(lambda: pool.pids() == spawned[1:2])
+            assert pool.ready == 0
+            await until(lambda: spawned[1] not in pool.pids(), pool.hello_timeout + 60)
+            # Given the whole deadline from its start (the start-up's load time x the margin, or
+            # the floor), not killed early.
+            assert time.monotonic() - spawned_at[1] >= pool.hello_timeout
+            # Replaced after the growing delay, by a worker that says hello: back to full strength.
+            await until(lambda: len(spawned) == 3 and pool.ready == 1)
+            assert pool.pids() == spawned[2:] and not alive(spawned[1])
+            assert value(pool, "textclf_model_worker_restarts_total") == 2  # the killed one, the frozen one
+            prediction, _ = await asyncio.wait_for(pool.predict("served by the third worker"), 60)
+            assert prediction.label in pool.labels
+
+    with caplog.at_level(logging.ERROR, logger="service.pool"):
+        asyncio.run(scenario())
+    said = [r.getMessage() for r in caplog.records if "not ready" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith(f"model worker {spawned[1]} not ready"), said
 
 
 @pytest.mark.usefixtures("worker_env")
