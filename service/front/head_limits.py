@@ -83,7 +83,8 @@ class HeadScanner:
                 if self._lines:  # the end of the head: the rest is body
                     self.reading = False
                     return None
-                self._head = 0  # empty lines before a request line are skipped (RFC 9112 2.2)
+                # Empty lines before a request line are skipped (RFC 9112 2.2), but still count
+                # towards the head: an endless run of them is refused, not looped over for ever.
                 continue
             self._lines += 1
 

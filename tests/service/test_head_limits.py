@@ -64,6 +64,11 @@ def test_empty_lines_before_the_request_line_do_not_end_the_head() -> None:
     assert fed(scanner, b"\r\n\r\n\r\nGET /" + b"a" * 10_000, 4) is ErrorType.URI_TOO_LONG
 
 
+def test_an_endless_run_of_empty_lines_is_431_past_the_head_limit() -> None:
+    scanner = HeadScanner(LIMITS)
+    assert fed(scanner, b"\r\n" * 10_000, 64) is ErrorType.HEADERS_TOO_LARGE
+
+
 def test_the_next_request_on_a_connection_is_bounded_too() -> None:
     scanner = HeadScanner(LIMITS)
     assert fed(scanner, HEAD, len(HEAD)) is None
