@@ -59,6 +59,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._head = HeadScanner(head_limits)
         self._linger: asyncio.TimerHandle | None = None  # set once a head is refused
         self._lingered = 0
+        # Bytes read since the open chunk's header with none of its data: the last chunk's
+        # trailer fields, which the parser builds like header values (None: no such chunk).
+        self._trailers: int | None = None
         self._header_deadline: asyncio.TimerHandle | None = None
         self._reading_headers = False
 
@@ -82,16 +85,38 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             if self._lingered > LINGER_BYTES:
                 self.transport.close()
             return
-        if self._head.reading:
-            refusal = self._head.feed(data)
+        head = self._head
+        if head.reading:
+            refusal = head.feed(data)
             if refusal is not None:
                 self._refuse_head(refusal)
                 return
         super().data_received(data)
+        if self._reading_headers and not head.reading:
+            # The parser is in a head the scanner does not follow (a pipelined request that began
+            # in this chunk): counted from the next chunk on, so at most one chunk goes unseen.
+            head.expect_head()
+        if self._trailers is not None:
+            self._trailers += len(data)
+            if self._trailers > head.limits.head:
+                message = f"trailer fields over {head.limits.head} bytes; connection closed"
+                self._refuse_head(HeadRefusal(ErrorType.HEADERS_TOO_LARGE, message))
 
     def on_message_complete(self) -> None:
         self._head.expect_head()
+        self._trailers = None
         super().on_message_complete()
+
+    # Called by the parser for chunked bodies only.
+    def on_chunk_header(self) -> None:
+        self._trailers = 0
+
+    def on_chunk_complete(self) -> None:
+        self._trailers = None
+
+    def on_body(self, body: bytes) -> None:
+        self._trailers = None
+        super().on_body(body)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -105,15 +130,19 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._reading_headers = False
+        self._head.reading = False
         self._cancel_deadline()
         super().on_headers_complete()
 
     def _refuse_head(self, refusal: HeadRefusal) -> None:
-        """Answer at once and half-close; what the client still sends is dropped (see LINGER_BYTES)."""
+        """Answer at once and half-close; what the client still sends is dropped (see LINGER_BYTES).
+        While an earlier request's answer is still being written, the connection is just closed."""
         self._cancel_deadline()
         count_refusal(self.app_state, refusal.error_type)
-        if self.cycle is None or self.cycle.response_complete:  # not while an answer is being written
-            self.transport.write(raw_response(refusal.error_type, refusal.message))
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.transport.close()
+            return
+        self.transport.write(raw_response(refusal.error_type, refusal.message))
         self.transport.write_eof()
         self._linger = self.loop.call_later(LINGER_SECONDS, self.transport.close)
 

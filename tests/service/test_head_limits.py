@@ -64,6 +64,30 @@ def test_empty_lines_before_the_request_line_do_not_end_the_head() -> None:
     assert fed(scanner, b"\r\n\r\n\r\nGET /" + b"a" * 10_000, 4) is ErrorType.URI_TOO_LONG
 
 
+@pytest.mark.parametrize("prefix", [b"\r\n", b"\n\r\n\r\n", b"\r\r\n", b"\r\n\r\n\r\n"])
+@pytest.mark.parametrize("chunk", [1, 2, 3, 64])
+def test_cr_and_lf_before_a_request_line_neither_end_the_head_nor_hide_it(prefix: bytes, chunk: int) -> None:
+    # The parser skips them; a scanner that took them for the head's end would stop looking.
+    scanner = HeadScanner(LIMITS)
+    assert fed(scanner, prefix + b"GET /" + b"a" * 10_000, chunk) is ErrorType.URI_TOO_LONG
+    scanner = HeadScanner(LIMITS)
+    assert fed(scanner, prefix + HEAD, chunk) is None
+    assert not scanner.reading
+
+
+def test_a_blank_line_cut_between_its_cr_and_lf_ends_the_head() -> None:
+    scanner = HeadScanner(LIMITS)
+    head, rest = HEAD[:-1], HEAD[-1:]
+    assert scanner.feed(head) is None and scanner.reading
+    assert scanner.feed(rest + b"{" * 1000) is None  # the body after it is not counted
+    assert not scanner.reading
+
+
+def test_a_line_of_one_byte_is_no_blank_line() -> None:
+    scanner = HeadScanner(LIMITS)
+    assert fed(scanner, b"GET / HTTP/1.1\r\na\n" + b"X: " + b"b" * 10_000, 7) is ErrorType.HEADERS_TOO_LARGE
+
+
 def test_an_endless_run_of_empty_lines_is_431_past_the_head_limit() -> None:
     scanner = HeadScanner(LIMITS)
     assert fed(scanner, b"\r\n" * 10_000, 64) is ErrorType.HEADERS_TOO_LARGE

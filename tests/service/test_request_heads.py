@@ -89,3 +89,67 @@ def test_heads_at_the_limits_are_served(service: RunningService) -> None:
     headers = {f"x-filler-{i}": "v" * 7000 for i in range(3)}
     response = httpx.post(service.url + long_path, json={"text": "fine"}, headers=headers, timeout=10)
     assert response.status_code == 200, response.text
+
+
+def read_response(conn: socket.socket) -> tuple[bytes, bytes]:
+    """One HTTP/1.1 response with a Content-Length: its status line and body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        assert chunk, f"closed after {data[:200]!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(
+        next(h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length:")).split(b":")[1]
+    )
+    while len(body) < length:
+        body += conn.recv(65536)
+    return head.split(b"\r\n")[0], body
+
+
+def post(text: str) -> tuple[bytes, bytes]:
+    """A classify request's head and body, the body as bytes."""
+    body = b'{"text": "' + text.encode() + b'"}'
+    head = b"POST /v1/classify HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+    return head + b"Content-Length: %d\r\n\r\n" % len(body), body
+
+
+def test_a_later_request_on_a_kept_alive_connection_is_bounded_too(service: RunningService) -> None:
+    with socket.create_connection(("127.0.0.1", service.port), timeout=30) as conn:
+        conn.sendall(b"".join(post("first")))
+        assert read_response(conn)[0].startswith(b"HTTP/1.1 200 ")
+        conn.sendall(b"GET /" + b"a" * 65536)
+        assert conn.recv(65536).startswith(b"HTTP/1.1 414 ")
+
+
+def test_cr_and_lf_before_the_request_line_do_not_hide_it(service: RunningService) -> None:
+    with socket.create_connection(("127.0.0.1", service.port), timeout=30) as conn:
+        conn.sendall(b"\n\r\n\r\r\nGET /" + b"a" * 65536)
+        assert conn.recv(65536).startswith(b"HTTP/1.1 414 ")
+
+
+def test_a_pipelined_request_whose_body_comes_later_is_served(service: RunningService) -> None:
+    # The second request's head arrives with the first request, its long body (no line break) only
+    # once the first is answered: that body is no request line to refuse.
+    head, body = post("b" * 9000)
+    with socket.create_connection(("127.0.0.1", service.port), timeout=30) as conn:
+        conn.sendall(b"".join(post("first")) + head + body[:10])
+        assert read_response(conn)[0].startswith(b"HTTP/1.1 200 ")
+        conn.sendall(body[10:])
+        status, answer = read_response(conn)
+    assert status.startswith(b"HTTP/1.1 200 "), answer[:200]
+
+
+def test_huge_trailer_fields_after_a_chunked_body_are_refused(service: RunningService) -> None:
+    [front] = service.http_pids()
+    refused = sample(service, "textclf_errors_total", error_type="headers_too_large")
+    before = bytes_read(front)
+    head = b"POST /v1/classify HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+    chunked = (
+        head + b"Transfer-Encoding: chunked\r\n\r\n10\r\n" + b'{"text": "hello"}'[:16] + b"\r\n0\r\nX-T: "
+    )
+    sent, _ = flood(service.port, chunked, HUGE)
+    read = bytes_read(front) - before
+    assert read < READ_AT_MOST, f"the HTTP process read {read} bytes of a {HUGE}-byte trailer"
+    assert sent < HUGE, "the whole trailer was taken"
+    assert sample(service, "textclf_errors_total", error_type="headers_too_large") == refused + 1
