@@ -54,7 +54,7 @@ class Codec:
     def __init__(self, labels: Sequence[str]) -> None:
         self.labels = tuple(labels)
         n = len(self.labels)
-        self._reply = struct.Struct(f"!IH?H?ddd{n}d{n}d")
+        self._reply = struct.Struct(REPLY_HEADER.format + f"?H?ddd{n}d{n}d")
         self._failed = (n, False, 0, False, 0.0, 0.0, 0.0, *(0.0,) * (2 * n))
 
     @property

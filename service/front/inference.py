@@ -176,7 +176,10 @@ class Inference:
                 return shared, False
             taken_over = self._computing.get(text)
             if taken_over is None:
-                self._admit(1)
+                try:
+                    self._admit(1)
+                except ServiceError as refused:  # a result like any text's: the others are still cached
+                    return refused, True
                 [result] = await self._shared([text])
                 return result, True
             waiting = taken_over

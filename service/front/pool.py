@@ -109,6 +109,7 @@ class ModelPool:
         self._failed_starts = 0
         self.load_seconds = math.inf  # how long start() took to have every worker ready
         self.hello_timeout = math.inf  # a replacement not ready this long after its start is killed
+        self._hello_base = math.inf  # what hello_timeout starts at, and returns to at each hello
         self._unready_since: float | None = None
         self._shutdown_at: float | None = None  # monotonic; set when the shutdown clock starts
         self._give_up_at = math.inf  # monotonic; unanswered jobs get 503 from then on
@@ -150,7 +151,8 @@ class ModelPool:
             await self.close()
             raise PoolStartError(f"model workers did not start: {err or 'timed out'}") from None
         self.load_seconds = time.monotonic() - started
-        self.hello_timeout = max(HELLO_FLOOR_SECONDS, HELLO_MARGIN * self.load_seconds)
+        self._hello_base = max(HELLO_FLOOR_SECONDS, HELLO_MARGIN * self.load_seconds)
+        self.hello_timeout = self._hello_base
         log.info(
             "model workers ready in %.1f s (%d); a replacement not ready within %.1f s is killed",
             self.load_seconds,
@@ -303,6 +305,7 @@ class ModelPool:
     def _on_ready(self, worker: Worker) -> None:
         worker.ready.set_result(None)
         self._failed_starts = 0
+        self.hello_timeout = self._hello_base
         self._idle.append(worker)
         self._publish()
         self._dispatch()
@@ -357,17 +360,20 @@ class ModelPool:
         for worker in [w for w in self._workers if not w.ready.done() and w.spawned < deadline]:
             self._on_readable(worker)  # a hello already waiting in the socket is taken
             if worker.attached and not worker.ready.done():
+                reason = f"model worker {worker.pid} not ready within {self.hello_timeout:.1f} s"
+                # A load that really takes longer (a cold page cache, a busy node) must get there:
+                # the next replacement has twice as long, up to the start-up's own bound.
+                self.hello_timeout = min(2 * self.hello_timeout, max(self.start_timeout, self._hello_base))
                 log.error(
-                    "model worker %d not ready %.1f s after its start (hello timeout: %g x the %.1f s "
-                    "the pool took to start, at least %g s): killing and replacing it",
-                    worker.pid,
-                    time.monotonic() - worker.spawned,
+                    "%s of its start (%g x the %.1f s the pool took to start, at least %g s): killing it; "
+                    "the next has %.1f s",
+                    reason,
                     HELLO_MARGIN,
                     self.load_seconds,
                     HELLO_FLOOR_SECONDS,
+                    self.hello_timeout,
                 )
                 worker.kill()
-                reason = f"model worker {worker.pid} not ready within {self.hello_timeout:.1f} s"
                 self._retire(worker, ErrorType.MODEL_WORKER_LOST, reason, False)
         for worker in [w for w in self._workers if w.jobs and self._overdue(w)]:
             self._on_readable(worker)  # a reply already waiting in the socket is taken, not lost

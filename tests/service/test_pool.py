@@ -443,14 +443,18 @@ def test_a_replacement_that_never_says_hello_is_killed_and_replaced_in_turn(
     async def scenario() -> None:
         async with running_pool(small_model, 1, spawn=spawn) as pool:
             os.kill(spawned[0], signal.SIGKILL)
-            await until(lambda: pool.pids() == spawned[1:2])
+            await until(lambda: len(spawned) == 2 and pool.pids() == spawned[1:2])
             assert pool.ready == 0
-            await until(lambda: spawned[1] not in pool.pids(), pool.hello_timeout + 60)
+            timeout = pool.hello_timeout
+            await until(lambda: spawned[1] not in pool.pids(), timeout + 60)
             # Given the whole deadline from its start (the start-up's load time x the margin, or
-            # the floor), not killed early.
-            assert time.monotonic() - spawned_at[1] >= pool.hello_timeout
-            # Replaced after the growing delay, by a worker that says hello: back to full strength.
+            # the floor), not killed early; the next replacement gets twice as long.
+            assert time.monotonic() - spawned_at[1] >= timeout
+            assert pool.hello_timeout == 2 * timeout
+            # Replaced after the growing delay, by a worker that says hello: back to full strength,
+            # and to the first deadline.
             await until(lambda: len(spawned) == 3 and pool.ready == 1)
+            assert pool.hello_timeout == timeout
             assert pool.pids() == spawned[2:] and not alive(spawned[1])
             assert value(pool, "textclf_model_worker_restarts_total") == 2  # the killed one, the frozen one
             prediction, _ = await asyncio.wait_for(pool.predict("served by the third worker"), 60)
