@@ -1,0 +1,63 @@
+"""The wire codec refuses replies no worker computing this model sends (in process, no worker)."""
+
+from __future__ import annotations
+
+import math
+import struct
+
+import pytest
+
+from service.prediction import Prediction, Timing
+from service.protocol import REPLY_HEADER, BadReply, Codec
+
+LABELS = ("negative", "neutral", "positive")
+CODEC = Codec(LABELS)
+GOOD = Prediction.from_logits(LABELS, (0.5, -1.0, 2.0), tokens=7, truncated=False)
+
+
+def reply(
+    *,
+    labels: int = 3,
+    scores: tuple[float, ...] | None = None,
+    logits: tuple[float, ...] | None = None,
+    times: tuple[float, float, float] = (0.001, 0.002, 0.004),
+) -> bytes:
+    """A reply as a worker would pack it, with any field set to what a broken worker might send."""
+    scores = GOOD.scores if scores is None else scores
+    logits = GOOD.logits if logits is None else logits
+    body = struct.pack(f"!?H?ddd{len(scores)}d{len(logits)}d", True, 7, False, *times, *scores, *logits)
+    return REPLY_HEADER.pack(42, labels) + body
+
+
+def test_a_computed_reply_comes_back_as_it_was_sent() -> None:
+    packed = CODEC.pack_reply(42, GOOD, Timing(0.001, 0.002), busy=0.004)
+    assert packed == reply()
+    unpacked = CODEC.unpack_reply(packed)
+    assert unpacked.job_id == 42 and unpacked.result is not None
+    assert unpacked.result[0] == GOOD
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"scores": (math.nan, 0.5, 0.5)},
+        {"scores": (-0.1, 0.6, 0.5)},  # sums to 1, but no probability is negative
+        {"scores": (0.2, 0.2, 0.2)},  # probabilities, not summing to 1
+        {"logits": (1.0, math.inf, 0.0)},
+        {"logits": (1.0, math.nan, 0.0)},
+        {"times": (-0.001, 0.002, 0.004)},
+        {"times": (0.001, math.nan, 0.004)},
+        {"times": (0.001, 0.002, math.inf)},
+    ],
+    ids=lambda bad: f"{next(iter(bad))}={next(iter(bad.values()))}",
+)
+def test_a_reply_no_model_computes_is_refused(bad: dict[str, tuple[float, ...]]) -> None:
+    with pytest.raises(BadReply):
+        CODEC.unpack_reply(reply(**bad))  # type: ignore[arg-type]
+
+
+def test_a_reply_for_another_label_count_is_refused_before_it_is_all_there() -> None:
+    short = reply(labels=2, scores=(0.5, 0.5), logits=(0.0, 0.0))
+    with pytest.raises(BadReply):
+        CODEC.check_start(short[: REPLY_HEADER.size])
+    CODEC.check_start(reply()[: REPLY_HEADER.size])  # ours: nothing to say yet
