@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.artifact import DEFAULT_MODEL_DIR
 from service.cpus import available_cpus
+from service.tokens import TOKENS_FILE_FORMAT, read_tokens_file, token_problem
 
 ENV_PREFIX = "TEXTCLF_"
 OTEL_PREFIX = "OTEL_"
@@ -265,43 +266,6 @@ class Settings(BaseSettings):
         """Every bearer token accepted now: api_tokens and the tokens file's."""
         file = read_tokens_file(self.api_tokens_file)[0] if self.api_tokens_file is not None else []
         return self.fixed_tokens() + file
-
-
-MIN_TOKEN_CHARS = 16
-TOKENS_FILE_FORMAT = (
-    "UTF-8, one token per line; blank lines and lines starting with # are skipped; "
-    f"a token has at least {MIN_TOKEN_CHARS} characters and no whitespace"
-)
-
-
-def token_problem(token: str) -> str | None:
-    """Why `token` cannot be a bearer token (without quoting it), or None if it can."""
-    if any(c.isspace() for c in token):
-        return "a token contains whitespace"
-    if len(token) < MIN_TOKEN_CHARS:
-        return f"a token is shorter than {MIN_TOKEN_CHARS} characters"
-    return None
-
-
-def read_tokens_file(path: Path) -> tuple[list[str], list[str]]:
-    """A tokens file's tokens (TOKENS_FILE_FORMAT; a UTF-8 BOM is ignored), and why each other line
-    was refused, naming the file and the line, never its value.
-
-    A comment or a separator such as `---` must not become a bearer token: a line is a comment
-    only when it starts with #; anything else is a token, or refused. Raises OSError, or
-    UnicodeDecodeError for a file that is not UTF-8.
-    """
-    tokens, refused = [], []
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
-        token = line.strip()
-        if not token or token.startswith("#"):
-            continue
-        problem = token_problem(token)
-        if problem is None:
-            tokens.append(token)
-        else:
-            refused.append(f"{path} line {number}: {problem}")
-    return tokens, refused
 
 
 SECRETS = frozenset(name for name, field in Settings.model_fields.items() if field.annotation is SecretStr)

@@ -13,10 +13,10 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from service.config import TOKENS_FILE_FORMAT, read_tokens_file
 from service.front.api_paths import is_api, is_probe
 from service.front.asgi import ASGIApp, Receive, Scope, Send
 from service.front.errors import ErrorType, send_error
+from service.tokens import TOKENS_FILE_FORMAT, read_tokens_file
 
 CHALLENGE = [(b"www-authenticate", b'Bearer realm="textclf"')]
 
@@ -71,7 +71,7 @@ class Tokens:
     is checked at most every `check_every` seconds, so requests pay one stat a second, not each.
     Auth fails closed: a file that is empty, missing or unreadable contributes no token, so an
     empty Secret that a sidecar fills later refuses every request until it holds one. A line that
-    is no fit token (service.config.TOKENS_FILE_FORMAT), refused at start-up, is skipped at a
+    is no fit token (service.tokens.TOKENS_FILE_FORMAT), refused at start-up, is skipped at a
     re-read and logged without its value: the file's other tokens keep working.
     """
 

@@ -112,7 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             header_timeout=settings.request_read_timeout_seconds,
             max_connections=settings.max_connections,
             head_limits=HeadLimits(
-                settings.max_request_line_bytes, settings.max_header_line_bytes, settings.max_head_bytes
+                request_line=settings.max_request_line_bytes,
+                header_line=settings.max_header_line_bytes,
+                head=settings.max_head_bytes,
             ),
         ),
     )

@@ -14,7 +14,7 @@ from load_tests.server import RunningService, running_service
 from tests.conftest import Built
 from tests.service.conftest import sample, schemathesis
 
-# Tokens are at least 16 characters (service.config.MIN_TOKEN_CHARS).
+# Tokens are at least 16 characters (service.tokens.MIN_TOKEN_CHARS).
 TOKEN_A, TOKEN_B, FILE_TOKEN = "token-a-0123456789", "token-b-0123456789", "token-from-file-0123"
 COMMENT = "# rotated 2024-05"
 

@@ -13,8 +13,8 @@ from service.config import (
     TracingSettings,
     describe,
     load_settings,
-    read_tokens_file,
 )
+from service.tokens import read_tokens_file
 
 
 def test_defaults_are_sane() -> None:
@@ -114,12 +114,6 @@ def test_a_bad_opentelemetry_variable_stops_start_up_naming_it(monkeypatch: pyte
 
 
 TOKEN = "tok-0123456789abcdef"  # 20 characters: fit
-
-
-def test_a_tokens_file_skips_comments_and_blank_lines_and_a_bom(tmp_path: Path) -> None:
-    tokens = tmp_path / "tokens"
-    tokens.write_text(f"\ufeff{TOKEN}\n# rotated 2024-05\n\n   \n  # indented too\r\n{TOKEN}-two\n")
-    assert read_tokens_file(tokens) == ([TOKEN, f"{TOKEN}-two"], [])
 
 
 @pytest.mark.parametrize(
