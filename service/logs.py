@@ -1,16 +1,13 @@
-"""Logging: one JSON object per line (or uvicorn's text format), with the request id of the request
-being served. Request texts are never logged."""
+"""Logging: one JSON object per line (or plain text), with the request id of the request being
+served. Request texts are never logged. Model workers use it too: nothing of the web stack here."""
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Literal
-
-from uvicorn.config import LOGGING_CONFIG
 
 # Set by service.front.requestid for the request being served; read by every log record.
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -71,19 +68,35 @@ class FirstTraceHeaderWarning(logging.Filter):
 
 
 def log_config(level: str, fmt: Literal["json", "text"]) -> dict[str, Any]:
-    """uvicorn's logging config with the service's loggers added, in JSON or uvicorn's text."""
-    config = copy.deepcopy(LOGGING_CONFIG)
-    if fmt == "json":
-        for formatter in config["formatters"].values():
-            formatter.clear()
-            formatter["()"] = "service.logs.JsonFormatter"
-    for name in ("service", "service.access"):
-        config["loggers"][name] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
-    # The trace exporter's complaints (a collector down), in the same format; never request data.
-    config["loggers"]["opentelemetry"] = {"handlers": ["default"], "level": "WARNING", "propagate": False}
-    config.setdefault("filters", {})["trace_header"] = {"()": "service.logs.FirstTraceHeaderWarning"}
-    for name in TRACE_HEADER_LOGGERS:
-        config["loggers"][name] = {"filters": ["trace_header"]}  # one filter for both: once in all
-    # The service writes its own access lines (service.front.instrument): uvicorn's would log the raw path.
-    config["loggers"]["uvicorn.access"] = {"handlers": [], "level": "CRITICAL", "propagate": False}
-    return config
+    """The logging config of every process: the service's and uvicorn's loggers to stderr, as JSON
+    lines or text (uvicorn is handed it; a model worker applies it itself)."""
+    formatter = (
+        {"()": "service.logs.JsonFormatter"} if fmt == "json" else {"format": "%(levelname)s: %(message)s"}
+    )
+    service = {"handlers": ["default"], "level": level.upper(), "propagate": False}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"default": formatter},
+        "handlers": {
+            "default": {
+                "formatter": "default",
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "filters": {"trace_header": {"()": "service.logs.FirstTraceHeaderWarning"}},
+        "loggers": {
+            "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
+            "uvicorn.error": {"level": "INFO"},
+            # The service writes its own access lines (service.front.instrument): uvicorn's would log the
+            # raw path.
+            "uvicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
+            "service": service,
+            "service.access": service,
+            # The trace exporter's complaints (a collector down), in the same format; never request data.
+            "opentelemetry": {"handlers": ["default"], "level": "WARNING", "propagate": False},
+            # One filter for both: the first of their warnings in all, without the caller's header.
+            **{name: {"filters": ["trace_header"]} for name in TRACE_HEADER_LOGGERS},
+        },
+    }

@@ -15,7 +15,7 @@ from starlette.middleware.errors import ServerErrorMiddleware
 from service import NAME, VERSION
 from service.artifact import Artifact, load_artifact
 from service.config import Settings, load_settings
-from service.front import errors
+from service.front import error_responses
 from service.front.admission import AdmissionControl
 from service.front.asgi import ASGIApp, Receive, Scope, Send
 from service.front.auth import BearerAuth, Tokens, document_bearer_auth, protected_paths
@@ -177,7 +177,7 @@ def create_app(settings: Settings | None = None) -> Front:
         redoc_url=None,
     )
     install_docs(app)
-    errors.install(app)
+    error_responses.install(app)
     app.include_router(router)
 
     # The stack uvicorn serves. Innermost, past every check: a classify request goes to the fast

@@ -1,4 +1,7 @@
-"""One error taxonomy, one table from kind to HTTP status, one JSON shape: {"error", "error_type"}."""
+"""One error taxonomy, one table from kind to HTTP status, one JSON shape: {"error", "error_type"}.
+
+No web framework here: the pool and the classify path raise these too (FastAPI's handlers that
+answer them are service.front.error_responses)."""
 
 from __future__ import annotations
 
@@ -6,11 +9,6 @@ import json
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any
-
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.front.asgi import Send
 
@@ -77,7 +75,6 @@ RETRY_AFTER = {
     ErrorType.MODEL_TIMEOUT: "1",
     ErrorType.NOT_READY: "5",
 }
-_FROM_STATUS = {404: ErrorType.NOT_FOUND, 405: ErrorType.METHOD_NOT_ALLOWED}
 
 
 class ServiceError(Exception):
@@ -139,16 +136,6 @@ async def send_error(
     await send({"type": "http.response.body", "body": payload})
 
 
-def error_response(error_type: ErrorType, message: str, headers: Mapping[str, str] | None = None) -> Response:
-    """The same error as a framework response, for FastAPI's exception handlers."""
-    return Response(
-        error_body(error_type, message),
-        status_code=STATUS[error_type],
-        headers=error_headers(error_type) | dict(headers or {}),
-        media_type="application/json",
-    )
-
-
 def describe_validation(errors: Sequence[Mapping[str, Any]]) -> str:
     """One line naming the first few fields that failed validation and why."""
     parts = []
@@ -156,32 +143,3 @@ def describe_validation(errors: Sequence[Mapping[str, Any]]) -> str:
         loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
         parts.append(f"{loc or 'body'}: {e.get('msg')}")
     return "; ".join(parts)
-
-
-async def _service_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ServiceError)
-    return error_response(exc.error_type, exc.message)
-
-
-async def _validation_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
-    errors = list(exc.errors())
-    if any(e.get("type") == "json_invalid" for e in errors):
-        return error_response(ErrorType.INVALID_JSON, "request body is not valid JSON")
-    return error_response(ErrorType.VALIDATION, describe_validation(errors))
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
-    kind = _FROM_STATUS.get(exc.status_code, ErrorType.VALIDATION)
-    response = error_response(kind, str(exc.detail), exc.headers)
-    response.status_code = exc.status_code
-    return response
-
-
-def install(app: FastAPI) -> None:
-    """Register the handlers so every error FastAPI answers leaves as {"error", "error_type"}."""
-    app.add_exception_handler(ServiceError, _service_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    # Any other exception: service.front.unhandled, outside FastAPI, answers it.

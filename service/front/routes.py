@@ -13,7 +13,8 @@ from pydantic import BaseModel
 
 from service import NAME, VERSION
 from service.front import open_inference
-from service.front.errors import ErrorType, error_response
+from service.front.error_responses import error_response
+from service.front.errors import ErrorType
 from service.front.metrics import CONTENT_TYPE
 from service.front.runtime import Runtime
 from service.front.schemas import (

@@ -1,6 +1,7 @@
 """Each process imports only what it runs: the HTTP front never loads the model runtime (in pool
-mode: colocated mode loads it when it starts its model), and a model worker never loads the web
-framework or the front's metrics and cache."""
+mode: colocated mode loads it when it starts its model), a model worker never loads the web stack
+or the front's metrics and cache, and the classify core (errors, the cache-first dispatch, the
+pool) no web framework."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import sys
 from collections.abc import Sequence
 
 MODEL_RUNTIME = ("onnxruntime", "tokenizers", "numpy", "transformers", "torch")
-FRONT_ONLY = ("fastapi", "starlette", "prometheus_client", "cachetools", "httptools", "uvloop")
+WEB = ("fastapi", "starlette", "uvicorn", "click")
+FRONT_ONLY = (*WEB, "prometheus_client", "cachetools", "httptools", "uvloop")
 
 
 def loaded(modules: str, watched: Sequence[str]) -> list[str]:
@@ -33,6 +35,11 @@ def test_the_front_never_imports_the_model_runtime() -> None:
 def test_a_model_worker_never_imports_the_front() -> None:
     assert loaded("service.model_worker.serve", FRONT_ONLY) == []
     assert "onnxruntime" in loaded("service.model_worker.serve", MODEL_RUNTIME)  # the check sees imports
+
+
+def test_the_classify_core_imports_no_web_framework() -> None:
+    assert loaded("service.front.errors, service.front.inference, service.front.pool", WEB) == []
+    assert "fastapi" in loaded("service.front.app", WEB)  # the check sees imports
 
 
 def test_with_tracing_off_the_front_loads_no_tracing() -> None:
