@@ -61,10 +61,30 @@ class TracingSettings(BaseSettings):
         return self.exporter_otlp_traces_protocol or self.exporter_otlp_protocol
 
 
-class Settings(BaseSettings):
-    """Service configuration. Only this module reads the environment."""
+class ModelSettings(BaseSettings):
+    """What a model worker reads, and all it reads: the model, how it runs, how it logs. The
+    service's Settings extend them, so each is declared once and a worker checks nothing of the
+    front's (a tokens file that went missing must not stop a replacement worker)."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    model_dir: Path = Field(DEFAULT_MODEL_DIR, description="artifact folder from models.build")
+    model_worker_nice: int = Field(
+        5,
+        ge=0,
+        le=19,
+        description="niceness of pool model workers: the front wins a shared core; 0 = same priority",
+    )
+    intra_op_spinning: bool = Field(False, description="let ONNX Runtime spin-wait between ops")
+    warmup_runs: int = Field(10, ge=0, le=10_000, description="inferences run before reporting ready")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        "info", description="log level"
+    )
+    log_format: Literal["json", "text"] = Field("json", description="one JSON object per line, or text")
+
+
+class Settings(ModelSettings):
+    """Service configuration. Only this module reads the environment."""
 
     host: str = Field("127.0.0.1", description="interface to bind")
     port: int = Field(8000, ge=1, le=65535, description="TCP port")
@@ -77,13 +97,6 @@ class Settings(BaseSettings):
         "colocated: each HTTP process runs its own model",
     )
     fronts: int = Field(1, ge=1, le=64, description="HTTP processes in pool mode; each owns workers/fronts")
-    model_worker_nice: int = Field(
-        5,
-        ge=0,
-        le=19,
-        description="niceness of pool model workers: the front wins a shared core; 0 = same priority",
-    )
-    model_dir: Path = Field(DEFAULT_MODEL_DIR, description="artifact folder from models.build")
     cache_entries: int = Field(
         100_000, ge=0, description="result cache entries per HTTP process; 0 disables the cache"
     )
@@ -151,8 +164,6 @@ class Settings(BaseSettings):
         gt=0,
         description="no model worker ready for this long: /health/live answers 503, so the pod is restarted",
     )
-    intra_op_spinning: bool = Field(False, description="let ONNX Runtime spin-wait between ops")
-    warmup_runs: int = Field(10, ge=0, le=10_000, description="inferences run before reporting ready")
     # Whole seconds: uvicorn's drain timeout is an int, and 0.5 must not quietly become 0.
     graceful_shutdown_seconds: int = Field(
         25, ge=1, description="how long SIGTERM waits for in-flight requests, whole seconds"
@@ -172,10 +183,6 @@ class Settings(BaseSettings):
     )
     open_health: bool = Field(True, description="health routes need no token (Kubernetes probes)")
     open_metrics: bool = Field(True, description="/metrics needs no token (Prometheus scrapes)")
-    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
-        "info", description="log level"
-    )
-    log_format: Literal["json", "text"] = Field("json", description="one JSON object per line, or text")
     access_log: bool = Field(
         False, description="log a line per request (method, route, status, time, request id; never texts)"
     )
@@ -303,6 +310,15 @@ def load_settings() -> Settings:
     if problems or settings is None:
         raise SystemExit("invalid configuration:\n" + "\n".join(problems))
     return settings
+
+
+def load_model_settings() -> ModelSettings:
+    """A model worker's settings from the environment; a bad value exits saying which (the launcher
+    has checked every setting before it starts anything)."""
+    try:
+        return ModelSettings()
+    except ValidationError as err:
+        raise SystemExit("invalid configuration:\n" + "\n".join(_described(err, ENV_PREFIX))) from None
 
 
 def _described(err: ValidationError, prefix: str) -> list[str]:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 
 from service.artifact import load_artifact
-from service.config import load_settings
+from service.config import load_model_settings
 from service.logs import log_config
 from service.model_worker.classifier import Classifier
 from service.protocol import Codec, pack_hello, receive_job
@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # to the whole process group must not kill a worker while its front is still draining.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    settings = load_settings()
+    settings = load_model_settings()
     # Workers and their front share the cores. A front that waits for a time slice delays every
     # request, queued or not, while a worker's job is long and a slice less hardly shows: let the
     # scheduler favour the front (measured in BENCHMARKS.md: p99 and throughput both gain).

@@ -31,7 +31,8 @@ from tests.conftest import Built
 
 @pytest.fixture
 def worker_env(small_model: Built, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # Model workers read the same settings as their front, from the environment they inherit.
+    # Model workers read their own settings (service.config.ModelSettings) from the environment
+    # they inherit from their front.
     monkeypatch.setenv("TEXTCLF_MODEL_DIR", str(small_model.artifact))
     monkeypatch.setenv("TEXTCLF_WARMUP_RUNS", "2")
     yield
@@ -516,3 +517,20 @@ def test_close_answers_what_stuck_workers_hold_within_the_shutdown_clock(
         asyncio.run(scenario())
     ended = {r.args[0]: r.args[1] for r in caplog.records if "at shutdown" in r.getMessage()}  # type: ignore[index]
     assert ended == {pid: -signal.SIGKILL for pid in pids}
+
+
+@pytest.mark.usefixtures("worker_env")
+def test_a_model_worker_reads_only_its_own_settings(
+    small_model: Built, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Settings the front refuses (a tokens file gone since start-up, head bounds that do not fit):
+    # none of a worker's business, so a worker, a replacement above all, still starts and serves.
+    monkeypatch.setenv("TEXTCLF_API_TOKENS_FILE", str(tmp_path / "gone"))
+    monkeypatch.setenv("TEXTCLF_MAX_HEAD_BYTES", "1024")
+
+    async def scenario() -> None:
+        async with running_pool(small_model, 1) as pool:
+            prediction, _ = await asyncio.wait_for(pool.predict("a worker with its own settings"), 60)
+            assert prediction.label in pool.labels
+
+    asyncio.run(scenario())
