@@ -67,18 +67,13 @@ class ResultCache:
             if ttl_seconds > 0
             else _NotifyingLRU(budget, getsizeof=lambda e: e.size)
         )
-        self.evictions = 0
-        self._on_evict = on_evict
-        self._lru.on_evict = self._evicted
+        # Called for entries dropped to respect a bound; expired entries are not evictions.
+        self._lru.on_evict = on_evict
 
     @property
     def enabled(self) -> bool:
         return self.max_entries > 0
 
-    def _evicted(self) -> None:
-        # Called for entries dropped to respect a bound; expired entries are not evictions.
-        self.evictions += 1
-        self._on_evict()
 
     @property
     def bytes(self) -> int:

@@ -21,23 +21,25 @@ def test_hit_returns_the_same_prediction_and_miss_returns_none() -> None:
 
 
 def test_entry_bound_evicts_least_recently_used() -> None:
-    cache = ResultCache(2, 1 << 20)
+    evicted: list[None] = []
+    cache = ResultCache(2, 1 << 20, on_evict=lambda: evicted.append(None))
     cache.put(("v", "a"), pred())
     cache.put(("v", "b"), pred())
     cache.get(("v", "a"))  # a is now the most recently used
     cache.put(("v", "c"), pred())
     assert cache.get(("v", "b")) is None
     assert cache.get(("v", "a")) is not None and cache.get(("v", "c")) is not None
-    assert len(cache) == 2 and cache.evictions == 1
+    assert len(cache) == 2 and len(evicted) == 1
 
 
 def test_byte_bound_holds_after_every_insert() -> None:
     budget = 10 * entry_size("x" * 100)
-    cache = ResultCache(1_000_000, budget)
+    evicted: list[None] = []
+    cache = ResultCache(1_000_000, budget, on_evict=lambda: evicted.append(None))
     for i in range(200):
         cache.put(("v", f"{i:03d}" + "x" * 97), pred())
         assert cache.bytes <= budget
-    assert len(cache) == 10 and cache.evictions == 190
+    assert len(cache) == 10 and len(evicted) == 190
 
 
 def test_text_bigger_than_the_budget_is_not_cached() -> None:
