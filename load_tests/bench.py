@@ -34,7 +34,7 @@ from load_tests.texts import held_out_texts
 from models import latency
 from models.layout import teacher_of, work_folder
 from service.artifact import DEFAULT_MODEL_DIR, load_artifact
-from service.model_worker.tokenizer import TextTokenizer
+from service.model.tokenizer import TextTokenizer
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 LATENCY_PNG, LADDER_PNG = "latency-vs-load.png", "ladder.png"

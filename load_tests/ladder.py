@@ -24,9 +24,9 @@ from load_tests.texts import DEFAULT_TEXTS, held_out_texts, mix
 from models.layout import teacher_of, work_folder
 from service.artifact import DEFAULT_MODEL_DIR, load_artifact
 from service.front.cache import ResultCache
-from service.model_worker.classifier import Classifier
-from service.model_worker.session import OnnxClassifierSession
-from service.model_worker.tokenizer import TextTokenizer
+from service.model.classifier import Classifier
+from service.model.session import OnnxClassifierSession
+from service.model.tokenizer import TextTokenizer
 
 Predict = Callable[[str], object]
 PADDED_LENGTH = 128

@@ -1,7 +1,7 @@
 """The mosec peer of `make bench`: mosec's Rust HTTP front and one queue feeding N Python workers.
 
 Each worker wraps the same artifact, tokenizer and single-threaded ONNX session as the service
-(service.model_worker.classifier), so the comparison is of the serving design alone. Cache off:
+(service.model.classifier), so the comparison is of the serving design alone. Cache off:
 mosec has none.
 
     PEER_MODEL_DIR=artifacts/sentiment PEER_WORKERS=2 \\
@@ -17,7 +17,7 @@ from typing import Any
 from mosec import Server, Worker
 
 from service.artifact import load_artifact
-from service.model_worker.classifier import Classifier
+from service.model.classifier import Classifier
 
 
 class ClassifyWorker(Worker):

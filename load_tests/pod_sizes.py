@@ -27,7 +27,7 @@ from load_tests.server import running_service
 from load_tests.texts import held_out_texts
 from models.layout import work_folder
 from service.artifact import DEFAULT_MODEL_DIR, load_artifact
-from service.model_worker.tokenizer import TextTokenizer
+from service.model.tokenizer import TextTokenizer
 
 DESIGNS = ("pool", "colocated")
 OPEN_LOADS = (0.5, 0.7, 0.85)

@@ -12,9 +12,9 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from models import baseline, data, latency
 from models.options import from_args
-from service.model_worker.classifier import Classifier
-from service.model_worker.session import OnnxClassifierSession
-from service.model_worker.tokenizer import TextTokenizer
+from service.model.classifier import Classifier
+from service.model.session import OnnxClassifierSession
+from service.model.tokenizer import TextTokenizer
 
 LATENCY_TOKENS = (16, 128)
 

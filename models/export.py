@@ -17,8 +17,8 @@ from transformers import AutoTokenizer, PreTrainedModel
 from models import data
 from models.options import from_args
 from models.train import load_classifier
-from service.model_worker.session import OnnxClassifierSession
-from service.model_worker.tokenizer import TextTokenizer
+from service.model.session import OnnxClassifierSession
+from service.model.tokenizer import TextTokenizer
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OPSET = 17

@@ -19,8 +19,8 @@ import numpy.typing as npt
 
 from models import data
 from service.artifact import load_artifact
-from service.model_worker.session import OnnxClassifierSession
-from service.model_worker.tokenizer import TextTokenizer
+from service.model.session import OnnxClassifierSession
+from service.model.tokenizer import TextTokenizer
 
 
 def inputs_of_length(tokenizer: TextTokenizer, texts: Sequence[str], n_tokens: int) -> npt.NDArray[np.int64]:

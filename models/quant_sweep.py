@@ -16,9 +16,9 @@ from sklearn.metrics import accuracy_score
 from models import data, latency
 from models.evaluate import predict
 from models.quantize import QuantOptions, quantize
-from service.model_worker.classifier import Classifier
-from service.model_worker.session import OnnxClassifierSession
-from service.model_worker.tokenizer import TextTokenizer
+from service.model.classifier import Classifier
+from service.model.session import OnnxClassifierSession
+from service.model.tokenizer import TextTokenizer
 
 FUSED, UNFUSED = "model.opt.onnx", "model.fp32.onnx"
 BOTH_OPS = ("MatMul", "Attention")

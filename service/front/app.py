@@ -66,7 +66,7 @@ async def start_backend(settings: Settings, artifact: Artifact, metrics: Metrics
         await pool.start()
         return pool
     # Imported here: a front feeding model workers never loads the model runtime (test_imports.py).
-    from service.model_worker.classifier import Classifier
+    from service.model.classifier import Classifier
 
     classifier = Classifier.from_artifact(artifact, threads=1, spinning=settings.intra_op_spinning)
     busy = metrics.counter(metrics.model_worker_busy)

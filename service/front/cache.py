@@ -74,7 +74,6 @@ class ResultCache:
     def enabled(self) -> bool:
         return self.max_entries > 0
 
-
     @property
     def bytes(self) -> int:
         """Approximate bytes held."""

@@ -54,7 +54,7 @@ def miss_headers(t: Timing) -> Headers:
 
 def encode(content: Any) -> bytes:
     """Compact UTF-8 JSON, encoded in pydantic-core (5x faster than json.dumps). Scores are finite:
-    service.model_worker.classifier refuses NaN logits."""
+    service.model.classifier refuses NaN logits."""
     return to_json(content)
 
 

@@ -24,7 +24,7 @@ from service.front.metric_buffers import CounterBuffer
 from service.prediction import Prediction, Timing
 
 if TYPE_CHECKING:  # the model runtime is imported only where a model runs (service.front.app, colocated)
-    from service.model_worker.classifier import Classifier
+    from service.model.classifier import Classifier
 
 # A process whose last inference ended longer ago than this has no queue.
 IDLE_SECONDS = 0.002

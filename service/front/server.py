@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     metrics_dir, temporary = prepare_metrics_dir(settings.metrics_dir)
     # Inherited by every process started from here, and set before any of them imports
     # prometheus_client (which picks multiprocess mode at import). Each model runs on one thread,
-    # so no library may start its own pool (ORT is set to 1 thread in service.model_worker.session).
+    # so no library may start its own pool (ORT is set to 1 thread in service.model.session).
     os.environ.update(
         {
             "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),

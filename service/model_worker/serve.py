@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from service.artifact import load_artifact
 from service.config import load_model_settings
 from service.logs import log_config
-from service.model_worker.classifier import Classifier
+from service.model.classifier import Classifier
 from service.protocol import Codec, pack_hello, receive_job
 
 log = logging.getLogger("service.model_worker")

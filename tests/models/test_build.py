@@ -26,8 +26,8 @@ from models.optimize import EXPECTED_FUSIONS, optimizer_type
 from models.source import packaged_minilm
 from models.train import load_classifier
 from service.artifact import sha256
-from service.model_worker.session import OnnxClassifierSession
-from service.model_worker.tokenizer import TextTokenizer
+from service.model.session import OnnxClassifierSession
+from service.model.tokenizer import TextTokenizer
 from tests.conftest import Built, run_build
 
 

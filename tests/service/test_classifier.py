@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 
 from service.artifact import load_artifact
-from service.model_worker.classifier import Classifier
+from service.model.classifier import Classifier
 from tests.conftest import Built
 
 

@@ -16,7 +16,7 @@ from service.front.inference import Inference
 from service.front.local_model import LocalModel
 from service.front.metrics import Metrics
 from service.front.pool import ModelPool
-from service.model_worker.classifier import Classifier
+from service.model.classifier import Classifier
 from service.prediction import Prediction, Timing
 from tests.conftest import Built
 

@@ -25,7 +25,7 @@ from service.front.inference import Inference
 from service.front.metrics import Metrics
 from service.front.pool import ModelPool, PoolStartError
 from service.front.worker_link import MODEL_WORKER, spawn_worker
-from service.model_worker.classifier import Classifier
+from service.model.classifier import Classifier
 from tests.conftest import Built
 
 

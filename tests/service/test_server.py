@@ -21,7 +21,7 @@ import pytest
 from load_tests.server import RunningService, free_port, running_service
 from models import data
 from service.artifact import load_artifact
-from service.model_worker.classifier import Classifier
+from service.model.classifier import Classifier
 from tests.conftest import Built
 from tests.service.conftest import classify, misbuilt_copy, sample, wait_for_sample
 

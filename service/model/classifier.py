@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from typing import Self
 
 from service.artifact import Artifact
-from service.model_worker.session import OnnxClassifierSession
-from service.model_worker.tokenizer import TextTokenizer
+from service.model.session import OnnxClassifierSession
+from service.model.tokenizer import TextTokenizer
 from service.prediction import Prediction, Timing
 
 
