@@ -85,9 +85,8 @@ class Codec:
         """A reply from exactly `reply_size` bytes; its timing's queue is left for the front.
         BadReply if no worker computing this model sends it (the checks: 0.5 µs a reply)."""
         job_id, count, ok, tokens, truncated, tokenize, inference, busy, *numbers = self._reply.unpack(data)
+        self._check_count(count)
         n = len(self.labels)
-        if count != n:
-            raise BadReply(f"a reply for {count} labels, not {n}")
         if not 0.0 <= busy < math.inf:
             raise BadReply(f"a busy time of {busy} s")
         if not ok:
@@ -110,9 +109,11 @@ class Codec:
         """BadReply if the reply starting `buffer` (not all there yet) is for another label count:
         a shorter reply than ours would otherwise wait for bytes that never come."""
         if len(buffer) >= REPLY_HEADER.size:
-            _, count = REPLY_HEADER.unpack_from(buffer)
-            if count != len(self.labels):
-                raise BadReply(f"a reply for {count} labels, not {len(self.labels)}")
+            self._check_count(REPLY_HEADER.unpack_from(buffer)[1])
+
+    def _check_count(self, count: int) -> None:
+        if count != len(self.labels):
+            raise BadReply(f"a reply for {count} labels, not {len(self.labels)}")
 
 
 def pack_hello(version: str) -> bytes:

@@ -89,7 +89,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if head.reading:
             refusal = head.feed(data)
             if refusal is not None:
-                self._refuse_head(refusal)
+                self._refuse(refusal)
                 return
         super().data_received(data)
         if self._reading_headers and not head.reading:
@@ -100,7 +100,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._trailers += len(data)
             if self._trailers > head.limits.head:
                 message = f"trailer fields over {head.limits.head} bytes; connection closed"
-                self._refuse_head(HeadRefusal(ErrorType.HEADERS_TOO_LARGE, message))
+                self._refuse(HeadRefusal(ErrorType.HEADERS_TOO_LARGE, message))
 
     def on_message_complete(self) -> None:
         self._head.expect_head()
@@ -134,8 +134,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._cancel_deadline()
         super().on_headers_complete()
 
-    def _refuse_head(self, refusal: HeadRefusal) -> None:
-        """Answer at once and half-close; what the client still sends is dropped (see LINGER_BYTES).
+    def _refuse(self, refusal: HeadRefusal) -> None:
+        """Refuse a head (or trailer fields) past its limits: answer at once and half-close; what the
+        client still sends is dropped (see LINGER_BYTES).
         While an earlier request's answer is still being written, the connection is just closed."""
         self._cancel_deadline()
         count_refusal(self.app_state, refusal.error_type)
