@@ -15,7 +15,7 @@ from pathlib import Path
 
 from load_tests.overhead import DEFAULT_TEXT
 from service.artifact import DEFAULT_MODEL_DIR, load_artifact
-from service.front.schemas import ClassifyRequest
+from service.front.api.schemas import ClassifyRequest
 from service.model.classifier import Classifier
 
 

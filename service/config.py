@@ -227,7 +227,7 @@ class Settings(ModelSettings):
         """Why the tokens file's lines cannot all be used, naming lines, never values; empty if fine.
 
         The launcher asks once: a line that turns bad after start-up is skipped at a re-read
-        (service.front.auth), rather than failing every process that restarts later.
+        (service.front.edge.auth), rather than failing every process that restarts later.
         """
         file = self.api_tokens_file
         if file is None:
@@ -260,6 +260,11 @@ class Settings(ModelSettings):
         if workers % self.fronts:
             raise ValueError(f"{workers} model workers do not divide among {self.fronts} fronts")
         return workers // self.fronts
+
+    def admitted_per_front(self) -> int:
+        """API requests one HTTP process holds at once (its admission bound), and so the most texts
+        of its that may wait for the model: max_in_flight for each model worker it feeds."""
+        return self.max_in_flight * self.workers_per_front()
 
     def auth_required(self) -> bool:
         """Whether the API needs a bearer token: tokens or a tokens file configured (even an empty one)."""

@@ -9,7 +9,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-# Set by service.front.requestid for the request being served; read by every log record.
+# Set by the edge (service.front.edge.edge) for the request being served; read by every log record.
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 # Set by service.front.tracing, when tracing is on: the request's trace and span ids (hex).
 TRACE_IDS: ContextVar[tuple[str, str] | None] = ContextVar("trace_ids", default=None)
@@ -89,8 +89,8 @@ def log_config(level: str, fmt: Literal["json", "text"]) -> dict[str, Any]:
         "loggers": {
             "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
             "uvicorn.error": {"level": "INFO"},
-            # The service writes its own access lines (service.front.instrument): uvicorn's would log the
-            # raw path.
+            # The service writes its own access lines (service.front.edge.request_metrics): uvicorn's
+            # would log the raw path.
             "uvicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
             "service": service,
             "service.access": service,

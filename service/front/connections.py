@@ -39,7 +39,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     uvicorn only times the idle wait between requests (keep-alive): a client that opens a
     connection and then trickles, or never finishes, its headers holds the socket and its memory
-    for ever. The body's own deadline is service.front.guards.BodyGuard's.
+    for ever. The body's own deadline is service.front.edge.body_limits'.
     """
 
     def __init__(

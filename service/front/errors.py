@@ -1,7 +1,7 @@
 """One error taxonomy, one table from kind to HTTP status, one JSON shape: {"error", "error_type"}.
 
 No web framework here: the pool and the classify path raise these too (FastAPI's handlers that
-answer them are service.front.error_responses)."""
+answer them are service.front.api.error_responses)."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def error_body(error_type: ErrorType, message: str) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-# On every error response: its kind, which service.front.instrument counts in textclf_errors_total.
+# On every error response: its kind, counted in textclf_errors_total by service.front.edge.edge.
 ERROR_TYPE_HEADER = "x-error-type"
 
 

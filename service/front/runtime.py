@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from service.artifact import Artifact
 from service.config import Settings
+from service.front.classify import Classify
 from service.front.errors import ErrorType, ServiceError
 from service.front.inference import Inference
 from service.front.metrics import Metrics
@@ -16,11 +17,16 @@ class Loaded:
     """The model a front serves, once loaded and warmed up."""
 
     artifact: Artifact
-    inference: Inference
+    classify: Classify
     model_ref: dict[str, str] = field(init=False)  # in every response: built once
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model_ref", {"name": self.artifact.name, "version": self.artifact.version})
+
+    @property
+    def inference(self) -> Inference:
+        """The cache-first dispatcher under the use case, and its backend."""
+        return self.classify.inference
 
 
 @dataclass

@@ -99,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         workers=processes,
         log_level=settings.log_level,
         log_config=logging_config,
-        access_log=False,  # service.front.instrument writes access lines when settings.access_log is on
+        access_log=False,  # the edge writes access lines when settings.access_log is on
         timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
         loop="uvloop",
         # Behind a proxy nothing here reads the client address or scheme, so X-Forwarded-* are not

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry import context, trace
@@ -28,14 +28,13 @@ from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from service.config import TracingSettings
-from service.front.api_paths import is_api, route_template
-from service.front.asgi import ASGIApp, Message, Receive, Scope, Send
 from service.front.inference import Outcome
 from service.logs import TRACE_IDS
 
 # Of the shutdown budget, the most spent flushing spans to a collector (it may be down).
 FLUSH_SECONDS = 2.0
-PROPAGATED = frozenset((b"traceparent", b"tracestate"))
+PROPAGATED = (b"traceparent", b"tracestate")
+PROPAGATOR = TraceContextTextMapPropagator()
 # The longest attribute value a span keeps, in characters, unless OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT
 # or OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT says otherwise. The SDK's default is no limit: a client's
 # string would ride whole to the collector, which rejects a whole batch past its message size.
@@ -76,6 +75,10 @@ class Tracing:
         self.tracer = self.provider.get_tracer("service.front.tracing")
         self.model: dict[str, str] = {}  # set once the model is loaded
 
+    def begin(self, method: str, path: str, headers: Mapping[bytes, bytes]) -> RequestSpan:
+        """An API request's span, current until its `end`."""
+        return RequestSpan(self, method, path, headers)
+
     def record(self, outcomes: Sequence[Outcome]) -> None:
         """Add what the request's texts met to its span (called by service.front.inference)."""
         span = trace.get_current_span()
@@ -108,53 +111,39 @@ class Tracing:
         flusher.join(FLUSH_SECONDS)
 
 
-class TraceRequests:
-    """ASGI middleware: each API request in a server span, current while the request is served.
-    Spans are named by route template (api_paths.route_template over `routes`), as metrics are."""
+class RequestSpan:
+    """One API request's server span, continuing the caller's trace, current while the request is
+    served; named by its route label (service.front.edge.route_table), as metrics are."""
 
-    def __init__(self, app: ASGIApp, tracing: Tracing, routes: Collection[str]) -> None:
-        self.app = app
-        self.tracing = tracing
-        self.routes = frozenset(routes)
-        self.propagator = TraceContextTextMapPropagator()
+    __slots__ = ("span", "header", "method", "_token", "_logged")
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not is_api(scope["path"]):
-            await self.app(scope, receive, send)
-            return
-        carrier = {k.decode(): v.decode("latin-1") for k, v in scope["headers"] if k in PROPAGATED}
-        parent = self.propagator.extract(carrier)
-        method, path = scope["method"], scope["path"]
+    def __init__(self, tracing: Tracing, method: str, path: str, headers: Mapping[bytes, bytes]) -> None:
+        carrier = {k.decode(): headers[k].decode("latin-1") for k in PROPAGATED if k in headers}
+        parent = PROPAGATOR.extract(carrier)
         attributes: dict[str, Any] = {"http.request.method": method, "url.path": path[:MAX_PATH_CHARS]}
-        # Named by its method until its route is known (the semantic conventions' name without one).
-        span = self.tracing.tracer.start_span(
+        # Named by its method until it ends (the semantic conventions' name without a route).
+        self.span = tracing.tracer.start_span(
             method, context=parent, kind=SpanKind.SERVER, attributes=attributes
         )
-        ids = span.get_span_context()
+        self.method = method
+        ids = self.span.get_span_context()
         trace_id, span_id = f"{ids.trace_id:032x}", f"{ids.span_id:016x}"
-        traceresponse = (b"traceresponse", f"00-{trace_id}-{span_id}-{ids.trace_flags:02x}".encode())
+        self.header = (b"traceresponse", f"00-{trace_id}-{span_id}-{ids.trace_flags:02x}".encode())
+        self._token = context.attach(trace.set_span_in_context(self.span, parent))
+        self._logged = TRACE_IDS.set((trace_id, span_id))
 
-        async def send_traced(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                span.set_attribute("http.response.status_code", status)
-                error = next((v for k, v in message.get("headers", ()) if k == b"x-error-type"), None)
-                if error is not None:
-                    span.set_attribute("error.type", error.decode())
-                if status >= 500:
-                    span.set_status(StatusCode.ERROR)
-                message["headers"] = [*message.get("headers", ()), traceresponse]
-            await send(message)
+    def respond(self, status: int, error_type: bytes | None) -> None:
+        """The response's status, and its error kind if it is an error."""
+        self.span.set_attribute("http.response.status_code", status)
+        if error_type is not None:
+            self.span.set_attribute("error.type", error_type.decode())
+        if status >= 500:
+            self.span.set_status(StatusCode.ERROR)
 
-        token = context.attach(trace.set_span_in_context(span, parent))
-        logged = TRACE_IDS.set((trace_id, span_id))
-        try:
-            await self.app(scope, receive, send_traced)
-        finally:
-            TRACE_IDS.reset(logged)
-            context.detach(token)
-            # The route template once routing (or the fast lane) knows it: /v2/models/{model_name}/infer.
-            route = route_template(scope, self.routes)
-            span.set_attribute("http.route", route)
-            span.update_name(f"{method} {route}")
-            span.end()
+    def end(self, route: str) -> None:
+        """The request is over: the span named by its route label, and no longer current."""
+        TRACE_IDS.reset(self._logged)
+        context.detach(self._token)
+        self.span.set_attribute("http.route", route)
+        self.span.update_name(f"{self.method} {route}")
+        self.span.end()

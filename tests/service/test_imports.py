@@ -25,7 +25,7 @@ def loaded(modules: str, watched: Sequence[str]) -> list[str]:
 def test_the_front_never_imports_the_model_runtime() -> None:
     assert (
         loaded(
-            "service.front.server, service.front.app, service.front.pool, service.front.fast_lane",
+            "service.front.server, service.front.app, service.front.pool, service.front.api.classify_routes",
             MODEL_RUNTIME,
         )
         == []
@@ -38,7 +38,12 @@ def test_a_model_worker_never_imports_the_front() -> None:
 
 
 def test_the_classify_core_imports_no_web_framework() -> None:
-    assert loaded("service.front.errors, service.front.inference, service.front.pool", WEB) == []
+    assert (
+        loaded(
+            "service.front.errors, service.front.classify, service.front.inference, service.front.pool", WEB
+        )
+        == []
+    )
     assert "fastapi" in loaded("service.front.app", WEB)  # the check sees imports
 
 

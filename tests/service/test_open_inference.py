@@ -16,8 +16,8 @@ import pytest
 import tritonclient.http as triton
 
 from load_tests.server import RunningService, running_service
+from service.front.api.open_inference import split_body
 from service.front.errors import ErrorType, ServiceError
-from service.front.open_inference import split_body
 from tests.conftest import Built
 from tests.service.conftest import sample
 

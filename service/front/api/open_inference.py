@@ -2,7 +2,7 @@
 request's one BYTES input tensor in, label and score tensors out, in JSON or in Triton's binary
 tensor data extension (what `tritonclient` sends by default). Decoding and encoding only: the
 texts go through the same normalization, cache and model as every other route
-(service.front.fast_lane).
+(service.front.api.classify_routes).
 
     input   "text"    BYTES  [n] or [n, 1]   the texts
     output  "label"   BYTES  [n]             the most probable label of each

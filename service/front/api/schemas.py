@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-# A text must hold one character that is not whitespace, a control or an invisible format
-# character (zero-width space, BOM, direction marks): otherwise the model has nothing to read.
-# One pattern for both the check and the OpenAPI schema, so the two cannot disagree.
-VISIBLE = re.compile(
-    "[^\\s\\x00-\\x1f\\x7f-\\x9f\\u00ad\\u061c\\u180e\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u206f\\ufeff]"
-)
+from service.front.classify import VISIBLE
 
 
 def text_schema(max_chars: int) -> dict[str, Any]:

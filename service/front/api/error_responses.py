@@ -58,4 +58,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    # Any other exception: service.front.unhandled, outside FastAPI, answers it.
+    # Any other exception: the edge (service.front.edge.edge), outside FastAPI, answers it.

@@ -1,4 +1,5 @@
-"""ASGI middleware for optional bearer-token auth, checked before anything else reads the request."""
+"""Optional bearer-token auth: the accepted tokens (fixed, and a file re-read when it changes) and
+the check of a request's Authorization header, done by the edge before anything reads the body."""
 
 from __future__ import annotations
 
@@ -7,56 +8,22 @@ import hmac
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
-from fastapi import FastAPI
-
-from service.front.api_paths import is_api, is_probe
-from service.front.asgi import ASGIApp, Receive, Scope, Send
-from service.front.errors import ErrorType, send_error
+from service.front.edge.route_table import Access
 from service.tokens import TOKENS_FILE_FORMAT, read_tokens_file
 
 CHALLENGE = [(b"www-authenticate", b'Bearer realm="textclf"')]
 
 
-def protected_paths(open_health: bool, open_metrics: bool) -> Callable[[str], bool]:
-    """Which paths need a token: the API always; health and metrics unless left open."""
-
-    def protected(path: str) -> bool:
-        if is_probe(path):
-            return not open_health
-        if path == "/metrics":
-            return not open_metrics
-        return is_api(path)
-
-    return protected
-
-
-def document_bearer_auth(app: FastAPI, protected: Callable[[str], bool]) -> None:
-    """Declare the bearer scheme in the app's OpenAPI schema, on exactly the operations that need it."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        schema = build()  # FastAPI caches it in app.openapi_schema: amended once, in place
-        schema.setdefault("components", {})["securitySchemes"] = {
-            "bearer": {"type": "http", "scheme": "bearer"}
-        }
-        refusal = {
-            "description": "missing or invalid bearer token",
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
-        }
-        for path, operations in schema["paths"].items():
-            if protected(path):
-                for operation in operations.values():
-                    operation["security"] = [{"bearer": []}]
-                    operation["responses"]["401"] = refusal
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+def protected_access(open_health: bool, open_metrics: bool) -> frozenset[Access]:
+    """Which routes need a token: the API always; probes and metrics unless left open."""
+    return frozenset(
+        {Access.API}
+        | (set() if open_health else {Access.PROBE})
+        | (set() if open_metrics else {Access.METRICS})
+    )
 
 
 log = logging.getLogger(__name__)
@@ -127,37 +94,21 @@ class Tokens:
 
 
 class BearerAuth:
-    """401 unless `Authorization: Bearer <token>` carries one of the configured tokens.
+    """Accepts `Authorization: Bearer <token>` carrying one of the configured tokens.
 
     Tokens are compared as SHA-256 digests with hmac.compare_digest, against every configured
     token without stopping early, so the time taken says nothing about how close a guess was or
     which token matched. The answer is the same whether the header is missing, malformed or wrong.
     """
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        tokens: Tokens,
-        protected: Callable[[str], bool],
-    ) -> None:
-        self.app = app
+    def __init__(self, tokens: Tokens) -> None:
         self.tokens = tokens
-        self.protected = protected
 
-    def _accepts(self, authorization: bytes) -> bool:
+    def accepts(self, authorization: bytes) -> bool:
+        """Whether an Authorization header's value carries an accepted token."""
         scheme, _, token = authorization.partition(b" ")
         presented = hashlib.sha256(token.strip()).digest()
         matched = False
         for digest in self.tokens.current():
             matched |= hmac.compare_digest(presented, digest)
         return matched and scheme.lower() == b"bearer"
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.protected(scope["path"]):
-            await self.app(scope, receive, send)
-            return
-        authorization = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
-        if self._accepts(authorization):
-            await self.app(scope, receive, send)
-            return
-        await send_error(send, ErrorType.UNAUTHORIZED, "a valid bearer token is required", headers=CHALLENGE)

@@ -1,0 +1,101 @@
+"""The body a route takes, read whole within its limits before any parsing: 415, 413 or 408 else."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from starlette.requests import ClientDisconnect
+
+from service.front.asgi import Receive, Send
+from service.front.edge.deadline import Deadline
+from service.front.edge.route_table import Body
+from service.front.errors import ErrorType, send_error
+
+# Most of a refused body read and dropped so the client sees the 413 (see BodyLimits._discard).
+LINGER_BYTES = 16 * 2**20
+
+
+class BodyLimits:
+    """415 for a JSON route's non-JSON body or any compressed body, 413 for a body over the limit
+    (by header, or counted when chunked), 408 for a body not received within `read_timeout`
+    seconds; else the body, read whole."""
+
+    def __init__(self, max_body_bytes: int, read_timeout: float) -> None:
+        self.max_body_bytes = max_body_bytes
+        self.read_timeout = read_timeout
+
+    async def read(
+        self, kind: Body, headers: Mapping[bytes, bytes], receive: Receive, send: Send
+    ) -> bytes | None:
+        """The body; None once refused (answered on `send`). Raises ClientDisconnect if the client
+        hangs up before its last byte."""
+        # The Open Inference Protocol's body is JSON, or JSON and binary tensors (tritonclient sends
+        # no Content-Type): its own decoder checks it.
+        if kind is Body.JSON:
+            media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+            if media_type != b"application/json":
+                message = "Content-Type must be application/json"
+                await send_error(send, ErrorType.UNSUPPORTED_MEDIA_TYPE, message, close=True)
+                return None
+        if headers.get(b"content-encoding", b"identity").strip().lower() != b"identity":
+            message = "Content-Encoding is not supported: send the body uncompressed"
+            await send_error(send, ErrorType.UNSUPPORTED_MEDIA_TYPE, message, close=True)
+            return None
+        length = headers.get(b"content-length")
+        if length is not None and not length.isdigit():
+            await self._too_large(send, more=True)
+            return None
+        try:
+            # From the headers to the last body byte: a client that trickles its body is cut here,
+            # before admission, so it never holds a slot a complete request needs.
+            async with Deadline(self.read_timeout):
+                if length is not None and int(length) > self.max_body_bytes:
+                    # Read at most LINGER_BYTES of a body that will be refused anyway.
+                    more = int(length) > LINGER_BYTES or await self._discard(receive, 0)
+                    await self._too_large(send, more)
+                    return None
+                return await self._read(receive, send)
+        except TimeoutError:
+            message = f"request body not received within {self.read_timeout:g} s"
+            await send_error(send, ErrorType.REQUEST_TIMEOUT, message, close=True)
+            return None
+
+    async def _read(self, receive: Receive, send: Send) -> bytes | None:
+        """The whole body, counted as it arrives (chunked bodies have no length); None once refused."""
+        chunks: list[bytes] = []
+        size, more = 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                raise ClientDisconnect  # answered 499 by the edge, not a 4xx on a partial body
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                more = message.get("more_body", False) and await self._discard(receive, size)
+                await self._too_large(send, more)
+                return None
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def _too_large(self, send: Send, more: bool) -> None:
+        """413; the connection is closed only if part of the body is still unread."""
+        message = f"body over {self.max_body_bytes} bytes"
+        await send_error(send, ErrorType.PAYLOAD_TOO_LARGE, message, close=more)
+
+    @staticmethod
+    async def _discard(receive: Receive, read: int) -> bool:
+        """Read and drop the rest of a refused body, up to LINGER_BYTES in all; True if some is left.
+
+        A lingering close: most clients (http.client, requests, SDKs) send the whole body before
+        they read a response, and a socket closed with unread data resets the connection, so they
+        would see "connection reset" and never the 413.
+        """
+        while read <= LINGER_BYTES:
+            message = await receive()
+            if message["type"] != "http.request":
+                return False  # the client is gone
+            read += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return False
+        return True

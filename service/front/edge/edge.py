@@ -1,0 +1,190 @@
+"""The ASGI app uvicorn serves: every request matched once against the route table, then, inline
+and in order, its id, trace span, auth, body limits and admission, and its handler: the edge's own
+for the classify routes, FastAPI for the cold ones (docs, metadata, probes, metrics)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from starlette.requests import ClientDisconnect
+
+from service.front.asgi import Message, Receive, Scope, Send
+from service.front.edge.admission import Admission
+from service.front.edge.auth import CHALLENGE, BearerAuth
+from service.front.edge.body_limits import BodyLimits
+from service.front.edge.request_ids import request_id
+from service.front.edge.request_metrics import RequestMetrics
+from service.front.edge.route_table import Access, Body, Match, RouteTable
+from service.front.errors import ERROR_TYPE_HEADER, ErrorType, ServiceError, send_error
+from service.logs import REQUEST_ID
+
+if TYPE_CHECKING:
+    from service.front.tracing import Tracing
+
+Headers = Sequence[tuple[bytes, bytes]]
+# A hot route's handler: the body read within its limits, the match and the request's headers in;
+# the 200's payload and headers (its content type among them) out, or a ServiceError raised.
+Handler = Callable[[bytes, Match, Mapping[bytes, bytes]], Awaitable[tuple[bytes, Headers]]]
+ERROR_TYPE = ERROR_TYPE_HEADER.encode()
+
+log = logging.getLogger("service.errors")
+
+
+class ColdRoutes(Protocol):
+    """What answers the cold routes (FastAPI), and documents every route."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
+
+    def openapi(self) -> dict[str, Any]: ...
+
+
+class Exchange:
+    """One request's `send`: it adds the request's own headers to the response and notes its status
+    and error kind, for the request metrics, whichever layer answers."""
+
+    __slots__ = ("send", "extra", "status", "error_type", "started", "verdict")
+
+    def __init__(self, send: Send, extra: list[tuple[bytes, bytes]]) -> None:
+        self.send = send
+        self.extra = extra
+        self.status = 500  # if nothing is ever sent
+        self.error_type: bytes | None = None
+        self.started = False
+        # A probe route's 503 is its verdict for Kubernetes, not an error served (a refusal is).
+        self.verdict = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+            self.status = status = message["status"]
+            headers = message.get("headers", ())
+            if status >= 400:
+                self.error_type = next((v for k, v in headers if k == ERROR_TYPE), b"unknown")
+            message["headers"] = [*headers, *self.extra]
+        await self.send(message)
+
+
+class Edge:
+    """Everything a request meets before its handler, done inline in one call."""
+
+    def __init__(
+        self,
+        api: ColdRoutes,
+        table: RouteTable,
+        handlers: Mapping[str, Handler],
+        request_metrics: RequestMetrics,
+        body_limits: BodyLimits,
+        admission: Admission,
+        auth: BearerAuth | None = None,
+        protected: frozenset[Access] = frozenset(),
+        tracing: Tracing | None = None,
+    ) -> None:
+        self.api = api  # FastAPI: the cold routes, the lifespan, and 404
+        self.table = table
+        self.handlers = dict(handlers)
+        self.request_metrics = request_metrics
+        self.body_limits = body_limits
+        self.admission = admission
+        self.auth = auth
+        self.protected = protected if auth is not None else frozenset()
+        self.tracing = tracing
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.api(scope, receive, send)  # the lifespan
+            return
+        match = self.table.match(scope["path"])
+        route = match.route
+        scope["route"], scope["path_params"] = route, match.params
+        headers = dict(scope["headers"])
+        given_id = request_id(headers.get(b"x-request-id"))
+        exchange = Exchange(send, [(b"x-request-id", given_id.encode())])
+        logged = REQUEST_ID.set(given_id)
+        span = None
+        if self.tracing is not None and route.access is Access.API:
+            span = self.tracing.begin(scope["method"], scope["path"], headers)
+            exchange.extra.append(span.header)
+        start = time.perf_counter()
+        try:
+            await self._serve(scope, receive, exchange, match, headers)
+        except ClientDisconnect:
+            # Not a server error, and no traceback: its 499 reaches nobody but the metrics (nginx's code).
+            log.info("client closed the connection before its request was read")
+            await self._refuse(exchange, ErrorType.CLIENT_CLOSED_REQUEST, "client closed the connection")
+        except Exception:
+            if exchange.started:
+                raise  # half a response: only closing the connection (uvicorn's job) can end it
+            log.exception("unhandled error on %s %s", scope["method"], route.path)
+            await self._refuse(exchange, ErrorType.INTERNAL, "internal server error")
+        finally:
+            elapsed = time.perf_counter() - start
+            error_type = None if exchange.verdict else exchange.error_type
+            self.request_metrics.record(scope["method"], route.path, exchange.status, elapsed, error_type)
+            if span is not None:
+                span.respond(exchange.status, exchange.error_type)
+                span.end(route.path)
+            REQUEST_ID.reset(logged)
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, exchange: Exchange, match: Match, headers: dict[bytes, bytes]
+    ) -> None:
+        route = match.route
+        if route.access in self.protected:
+            assert self.auth is not None
+            if not self.auth.accepts(headers.get(b"authorization", b"")):
+                message = "a valid bearer token is required"
+                await send_error(exchange, ErrorType.UNAUTHORIZED, message, headers=CHALLENGE)
+                return
+        handler = None
+        if route.hot:
+            if scope["method"] != route.method:  # FastAPI never routes a hot route: it answers its 405
+                allow = [(b"allow", route.method.encode())]
+                await send_error(exchange, ErrorType.METHOD_NOT_ALLOWED, "Method Not Allowed", headers=allow)
+                return
+            handler = self.handlers[route.name]
+        body = b""
+        if handler is not None and route.body is not Body.NONE:
+            # Before admission: a client still sending (or trickling) holds no slot.
+            read = await self.body_limits.read(route.body, headers, receive, exchange)
+            if read is None:
+                return
+            body = read
+        if route.access is not Access.API:
+            exchange.verdict = route.access is Access.PROBE
+            await self.api(scope, receive, exchange)
+            return
+        if self.admission.full:
+            message = "too many requests in flight on this server process; retry later"
+            await send_error(exchange, ErrorType.OVERLOADED, message)
+            return
+        self.admission.in_flight += 1
+        try:
+            if handler is None:
+                await self.api(scope, receive, exchange)
+            else:
+                await self._answer(handler, body, match, headers, exchange)
+        finally:
+            self.admission.in_flight -= 1
+
+    @staticmethod
+    async def _answer(
+        handler: Handler, body: bytes, match: Match, headers: Mapping[bytes, bytes], exchange: Exchange
+    ) -> None:
+        """A hot route's answer: its 200, or the error it raised, from the one error table."""
+        try:
+            payload, answer_headers = await handler(body, match, headers)
+        except ServiceError as err:
+            await send_error(exchange, err.error_type, err.message)
+            return
+        exchange.started, exchange.status = True, 200
+        start = [(b"content-length", b"%d" % len(payload)), *answer_headers, *exchange.extra]
+        await exchange.send({"type": "http.response.start", "status": 200, "headers": start})
+        await exchange.send({"type": "http.response.body", "body": payload})
+
+    @staticmethod
+    async def _refuse(exchange: Exchange, kind: ErrorType, message: str) -> None:
+        if not exchange.started:
+            await send_error(exchange, kind, message)
