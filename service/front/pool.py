@@ -136,10 +136,6 @@ class ModelPool:
         """Process ids of the live workers."""
         return [w.pid for w in self._workers]
 
-    def held(self) -> dict[int, int]:
-        """Jobs each live worker holds, by process id: the one it runs and any sent ahead."""
-        return {w.pid: len(w.jobs) for w in self._workers}
-
     async def start(self) -> None:
         """Start every worker and wait until all are ready; raise PoolStartError if one dies first."""
         started = time.monotonic()

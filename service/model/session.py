@@ -35,14 +35,12 @@ class OnnxClassifierSession:
         if "input_ids" not in self.input_names or unknown:
             raise ValueError(f"{path}: unsupported model inputs {sorted(self.input_names)}")
 
-    def logits(
-        self, input_ids: npt.NDArray[np.int64], attention_mask: npt.NDArray[np.int64] | None = None
-    ) -> npt.NDArray[np.float32]:
-        """Logits of shape (batch, labels); the mask defaults to all ones (unpadded input)."""
-        mask = np.ones_like(input_ids) if attention_mask is None else attention_mask
+    def logits(self, input_ids: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        """Logits of shape (batch, labels) for unpadded input: a graph that takes an attention
+        mask gets all ones."""
         feeds: dict[str, npt.NDArray[np.int64]] = {"input_ids": input_ids}
         if "attention_mask" in self.input_names:
-            feeds["attention_mask"] = mask
+            feeds["attention_mask"] = np.ones_like(input_ids)
         if "token_type_ids" in self.input_names:
             feeds["token_type_ids"] = np.zeros_like(input_ids)
         out: npt.NDArray[np.float32] = self._session.run(None, feeds)[0]

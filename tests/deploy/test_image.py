@@ -9,7 +9,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from importlib.metadata import version
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from service.artifact import DEFAULT_MODEL_DIR
 from service.config import Settings
 from service.probe import ready_url
 from tests.conftest import Built
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).parents[2]
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
@@ -185,11 +185,8 @@ def test_entrypoint_with_the_image_settings_serves_and_passes_its_healthcheck(
         [sys.executable, *entrypoint[1:]], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        deadline = time.monotonic() + 120
-        while probe(env) != 0:
-            assert server.poll() is None, "the service exited"
-            assert time.monotonic() < deadline, "never healthy"
-            time.sleep(0.5)
+        wait_until(lambda: server.poll() is not None or probe(env) == 0, "healthy, or exited", 120)
+        assert server.poll() is None, "the service exited"
     finally:
         server.terminate()
         assert server.wait(60) == 0
@@ -220,11 +217,12 @@ def test_healthcheck_sends_the_services_token_when_health_routes_need_one(
         # Rotated: once the service accepts the new token (it re-reads its file within a second),
         # the probe, reading the same file, sends that one.
         tokens.write_text("another-token-0123456789\n")
-        deadline = time.monotonic() + 10
         headers = {"authorization": "Bearer another-token-0123456789"}
-        while httpx.get(svc.url + "/health/ready", headers=headers, timeout=10).status_code != 200:
-            assert time.monotonic() < deadline, "the rotated token was never accepted"
-            time.sleep(0.2)
+        wait_until(
+            lambda: httpx.get(svc.url + "/health/ready", headers=headers, timeout=10).status_code == 200,
+            "the rotated token accepted",
+            30,
+        )
         assert probe(env) == 0
 
 

@@ -37,8 +37,10 @@ def test_open_model_sends_on_schedule_and_measures_hits_and_stages(
     result = run(config, texts)
     assert result["passed"], result
     assert result["sent"] == result["ok"] == 200
-    # 200 requests at 100/s: about 2 s, not as fast as the service could answer.
-    assert 1.9 <= result["duration_s"] < 10
+    # On schedule, not as fast as the service could answer: no request sent before its time (the
+    # last one is due 199/100 s in), whatever the machine's speed.
+    assert result["schedule_lag_ms"]["p50"] >= 0
+    assert result["duration_s"] >= (config.requests - 1) / config.rate
     # Warm-up put the 8 hot texts in both workers' caches; the other texts are new.
     assert 0.45 <= result["hit_ratio"] <= 0.5
     assert result["server_ms"]["inference"]["p50"] > 0

@@ -13,10 +13,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from load_tests.faults import wait_until
 from load_tests.server import RunningService, running_service
 from service.artifact import artifact_version
 from tests.conftest import Built
+from tests.support.waiting import wait_until
 
 JSON = {"content-type": "application/json"}
 

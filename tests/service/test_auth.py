@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from load_tests.faults import wait_until
 from load_tests.server import RunningService, running_service
 from tests.conftest import Built
 from tests.service.conftest import sample, schemathesis
+from tests.support.waiting import wait_until
 
 # Tokens are at least 16 characters (service.tokens.MIN_TOKEN_CHARS).
 TOKEN_A, TOKEN_B, FILE_TOKEN = "token-a-0123456789", "token-b-0123456789", "token-from-file-0123"

@@ -19,6 +19,8 @@ from service.front.pool import ModelPool
 from service.model.classifier import Classifier
 from service.prediction import Prediction, Timing
 from tests.conftest import Built
+from tests.support.metrics import published
+from tests.support.waiting import settled, until
 
 
 class CountingClassifier(Classifier):
@@ -55,16 +57,15 @@ def test_batch_computes_each_distinct_miss_once_and_keeps_order(small_model: Bui
 def test_hits_skip_the_model_and_return_the_same_prediction(small_model: Built) -> None:
     inference, classifier = make(small_model)
 
-    def busy() -> float | None:
-        inference.metrics.publish()
-        return inference.metrics.registry.get_sample_value("textclf_model_worker_busy_seconds_total")
+    def busy() -> float:
+        return published(inference.metrics, "textclf_model_worker_busy_seconds_total")
 
     first = asyncio.run(inference.classify("hello there"))
     computed = busy()
     second = asyncio.run(inference.classify("hello there"))
     assert classifier.calls == 1
     # The co-located model counts its busy time like a pool's workers; a hit adds none.
-    assert computed is not None and computed > 0 and busy() == computed
+    assert computed > 0 and busy() == computed
     assert second.cached and not first.cached and second.prediction is first.prediction
 
 
@@ -104,9 +105,7 @@ def test_colocated_model_past_the_job_timeout_fails_readiness_until_it_returns(s
     async def scenario() -> None:
         assert (local.ready, local.unready_seconds()) == (1, 0.0)
         job = asyncio.ensure_future(local.predict_many(["fine", "hangs"]))  # a batch: on the thread
-        async with asyncio.timeout(60):
-            while local.ready:
-                await asyncio.sleep(0.01)
+        await until(lambda: not local.ready, "the hung text past the job timeout")
         assert local.unready_seconds() > 0  # what liveness compares with its limit
         classifier.release.set()
         results = await job
@@ -168,15 +167,6 @@ def test_a_batch_caches_the_texts_computed_before_another_of_its_texts_timed_out
     assert sorted(asyncio.run(scenario())) == [False, True]
 
 
-async def settled(condition: Callable[[], bool]) -> None:
-    """Let the tasks already started run until `condition` holds (a few loop turns, no waiting)."""
-    for _ in range(100):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("never settled")
-
-
 def test_a_batch_weighs_its_texts_against_the_bound_on_texts_waiting_for_the_model(
     hung_pool: Callable[..., Awaitable[ModelPool]],
 ) -> None:
@@ -200,9 +190,8 @@ def test_a_batch_weighs_its_texts_against_the_bound_on_texts_waiting_for_the_mod
     asyncio.run(scenario())
 
 
-def lookups(inference: Inference, result: str) -> float | None:
-    inference.metrics.publish()
-    return inference.metrics.registry.get_sample_value("textclf_cache_lookups_total", {"result": result})
+def lookups(inference: Inference, result: str) -> float:
+    return published(inference.metrics, "textclf_cache_lookups_total", result=result)
 
 
 def test_concurrent_requests_for_one_new_text_compute_it_once(
@@ -236,8 +225,9 @@ def test_when_the_first_asker_leaves_one_waiter_takes_over_as_a_miss_for_the_oth
             first = asyncio.ensure_future(inference.classify(text))
             await settled(lambda: pool.pending == 1)
             waiters = [asyncio.ensure_future(inference.classify(text)) for _ in range(3)]
-            await asyncio.sleep(0)
-            first.cancel()  # its client went away
+            # Its client went away. The loop runs ready tasks in order: the waiters' first steps
+            # (each joins the first's computation) come before the first hears of its cancellation.
+            first.cancel()
             outcomes = await asyncio.wait_for(asyncio.gather(*waiters), 30)
             again = await inference.classify(text)
         finally:

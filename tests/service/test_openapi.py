@@ -1,5 +1,6 @@
-"""The published API description: the classify routes are answered by the edge (service.front.api.classify_routes), and FastAPI
-still documents them exactly as it did when it answered them."""
+"""The published API description: the classify routes are answered by the edge
+(service.front.api.classify_routes), and FastAPI still documents them exactly as it did when it
+answered them."""
 
 from __future__ import annotations
 

@@ -10,8 +10,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,9 @@ from service.front.pool import ModelPool, PoolStartError
 from service.front.worker_link import MODEL_WORKER, spawn_worker
 from service.model.classifier import Classifier
 from tests.conftest import Built
+from tests.support.metrics import published
+from tests.support.processes import alive, state
+from tests.support.waiting import settled, until
 
 
 @pytest.fixture
@@ -55,10 +59,12 @@ async def running_pool(built: Built, size: int, **limits: Any) -> AsyncIterator[
 
 
 def value(pool: ModelPool, name: str) -> float:
-    pool.metrics.publish()  # as a scrape does
-    sample = pool.metrics.registry.get_sample_value(name)
-    assert sample is not None, name
-    return sample
+    return published(pool.metrics, name)
+
+
+def stop(pid: int) -> None:
+    """SIGSTOP: the worker keeps its socket and its jobs but never answers (a hung worker)."""
+    os.kill(pid, signal.SIGSTOP)
 
 
 @pytest.mark.usefixtures("worker_env")
@@ -88,14 +94,19 @@ def test_two_misses_run_on_two_workers_at_once(small_model: Built) -> None:
 
     async def scenario() -> None:
         async with running_pool(small_model, 2) as pool:
+            victim, other = pool.pids()
+            for pid in (victim, other):  # each keeps what it is sent, unanswered
+                stop(pid)
             queued = [asyncio.ensure_future(pool.predict(long_text)) for _ in range(2)]
-            await asyncio.sleep(0)
-            depth_while_busy = value(pool, "textclf_queue_depth")
-            held = pool.held()
-            results = await asyncio.gather(*queued)
-        # Both dispatched at once, one to each worker: neither waits for the other to finish.
-        assert depth_while_busy == 0
-        assert sorted(held.values()) == [1, 1]
+            await settled(lambda: pool.pending == 2)
+            # Both dispatched at once: neither waits in the queue for the other to finish.
+            assert value(pool, "textclf_queue_depth") == 0
+            # One to each worker: the victim held exactly one job, the one retried when it dies.
+            os.kill(victim, signal.SIGKILL)
+            await until(lambda: victim not in pool.pids(), "the victim's death seen")
+            assert value(pool, "textclf_model_job_retries_total") == 1
+            os.kill(other, signal.SIGCONT)
+            results = await asyncio.wait_for(asyncio.gather(*queued), 60)
         assert all(p.label in pool.labels for p, _ in results)
 
     asyncio.run(scenario())
@@ -105,14 +116,26 @@ def test_two_misses_run_on_two_workers_at_once(small_model: Built) -> None:
 def test_busy_workers_hold_one_job_ahead_and_the_rest_wait_in_the_queue(small_model: Built) -> None:
     async def scenario() -> None:
         async with running_pool(small_model, 2) as pool:
+            victim, other = pool.pids()
+            for pid in (victim, other):  # each keeps what it is sent, unanswered
+                stop(pid)
             jobs = [asyncio.ensure_future(pool.predict(f"text number {i} " * 10)) for i in range(5)]
-            await asyncio.sleep(0)
-            depth = value(pool, "textclf_queue_depth")
-            held = sorted(pool.held().values())
-            results = await asyncio.gather(*jobs)
-        assert (held, depth) == ([2, 2], 1)  # two running, two sent ahead, one queued
-        # Queue time counts the wait in the worker's socket too, not only in the front's queue.
-        assert all(timing.queue > 0 for _, timing in results[2:])
+            await settled(lambda: pool.pending == 5)
+            submitted = time.perf_counter()  # every job was submitted by now
+            assert value(pool, "textclf_queue_depth") == 1  # four with the workers, one queued
+            # Two each: killed, the victim's two (the one it ran and the one sent ahead) are its
+            # retries, and go back to the head of the queue.
+            os.kill(victim, signal.SIGKILL)
+            await until(lambda: victim not in pool.pids(), "the victim's death seen")
+            assert value(pool, "textclf_model_job_retries_total") == 2
+            assert value(pool, "textclf_queue_depth") == 3
+            # No job can start before this (the replacement is still loading its model).
+            resumed = time.perf_counter()
+            os.kill(other, signal.SIGCONT)
+            results = await asyncio.wait_for(asyncio.gather(*jobs), 60)
+        # Queue time counts the wait in the worker's socket too, not only in the front's queue:
+        # the jobs sent to the stopped worker waited there until it resumed.
+        assert all(timing.queue >= resumed - submitted for _, timing in results)
 
     asyncio.run(scenario())
 
@@ -123,15 +146,12 @@ def test_a_killed_worker_is_replaced_and_its_job_retried_on_another(small_model:
         async with running_pool(small_model, 2) as pool:
             victim = pool.pids()[0]
             jobs = [asyncio.ensure_future(pool.predict(f"retry me {i} " * 20)) for i in range(2)]
-            await asyncio.sleep(0)  # both dispatched
+            await settled(lambda: pool.pending == 2 and value(pool, "textclf_queue_depth") == 0)
             os.kill(victim, signal.SIGKILL)
-            results = await asyncio.gather(*jobs)
+            results = await asyncio.wait_for(asyncio.gather(*jobs), 60)
             assert all(p.label in pool.labels for p, _ in results)
-            deadline = time.monotonic() + 60
             # The victim may have finished its job before the signal: wait for the front to see it die.
-            while (pool.ready < 2 or victim in pool.pids()) and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-            assert pool.ready == 2 and victim not in pool.pids()
+            await until(lambda: pool.ready == 2 and victim not in pool.pids(), "the victim replaced")
             assert value(pool, "textclf_model_worker_restarts_total") == 1
             await pool.predict("served by the replacement too")
 
@@ -147,9 +167,7 @@ def test_a_replacement_is_not_lost_to_a_job_cancelled_while_it_started(small_mod
             # Queued with no worker to run it, then given up on by its client (a request timeout).
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(pool.predict("waits for a worker that is restarting"), 0.05)
-            deadline = time.monotonic() + 60
-            while (pool.ready < 1 or victim in pool.pids()) and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
+            await until(lambda: pool.ready == 1 and victim not in pool.pids(), "the victim replaced")
             # The replacement must take the next text, not sit idle in no list.
             prediction, _ = await asyncio.wait_for(pool.predict("served by the replacement"), 30)
             assert prediction.label in pool.labels
@@ -157,23 +175,40 @@ def test_a_replacement_is_not_lost_to_a_job_cancelled_while_it_started(small_mod
     asyncio.run(scenario())
 
 
+# A worker that says the right hello, takes each job and never answers it (as a hung one does).
+SWALLOWS = """
+import socket, sys
+from service.protocol import pack_hello, receive_job
+version, _, fd = sys.argv[1:]
+sock = socket.socket(fileno=int(fd))
+sock.sendall(pack_hello(version))
+while receive_job(sock) is not None:
+    pass
+"""
+
+
 @pytest.mark.usefixtures("worker_env")
 def test_a_job_whose_retry_also_dies_is_answered_model_worker_lost(small_model: Built) -> None:
+    artifact = load_artifact(small_model.artifact)
+    swallows = [sys.executable, "-c", SWALLOWS, artifact.version]
+    commands = chain([MODEL_WORKER], repeat(swallows))  # a real worker, then ones that never answer
+
     async def scenario() -> None:
-        async with running_pool(small_model, 2) as pool:
-            for pid in pool.pids():  # stopped workers take jobs but never answer them
-                os.kill(pid, signal.SIGSTOP)
+        async with running_pool(small_model, 1, spawn=lambda: spawn_worker(next(commands))) as pool:
+            (first,) = pool.pids()
+            stop(first)  # takes the job, never answers it
             job = asyncio.ensure_future(pool.predict("doomed"))
-            for _ in range(2):  # the first try, then its one retry on the other worker
-                await asyncio.sleep(0)
-                holder = next(pid for pid, jobs in pool.held().items() if jobs)
-                os.kill(holder, signal.SIGKILL)
-                deadline = time.monotonic() + 30
-                while holder in pool.pids() and time.monotonic() < deadline:
-                    await asyncio.sleep(0.01)
+            await settled(lambda: pool.pending == 1 and value(pool, "textclf_queue_depth") == 0)
+            os.kill(first, signal.SIGKILL)
+            # The replacement takes the job as it says hello: the job's one retry.
+            await until(lambda: first not in pool.pids() and pool.ready == 1, "the replacement ready")
+            assert value(pool, "textclf_model_job_retries_total") == 1
+            (second,) = pool.pids()
+            os.kill(second, signal.SIGKILL)
             with pytest.raises(ServiceError) as err:
-                await job
+                await asyncio.wait_for(job, 60)
             assert err.value.error_type is ErrorType.MODEL_WORKER_LOST
+            assert value(pool, "textclf_model_job_retries_total") == 1  # not a second retry
 
     asyncio.run(scenario())
 
@@ -187,8 +222,8 @@ def test_close_drains_queued_jobs_and_the_workers_exit(
         await pool.start()
         pids = pool.pids()
         jobs = [asyncio.ensure_future(pool.predict(f"drain {i}")) for i in range(6)]
-        await asyncio.sleep(0)
-        await pool.close()
+        await settled(lambda: pool.pending == 6)
+        await asyncio.wait_for(pool.close(), 60)
         assert all(j.done() and not j.exception() for j in jobs)
         assert not any(map(alive, pids))  # exited and reaped
         with pytest.raises(ServiceError):
@@ -225,27 +260,6 @@ def test_workers_yield_the_cpu_to_their_front(small_model: Built, monkeypatch: p
     assert asyncio.run(scenario()) == [min(front + 3, 19)] * 2
 
 
-def alive(pid: int) -> bool:
-    """Whether a process with this id exists (a reaped worker's does not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def stop(pid: int) -> None:
-    """SIGSTOP: the worker keeps its socket and its jobs but never answers (a hung worker)."""
-    os.kill(pid, signal.SIGSTOP)
-
-
-async def until(condition: Callable[[], bool], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        await asyncio.sleep(0.01)
-
-
 @pytest.mark.usefixtures("worker_env")
 def test_a_stuck_worker_is_killed_and_replaced_its_job_retried_and_the_one_sent_ahead_requeued(
     small_model: Built,
@@ -257,9 +271,10 @@ def test_a_stuck_worker_is_killed_and_replaced_its_job_retried_and_the_one_sent_
             started = time.monotonic()
             running = asyncio.ensure_future(pool.predict("the running one"))
             ahead = asyncio.ensure_future(pool.predict("the one sent ahead"))
-            await asyncio.sleep(0)
-            assert list(pool.held().values()) == [2]
-            await until(lambda: victim not in pool.pids())
+            # Both with the one worker: the one it runs and the one sent ahead, none queued.
+            await settled(lambda: pool.pending == 2 and value(pool, "textclf_queue_depth") == 0)
+            await until(lambda: victim not in pool.pids(), "the stuck worker killed")
+            # Not before its job's deadline (an order of events, whatever the machine's speed).
             assert time.monotonic() - started >= 0.5
             results = await asyncio.wait_for(asyncio.gather(running, ahead), 60)
             assert all(p.label in pool.labels for p, _ in results)
@@ -296,9 +311,9 @@ def test_pool_is_unready_while_no_worker_can_take_a_job(small_model: Built) -> N
             assert (pool.ready, pool.unready_seconds()) == (1, 0.0)
             stop(pool.pids()[0])
             job = asyncio.ensure_future(pool.predict("wakes the watchdog"))
-            await until(lambda: pool.ready == 0)
-            await asyncio.sleep(0.05)
-            assert pool.unready_seconds() > 0
+            await until(lambda: pool.ready == 0, "the stuck worker seen")
+            # What liveness compares with its limit: it grows from when no worker could take a job.
+            await until(lambda: pool.unready_seconds() > 0, "unready time counted")
             await asyncio.wait_for(job, 60)
             assert (pool.ready, pool.unready_seconds()) == (1, 0.0)
 
@@ -444,17 +459,18 @@ def test_a_replacement_that_never_says_hello_is_killed_and_replaced_in_turn(
     async def scenario() -> None:
         async with running_pool(small_model, 1, spawn=spawn) as pool:
             os.kill(spawned[0], signal.SIGKILL)
-            await until(lambda: len(spawned) == 2 and pool.pids() == spawned[1:2])
+            await until(lambda: len(spawned) == 2 and pool.pids() == spawned[1:2], "the first replacement")
             assert pool.ready == 0
             timeout = pool.hello_timeout
-            await until(lambda: spawned[1] not in pool.pids(), timeout + 60)
+            await until(lambda: spawned[1] not in pool.pids(), "the frozen replacement killed", timeout + 60)
             # Given the whole deadline from its start (the start-up's load time x the margin, or
-            # the floor), not killed early; the next replacement gets twice as long.
+            # the floor), not killed early (an order of events, whatever the machine's speed); the
+            # next replacement gets twice as long.
             assert time.monotonic() - spawned_at[1] >= timeout
             assert pool.hello_timeout == 2 * timeout
             # Replaced after the growing delay, by a worker that says hello: back to full strength,
             # and to the first deadline.
-            await until(lambda: len(spawned) == 3 and pool.ready == 1)
+            await until(lambda: len(spawned) == 3 and pool.ready == 1, "the second replacement ready")
             assert pool.hello_timeout == timeout
             assert pool.pids() == spawned[2:] and not alive(spawned[1])
             assert value(pool, "textclf_model_worker_restarts_total") == 2  # the killed one, the frozen one
@@ -491,10 +507,12 @@ def test_the_largest_texts_sent_ahead_and_queued_are_not_spliced(
 
 
 @pytest.mark.usefixtures("worker_env")
-def test_close_answers_what_stuck_workers_hold_within_the_shutdown_clock(
+def test_close_answers_what_stuck_workers_hold_then_kills_them_at_the_end_of_the_shutdown_clock(
     small_model: Built, caplog: pytest.LogCaptureFixture
 ) -> None:
     pids: list[int] = []
+    # The workers' states from /proc at the moment each job was answered.
+    states_when_answered: list[list[str]] = []
 
     async def scenario() -> None:
         pool = pool_of(small_model, 2, shutdown_seconds=2)
@@ -503,15 +521,17 @@ def test_close_answers_what_stuck_workers_hold_within_the_shutdown_clock(
         for pid in pids:
             stop(pid)
         jobs = [asyncio.ensure_future(pool.predict(f"never computed {i}")) for i in range(5)]
-        await asyncio.sleep(0)
-        started = time.monotonic()
-        await pool.close()
-        took = time.monotonic() - started
-        assert took < 2 + 0.5, took
+        await settled(lambda: pool.pending == 5)
+        for job in jobs:
+            job.add_done_callback(lambda _: states_when_answered.append([state(pid) for pid in pids]))
+        # Stuck workers never exit on their own: only the clock can end this (the bound is a guard).
+        await asyncio.wait_for(pool.close(), 60)
         for job in jobs:
             error = job.exception()
             assert isinstance(error, ServiceError) and error.error_type is ErrorType.NOT_READY
-        assert not any(map(alive, pids))  # killed by the deadline, and reaped
+        # Every job answered first, while its worker still held it (stopped, not killed yet) ...
+        assert states_when_answered == [["T", "T"]] * 5
+        assert not any(map(alive, pids))  # ... then the workers killed and reaped
 
     with caplog.at_level(logging.WARNING, logger="service.pool"):
         asyncio.run(scenario())

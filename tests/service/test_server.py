@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,6 +23,7 @@ from service.artifact import load_artifact
 from service.model.classifier import Classifier
 from tests.conftest import Built
 from tests.service.conftest import classify, misbuilt_copy, sample, wait_for_sample
+from tests.support.processes import cpu_seconds
 
 
 def without_cached(body: dict[str, Any]) -> dict[str, Any]:
@@ -95,10 +95,6 @@ def test_truncation_is_reported(service: RunningService, small_model: Built) -> 
 
 
 def test_both_workers_serve(service: RunningService) -> None:
-    def cpu_seconds(pid: int) -> float:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks
-
     pids = service.model_worker_pids()
     assert len(pids) == 2
     before = {pid: cpu_seconds(pid) for pid in pids}
@@ -150,7 +146,7 @@ def test_sigterm_drains_in_flight_requests_and_exits_zero(small_model: Built, tm
                     try:
                         statuses.append(classify_with(client, svc.url, f"load {uuid.uuid4()}"))
                     except httpx.TransportError:
-                        time.sleep(0.01)
+                        return  # refused: the service is going away, and takes no more
 
         loader = threading.Thread(target=background_load)
         for pid in workers:  # stopped model workers: nothing in flight can finish before SIGTERM

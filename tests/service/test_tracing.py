@@ -26,12 +26,12 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from load_tests.faults import wait_until
 from load_tests.otlp_sink import otlp_sink
 from load_tests.server import free_port, running_service
 from service.config import TracingSettings
 from service.front.tracing import Tracing
 from tests.conftest import Built
+from tests.support.waiting import wait_until
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
