@@ -27,7 +27,7 @@ import uvicorn
 from service.artifact import load_artifact
 from service.config import load_settings
 from service.front.asgi import Receive, Scope, Send
-from service.front.worker_link import spawn_worker
+from service.front.core.worker_link import spawn_worker
 from service.protocol import Codec, Reply, pack_job, take_hello
 
 # The shape and size of a classify answer, so the floor writes as many bytes as the service does.

@@ -23,7 +23,7 @@ from typing import Any
 from load_tests.texts import DEFAULT_TEXTS, held_out_texts, mix
 from models.layout import teacher_of, work_folder
 from service.artifact import DEFAULT_MODEL_DIR, load_artifact
-from service.front.cache import ResultCache
+from service.front.core.result_cache import ResultCache
 from service.model.classifier import Classifier
 from service.model.session import OnnxClassifierSession
 from service.model.tokenizer import TextTokenizer

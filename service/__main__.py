@@ -1,3 +1,3 @@
-from service.front.server import main
+from service.front.server.launcher import main
 
 raise SystemExit(main())

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 # Set by the edge (service.front.edge.edge) for the request being served; read by every log record.
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
-# Set by service.front.tracing, when tracing is on: the request's trace and span ids (hex).
+# Set by service.front.telemetry.tracing, when tracing is on: the request's trace and span ids (hex).
 TRACE_IDS: ContextVar[tuple[str, str] | None] = ContextVar("trace_ids", default=None)
 # Fields a record may carry (logger.info(..., extra={...})) that belong in the JSON line.
 FIELDS = ("method", "route", "status", "duration_ms")

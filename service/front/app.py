@@ -23,8 +23,8 @@ from service.front.edge.edge import Edge
 from service.front.edge.request_metrics import RequestMetrics
 from service.front.edge.route_table import RouteTable
 from service.front.lifespan import lifespan
-from service.front.metrics import Metrics
 from service.front.runtime import Runtime
+from service.front.telemetry.metrics import Metrics
 
 
 class Api(FastAPI):
@@ -52,7 +52,9 @@ def create_app(settings: Settings | None = None) -> Edge:
     handlers = ClassifyRoutes(runtime).handlers()
     tracing = None
     if settings.tracing.enabled:
-        from service.front.tracing import Tracing  # imported only when on: off loads no OpenTelemetry
+        from service.front.telemetry.tracing import (
+            Tracing,  # imported only when on: off loads no OpenTelemetry
+        )
 
         tracing = Tracing(settings.tracing)
 

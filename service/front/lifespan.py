@@ -12,19 +12,19 @@ from typing import TYPE_CHECKING, Any
 
 from service.artifact import Artifact, load_artifact
 from service.config import Settings
-from service.front.cache import ResultCache
-from service.front.classify import Classify
-from service.front.connections import COUNT_REFUSAL
-from service.front.errors import ErrorType
-from service.front.inference import Backend, Inference
-from service.front.local_model import LocalModel
-from service.front.metrics import PUBLISH_SECONDS, Metrics
-from service.front.pool import ModelPool
+from service.front.core.cached_dispatch import Backend, CachedDispatch
+from service.front.core.classify import Classify
+from service.front.core.errors import ErrorType
+from service.front.core.local_model import LocalModel
+from service.front.core.model_pool import ModelPool
+from service.front.core.result_cache import ResultCache
 from service.front.runtime import Loaded, Runtime
-from service.front.termination import on_termination
+from service.front.server.http_protocol import COUNT_REFUSAL
+from service.front.server.termination import on_termination
+from service.front.telemetry.metrics import PUBLISH_SECONDS, Metrics
 
 if TYPE_CHECKING:
-    from service.front.tracing import Tracing
+    from service.front.telemetry.tracing import Tracing
 
 log = logging.getLogger("service")
 PROCESS_SAMPLE_EVERY = 5  # publish periods
@@ -93,12 +93,12 @@ def lifespan(runtime: Runtime, labels: list[str], tracing: Tracing | None) -> Li
             settings.cache_ttl_seconds,
             on_evict=metrics.cache_evictions.inc,
         )
-        inference = Inference(
+        dispatch = CachedDispatch(
             backend, cache, artifact.version, metrics, max_pending=settings.admitted_per_front()
         )
         if tracing is not None:
             tracing.model = {"textclf.model.name": artifact.name, "textclf.model.version": artifact.version}
-            inference.observe = tracing.record
+            dispatch.observe = tracing.record
         metrics.initialize(labels, [e.value for e in ErrorType], artifact.labels)
         quantization = (artifact.manifest.quantization or {}).get("weight_type", "none")
         metrics.model_info.labels(
@@ -106,7 +106,7 @@ def lifespan(runtime: Runtime, labels: list[str], tracing: Tracing | None) -> Li
         ).set(1)
         publisher = asyncio.create_task(_publish(metrics, backend))
         classify = Classify(
-            inference, settings.max_text_chars, settings.max_batch, artifact.max_sequence_length
+            dispatch, settings.max_text_chars, settings.max_batch, artifact.max_sequence_length
         )
         runtime.loaded = Loaded(artifact, classify)
         metrics.workers_ready.set(backend.ready)

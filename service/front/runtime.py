@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 
 from service.artifact import Artifact
 from service.config import Settings
-from service.front.classify import Classify
-from service.front.errors import ErrorType, ServiceError
-from service.front.inference import Inference
-from service.front.metrics import Metrics
+from service.front.core.cached_dispatch import Backend
+from service.front.core.classify import Classify
+from service.front.core.errors import ErrorType, ServiceError
+from service.front.telemetry.metrics import Metrics
 
 
 @dataclass(frozen=True)
@@ -24,9 +24,9 @@ class Loaded:
         object.__setattr__(self, "model_ref", {"name": self.artifact.name, "version": self.artifact.version})
 
     @property
-    def inference(self) -> Inference:
-        """The cache-first dispatcher under the use case, and its backend."""
-        return self.classify.inference
+    def backend(self) -> Backend:
+        """Where its misses are computed: the model workers, or the colocated model."""
+        return self.classify.dispatch.backend
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """A model worker process: receive a job, classify it, send the reply; nothing else.
 
-Started by its front (service.front.pool) as `python -m service.model_worker --fd N` with one end of a
-Unix socket pair. It loads and warms the model, says READY, then serves jobs one at a time on
-one thread, until the front closes the socket. It never touches HTTP or metrics: the front
+Started by its front (service.front.core.model_pool) as `python -m service.model_worker --fd N`
+with one end of a Unix socket pair. It loads and warms the model, says READY, then serves jobs one
+at a time on one thread, until the front closes the socket. It never touches HTTP or metrics: the front
 records everything from the replies, so a worker killed at any moment leaves no state behind.
 """
 

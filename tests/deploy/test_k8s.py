@@ -16,7 +16,7 @@ import yaml
 
 from service.config import Settings
 from service.front.app import create_app
-from service.front.metrics import Metrics
+from service.front.telemetry.metrics import Metrics
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
 KUSTOMIZATIONS = ["k8s/base", "k8s/overlays/example"]

@@ -13,6 +13,10 @@ from collections.abc import Sequence
 MODEL_RUNTIME = ("onnxruntime", "tokenizers", "numpy", "transformers", "torch")
 WEB = ("fastapi", "starlette", "uvicorn", "click")
 FRONT_ONLY = (*WEB, "prometheus_client", "cachetools", "httptools", "uvloop")
+CORE = ", ".join(
+    f"service.front.core.{m}"
+    for m in ("errors", "classify", "cached_dispatch", "result_cache", "model_pool", "local_model")
+)
 
 
 def loaded(modules: str, watched: Sequence[str]) -> list[str]:
@@ -25,7 +29,7 @@ def loaded(modules: str, watched: Sequence[str]) -> list[str]:
 def test_the_front_never_imports_the_model_runtime() -> None:
     assert (
         loaded(
-            "service.front.server, service.front.app, service.front.pool, service.front.api.classify_routes",
+            "service.front.server.launcher, service.front.app, service.front.api.classify_routes",
             MODEL_RUNTIME,
         )
         == []
@@ -38,12 +42,7 @@ def test_a_model_worker_never_imports_the_front() -> None:
 
 
 def test_the_classify_core_imports_no_web_framework() -> None:
-    assert (
-        loaded(
-            "service.front.errors, service.front.classify, service.front.inference, service.front.pool", WEB
-        )
-        == []
-    )
+    assert loaded(CORE, WEB) == []
     assert "fastapi" in loaded("service.front.app", WEB)  # the check sees imports
 
 
@@ -52,7 +51,8 @@ def test_with_tracing_off_the_front_loads_no_tracing() -> None:
     code = (
         "import sys; from service.config import Settings; from service.front.app import create_app; "
         "create_app(Settings()); print(sorted({m.split('.')[1] for m in sys.modules "
-        "if m.startswith(('opentelemetry.sdk', 'opentelemetry.exporter', 'service.front.tracing'))}))"
+        "if m.startswith(('opentelemetry.sdk', 'opentelemetry.exporter', "
+        "'service.front.telemetry.tracing'))}))"
     )
     environ = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     result = subprocess.run(

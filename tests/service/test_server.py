@@ -250,7 +250,7 @@ def test_help_lists_the_settings() -> None:
 def test_the_launcher_does_not_import_prometheus_client_before_it_sets_the_metrics_folder() -> None:
     # prometheus_client picks multiprocess mode at import: imported earlier, a one-process service
     # would export empty metrics.
-    check = "import sys, service.front.server; sys.exit('prometheus_client' in sys.modules)"
+    check = "import sys, service.front.server.launcher; sys.exit('prometheus_client' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", check]).returncode == 0
 
 

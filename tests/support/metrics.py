@@ -1,8 +1,8 @@
-"""An in-process `service.front.metrics.Metrics` read as a scrape reads it."""
+"""An in-process `service.front.telemetry.metrics.Metrics` read as a scrape reads it."""
 
 from __future__ import annotations
 
-from service.front.metrics import Metrics
+from service.front.telemetry.metrics import Metrics
 
 
 def published(metrics: Metrics, name: str, **labels: str) -> float:

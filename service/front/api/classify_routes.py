@@ -19,10 +19,10 @@ from pydantic_core import from_json, to_json
 
 from service.front.api import open_inference
 from service.front.api.schemas import BatchClassifyRequest, ClassifyRequest, PredictRequest
+from service.front.core.cached_dispatch import Outcome
+from service.front.core.errors import ErrorType, ServiceError, describe_validation
 from service.front.edge.edge import Handler, Headers
 from service.front.edge.route_table import Match
-from service.front.errors import ErrorType, ServiceError, describe_validation
-from service.front.inference import Outcome
 from service.front.runtime import Loaded, Runtime
 from service.prediction import Prediction, Timing
 

@@ -14,10 +14,10 @@ from service import NAME, VERSION
 from service.front.api import open_inference
 from service.front.api.error_responses import error_response
 from service.front.api.schemas import Empty, ErrorBody, Health, ModelMetadata, ServerMetadata
+from service.front.core.errors import ErrorType
 from service.front.edge.route_table import Access, RouteTable
-from service.front.errors import ErrorType
-from service.front.metrics import CONTENT_TYPE
 from service.front.runtime import Runtime
+from service.front.telemetry.metrics import CONTENT_TYPE
 
 Endpoint = Callable[..., Awaitable[Any]]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}, 503: {"model": ErrorBody}}
@@ -50,12 +50,12 @@ def build_router(runtime: Runtime, table: RouteTable) -> APIRouter:
     @endpoint(tags=["metrics"], response_class=PlainTextResponse)
     async def metrics() -> PlainTextResponse:
         """Prometheus metrics, aggregated over every HTTP process and its model workers."""
-        runtime.metrics.sample_process(runtime.loaded.inference.backend.pids() if runtime.loaded else ())
+        runtime.metrics.sample_process(runtime.loaded.backend.pids() if runtime.loaded else ())
         return PlainTextResponse(runtime.metrics.render(), media_type=CONTENT_TYPE)
 
     def unlive() -> Response | None:
         """503 `model_unavailable` once no model has been able to serve for too long."""
-        unready = runtime.loaded.inference.backend.unready_seconds() if runtime.loaded else 0.0
+        unready = runtime.loaded.backend.unready_seconds() if runtime.loaded else 0.0
         if unready > settings.unready_liveness_seconds:
             return error_response(
                 ErrorType.MODEL_UNAVAILABLE, f"no model worker has been ready for {unready:.0f} s"
@@ -68,7 +68,7 @@ def build_router(runtime: Runtime, table: RouteTable) -> APIRouter:
             return error_response(ErrorType.NOT_READY, "model is not loaded yet")
         if runtime.stopping:
             return error_response(ErrorType.NOT_READY, "shutting down")
-        if not runtime.loaded.inference.backend.ready:
+        if not runtime.loaded.backend.ready:
             return error_response(ErrorType.NOT_READY, "no model worker can take a job (restarting)")
         return None
 

@@ -1,5 +1,5 @@
 """The service's errors as FastAPI answers them: its exception handlers, in the one error shape
-(service.front.errors), for the routes FastAPI serves."""
+(service.front.core.errors), for the routes FastAPI serves."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.front.errors import (
+from service.front.core.errors import (
     STATUS,
     ErrorType,
     ServiceError,

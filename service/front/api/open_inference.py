@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import to_json
 
-from service.front.errors import ErrorType, ServiceError
+from service.front.core.errors import ErrorType, ServiceError
 from service.prediction import Prediction
 
 PREFIX = "/v2/models/"

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-from service.front.classify import VISIBLE
+from service.front.core.classify import VISIBLE
 
 
 def text_schema(max_chars: int) -> dict[str, Any]:

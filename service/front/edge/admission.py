@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.front.metrics import Metrics
+from service.front.telemetry.metrics import Metrics
 
 
 class Admission:

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from starlette.requests import ClientDisconnect
 
 from service.front.asgi import Receive, Send
+from service.front.core.errors import ErrorType, send_error
 from service.front.edge.deadline import Deadline
 from service.front.edge.route_table import Body
-from service.front.errors import ErrorType, send_error
 
 # Most of a refused body read and dropped so the client sees the 413 (see BodyLimits._discard).
 LINGER_BYTES = 16 * 2**20

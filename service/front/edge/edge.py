@@ -12,17 +12,17 @@ from typing import TYPE_CHECKING, Any, Protocol
 from starlette.requests import ClientDisconnect
 
 from service.front.asgi import Message, Receive, Scope, Send
+from service.front.core.errors import ERROR_TYPE_HEADER, ErrorType, ServiceError, send_error
 from service.front.edge.admission import Admission
 from service.front.edge.auth import CHALLENGE, BearerAuth
 from service.front.edge.body_limits import BodyLimits
 from service.front.edge.request_ids import request_id
 from service.front.edge.request_metrics import RequestMetrics
 from service.front.edge.route_table import Access, Body, Match, RouteTable
-from service.front.errors import ERROR_TYPE_HEADER, ErrorType, ServiceError, send_error
 from service.logs import REQUEST_ID
 
 if TYPE_CHECKING:
-    from service.front.tracing import Tracing
+    from service.front.telemetry.tracing import Tracing
 
 Headers = Sequence[tuple[bytes, bytes]]
 # A hot route's handler: the body read within its limits, the match and the request's headers in;

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from service.front.metric_buffers import HistogramBuffer
-from service.front.metrics import Metrics
+from service.front.telemetry.metric_buffers import HistogramBuffer
+from service.front.telemetry.metrics import Metrics
 
 access = logging.getLogger("service.access")
 

@@ -30,10 +30,10 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from service.front.errors import ErrorType, ServiceError, queue_timeout
-from service.front.inference import Result
-from service.front.metrics import Metrics
-from service.front.worker_link import WorkerLink, reap, spawn_worker
+from service.front.core.cached_dispatch import Result
+from service.front.core.errors import ErrorType, ServiceError, queue_timeout
+from service.front.core.worker_link import WorkerLink, reap, spawn_worker
+from service.front.telemetry.metrics import Metrics
 from service.prediction import Prediction, Timing
 from service.protocol import BadReply, Codec, Reply, pack_job, take_hello
 

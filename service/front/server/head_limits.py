@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from service.front.errors import ErrorType
+from service.front.core.errors import ErrorType
 
 
 @dataclass(frozen=True, slots=True)

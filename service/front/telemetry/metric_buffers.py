@@ -4,7 +4,8 @@ In multiprocess mode every update of a prometheus_client value takes a lock, che
 writes an mmap'ed file (1.4 µs a counter, 3 µs a histogram observation, which also walks every
 bucket bound in Python); a request made ~20 of them. These buffers add a float instead, and
 `flush()` writes each series once: what a scrape reads is at most one publish period old
-(service.front.metrics publishes before rendering, so the process that answers the scrape is current).
+(service.front.telemetry.metrics publishes before rendering, so the process that answers the
+scrape is current).
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ class HistogramBuffer:
         if not self._observed:
             return
         # prometheus_client has no public call to add n observations to a bucket, so its private
-        # values are used (tests/service/test_metrics.py checks a flush renders as observe() would).
+        # values are used (tests/service/front/telemetry/test_metrics.py checks a flush renders as
+        # observe() would).
         buckets = self._series._buckets  # noqa: SLF001
         for i, count in enumerate(self._counts):
             if count:

@@ -2,7 +2,7 @@
 
 In multiprocess mode every HTTP process writes its samples to files in PROMETHEUS_MULTIPROC_DIR (set
 and emptied by the launcher before they start) and a scrape of any of them aggregates them all.
-What changes on every request is counted in process memory (service.front.metric_buffers) and gauges
+What changes on every request is counted in process memory (service.front.telemetry.metric_buffers) and gauges
 like the queue depth are read when published: `publish()` writes both, every PUBLISH_SECONDS
 and before each scrape this process answers.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-from service.front.metric_buffers import CounterBuffer, HistogramBuffer
+from service.front.telemetry.metric_buffers import CounterBuffer, HistogramBuffer
 
 PREFIX = "textclf"
 # How old another process's figures may be in a scrape: its buffered counts wait this long at most.

@@ -1,14 +1,14 @@
 """The one "classify these texts" use case every protocol adapter calls (/v1, /predict, the Open
 Inference Protocol): the batch bound, normalization, the truncation refusal, then the cache, the
-single-flight and the model through service.front.inference."""
+single-flight and the model through service.front.core.cached_dispatch."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
 
-from service.front.errors import ErrorType, ServiceError
-from service.front.inference import Inference, Outcome
+from service.front.core.cached_dispatch import CachedDispatch, Outcome
+from service.front.core.errors import ErrorType, ServiceError
 
 # A text must hold one character that is not whitespace, a control or an invisible format
 # character (zero-width space, BOM, direction marks): otherwise the model has nothing to read.
@@ -34,15 +34,15 @@ def normalize(text: str, max_chars: int, where: str = "text") -> str:
 class Classify:
     """Texts in, outcomes out, under the service's limits; errors are ServiceErrors naming the text."""
 
-    def __init__(self, inference: Inference, max_chars: int, max_batch: int, max_tokens: int) -> None:
-        self.inference = inference
+    def __init__(self, dispatch: CachedDispatch, max_chars: int, max_batch: int, max_tokens: int) -> None:
+        self.dispatch = dispatch
         self.max_chars = max_chars
         self.max_batch = max_batch
         self.max_tokens = max_tokens  # the model's sequence length, named in a truncation refusal
 
     async def one(self, text: str) -> Outcome:
         """Classify one text (its model may cut it: the outcome says so)."""
-        return await self.inference.classify(normalize(text, self.max_chars))
+        return await self.dispatch.classify(normalize(text, self.max_chars))
 
     async def many(
         self,
@@ -56,7 +56,7 @@ class Classify:
         self.check_count(len(texts), field)
         where = where or [f"{field}[{i}]" for i in range(len(texts))]
         normalized = [normalize(t, self.max_chars, w) for t, w in zip(texts, where, strict=True)]
-        outcomes = await self.inference.classify_many(normalized)
+        outcomes = await self.dispatch.classify_many(normalized)
         if refuse_cut is not None:
             for outcome, w in zip(outcomes, where, strict=True):
                 if outcome.prediction.truncated:

@@ -6,7 +6,7 @@ import asyncio
 import socket
 from collections.abc import Awaitable, Callable
 
-from service.front.write_coalescing import CoalescedWrites
+from service.front.server.write_coalescing import CoalescedWrites
 
 
 def over_a_socket(scenario: Callable[[CoalescedWrites, list[bytes], socket.socket], Awaitable[None]]) -> None:

@@ -28,7 +28,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from service.config import TracingSettings
-from service.front.inference import Outcome
+from service.front.core.cached_dispatch import Outcome
 from service.logs import TRACE_IDS
 
 # Of the shutdown budget, the most spent flushing spans to a collector (it may be down).
@@ -72,7 +72,7 @@ class Tracing:
         # The sampler from OTEL_TRACES_SAMPLER; shut down by the lifespan, within a bound, not at exit.
         self.provider = TracerProvider(resource=resource, span_limits=span_limits(), shutdown_on_exit=False)
         self.provider.add_span_processor(processor or BatchSpanProcessor(exporter(settings)))
-        self.tracer = self.provider.get_tracer("service.front.tracing")
+        self.tracer = self.provider.get_tracer("service.front.telemetry.tracing")
         self.model: dict[str, str] = {}  # set once the model is loaded
 
     def begin(self, method: str, path: str, headers: Mapping[bytes, bytes]) -> RequestSpan:
@@ -80,7 +80,7 @@ class Tracing:
         return RequestSpan(self, method, path, headers)
 
     def record(self, outcomes: Sequence[Outcome]) -> None:
-        """Add what the request's texts met to its span (called by service.front.inference)."""
+        """Add what the request's texts met to its span (called by service.front.core.cached_dispatch)."""
         span = trace.get_current_span()
         if not span.is_recording():
             return

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from service.artifact import load_artifact
-from service.front.cache import ResultCache
-from service.front.errors import ErrorType, ServiceError
-from service.front.inference import Inference
-from service.front.local_model import LocalModel
-from service.front.metrics import Metrics
-from service.front.pool import ModelPool
+from service.front.core.cached_dispatch import CachedDispatch
+from service.front.core.errors import ErrorType, ServiceError
+from service.front.core.local_model import LocalModel
+from service.front.core.model_pool import ModelPool
+from service.front.core.result_cache import ResultCache
+from service.front.telemetry.metrics import Metrics
 from service.model.classifier import Classifier
 from service.prediction import Prediction, Timing
 from tests.conftest import Built
@@ -35,14 +35,14 @@ class CountingClassifier(Classifier):
         return super().predict(text)
 
 
-def make(built: Built, cache_entries: int = 100) -> tuple[Inference, CountingClassifier]:
+def make(built: Built, cache_entries: int = 100) -> tuple[CachedDispatch, CountingClassifier]:
     artifact = load_artifact(built.artifact)
     classifier = CountingClassifier.from_artifact(artifact)
     classifier.threads = []
     cache = ResultCache(cache_entries, 1 << 20)
     metrics = Metrics(None)
     local = LocalModel(classifier, metrics.counter(metrics.model_worker_busy))
-    return Inference(local, cache, artifact.version, metrics, max_pending=32), classifier
+    return CachedDispatch(local, cache, artifact.version, metrics, max_pending=32), classifier
 
 
 def test_batch_computes_each_distinct_miss_once_and_keeps_order(small_model: Built) -> None:
@@ -143,8 +143,8 @@ def hung_pool(real_pool: Callable[..., Awaitable[ModelPool]]) -> Callable[..., A
     return make
 
 
-def over(pool: ModelPool, max_pending: int = 32) -> Inference:
-    return Inference(pool, ResultCache(100, 1 << 20), pool.version, pool.metrics, max_pending)
+def over(pool: ModelPool, max_pending: int = 32) -> CachedDispatch:
+    return CachedDispatch(pool, ResultCache(100, 1 << 20), pool.version, pool.metrics, max_pending)
 
 
 def test_a_batch_caches_the_texts_computed_before_another_of_its_texts_timed_out(
@@ -190,7 +190,7 @@ def test_a_batch_weighs_its_texts_against_the_bound_on_texts_waiting_for_the_mod
     asyncio.run(scenario())
 
 
-def lookups(inference: Inference, result: str) -> float:
+def lookups(inference: CachedDispatch, result: str) -> float:
     return published(inference.metrics, "textclf_cache_lookups_total", result=result)
 
 
@@ -274,7 +274,7 @@ def test_with_the_cache_off_concurrent_identical_texts_are_each_computed(
 ) -> None:
     async def scenario() -> list[bool]:
         pool = await real_pool(2)
-        inference = Inference(pool, ResultCache(0, 0), pool.version, pool.metrics, 32)
+        inference = CachedDispatch(pool, ResultCache(0, 0), pool.version, pool.metrics, 32)
         try:
             outcomes = await asyncio.gather(*(inference.classify("same text, no cache") for _ in range(4)))
             return [o.cached for o in outcomes]

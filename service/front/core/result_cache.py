@@ -12,7 +12,8 @@ from cachetools import LRUCache, TTLCache
 from service.prediction import Prediction
 
 # Per-entry cost beyond the key text: the Prediction and its tuple, the cache's key tuple and
-# its LRU/TTL bookkeeping nodes: ~360 bytes measured with tracemalloc (tests/service/test_cache.py).
+# its LRU/TTL bookkeeping nodes: ~360 bytes measured with tracemalloc
+# (tests/service/front/core/test_result_cache.py).
 ENTRY_OVERHEAD_BYTES = 600
 
 Key = tuple[str, str]  # (model version, normalized text)

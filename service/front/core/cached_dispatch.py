@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from itertools import zip_longest
 from typing import Protocol
 
-from service.front.cache import ResultCache
-from service.front.errors import ErrorType, ServiceError
-from service.front.metrics import Metrics
+from service.front.core.errors import ErrorType, ServiceError
+from service.front.core.result_cache import ResultCache
+from service.front.telemetry.metrics import Metrics
 from service.prediction import Prediction, Timing
 
 NO_TIME = Timing(0.0, 0.0)
@@ -19,7 +19,8 @@ Result = tuple[Prediction, Timing] | Exception
 
 
 class Backend(Protocol):
-    """Where misses are computed: `service.front.pool.ModelPool` or `service.front.local_model.LocalModel`."""
+    """Where misses are computed: the model workers (service.front.core.model_pool.ModelPool) or
+    the colocated model (service.front.core.local_model.LocalModel)."""
 
     labels: tuple[str, ...]
 
@@ -54,7 +55,7 @@ class Outcome:
     timing: Timing
 
 
-class Inference:
+class CachedDispatch:
     """Looks texts up in the cache; computes the distinct misses on the backend; records metrics."""
 
     def __init__(
@@ -78,7 +79,7 @@ class Inference:
             for label in backend.labels
             for cached in (False, True)
         }
-        # Told each request's outcomes (service.front.tracing), when tracing is on.
+        # Told each request's outcomes (service.front.telemetry.tracing), when tracing is on.
         self.observe: Callable[[Sequence[Outcome]], None] | None = None
         metrics.on_publish(self._sample_cache)
 

@@ -17,7 +17,7 @@ import tritonclient.http as triton
 
 from load_tests.server import RunningService, running_service
 from service.front.api.open_inference import split_body
-from service.front.errors import ErrorType, ServiceError
+from service.front.core.errors import ErrorType, ServiceError
 from tests.conftest import Built
 from tests.service.conftest import sample
 

@@ -19,8 +19,8 @@ from uvicorn.supervisors import Multiprocess
 
 from service.artifact import ArtifactError, load_artifact
 from service.config import describe, load_settings
-from service.front.connections import GuardedHttpProtocol
-from service.front.head_limits import HeadLimits
+from service.front.server.head_limits import HeadLimits
+from service.front.server.http_protocol import GuardedHttpProtocol
 from service.logs import log_config
 
 log = logging.getLogger("service")

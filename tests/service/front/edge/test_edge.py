@@ -11,14 +11,14 @@ from typing import Any
 from starlette.requests import ClientDisconnect
 
 from service.front.asgi import Message, Receive, Scope, Send
+from service.front.core.errors import ErrorType, ServiceError, send_error
 from service.front.edge.admission import Admission
 from service.front.edge.auth import BearerAuth, Tokens, protected_access
 from service.front.edge.body_limits import BodyLimits
 from service.front.edge.edge import Edge, Headers
 from service.front.edge.request_metrics import RequestMetrics
 from service.front.edge.route_table import Match, RouteTable
-from service.front.errors import ErrorType, ServiceError, send_error
-from service.front.metrics import Metrics
+from service.front.telemetry.metrics import Metrics
 
 TOKEN = "a-token-of-sixteen-or-more"
 JSON = [(b"content-type", b"application/json")]

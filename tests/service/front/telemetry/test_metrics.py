@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.front.metrics import LATENCY_BUCKETS, Metrics, geometric_buckets
+from service.front.telemetry.metrics import LATENCY_BUCKETS, Metrics, geometric_buckets
 
 
 def test_latency_buckets_resolve_sub_millisecond_to_a_second() -> None:

@@ -6,8 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 from service.config import Settings
-from service.front.errors import ErrorType
-from service.front.head_limits import HeadLimits, HeadScanner
+from service.front.core.errors import ErrorType
+from service.front.server.head_limits import HeadLimits, HeadScanner
 
 LIMITS = HeadLimits(request_line=100, header_line=50, head=200)
 HEAD = b"POST /v1/classify HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n"

@@ -20,12 +20,12 @@ import pytest
 
 from service.artifact import load_artifact
 from service.config import Settings
-from service.front.cache import ResultCache
-from service.front.errors import ErrorType, ServiceError
-from service.front.inference import Inference
-from service.front.metrics import Metrics
-from service.front.pool import ModelPool, PoolStartError
-from service.front.worker_link import MODEL_WORKER, spawn_worker
+from service.front.core.cached_dispatch import CachedDispatch
+from service.front.core.errors import ErrorType, ServiceError
+from service.front.core.model_pool import ModelPool, PoolStartError
+from service.front.core.result_cache import ResultCache
+from service.front.core.worker_link import MODEL_WORKER, spawn_worker
+from service.front.telemetry.metrics import Metrics
 from service.model.classifier import Classifier
 from tests.conftest import Built
 from tests.support.metrics import published
@@ -421,7 +421,7 @@ def test_a_reply_no_model_computes_replaces_the_worker_and_is_neither_served_nor
             spawn=lambda: spawn_worker(next(commands, MODEL_WORKER)),  # the liar, then real ones
         )
         await pool.start()
-        inference = Inference(pool, ResultCache(100, 1 << 20), pool.version, pool.metrics, 32)
+        inference = CachedDispatch(pool, ResultCache(100, 1 << 20), pool.version, pool.metrics, 32)
         try:
             liars.extend(pool.pids())
             outcome = await asyncio.wait_for(inference.classify(text), 60)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import gc
 import tracemalloc
 
-from service.front.cache import ENTRY_OVERHEAD_BYTES, ResultCache, entry_size
+from service.front.core.result_cache import ENTRY_OVERHEAD_BYTES, ResultCache, entry_size
 from service.prediction import Prediction
 
 

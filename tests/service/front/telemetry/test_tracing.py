@@ -29,7 +29,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from load_tests.otlp_sink import otlp_sink
 from load_tests.server import free_port, running_service
 from service.config import TracingSettings
-from service.front.tracing import Tracing
+from service.front.telemetry.tracing import Tracing
 from tests.conftest import Built
 from tests.support.waiting import wait_until
 

@@ -5,7 +5,7 @@ two threads at once ("Already borrowed", tokenizers #537). The thread keeps the 
 to accept, parse and answer cache hits while a miss computes. A process that is idle computes
 the miss on the loop instead: nothing waits behind it, and the two thread hops cost ~0.25 ms of a
 ~5 ms request at low load (measured). Each HTTP process has its own queue, so a request can
-wait behind a long text while another process idles: `service.front.pool` exists for that.
+wait behind a long text while another process idles: `service.front.core.model_pool` exists for that.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from service.front.errors import queue_timeout
-from service.front.inference import Result
-from service.front.metric_buffers import CounterBuffer
+from service.front.core.cached_dispatch import Result
+from service.front.core.errors import queue_timeout
+from service.front.telemetry.metric_buffers import CounterBuffer
 from service.prediction import Prediction, Timing
 
 if TYPE_CHECKING:  # the model runtime is imported only where a model runs (service.front.app, colocated)

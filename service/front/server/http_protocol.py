@@ -14,9 +14,9 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from service.front.asgi import Receive, Scope, Send
-from service.front.errors import STATUS, ErrorType, encode_error, send_error
-from service.front.head_limits import HeadLimits, HeadRefusal, HeadScanner
-from service.front.write_coalescing import CoalescedWrites
+from service.front.core.errors import STATUS, ErrorType, encode_error, send_error
+from service.front.server.head_limits import HeadLimits, HeadRefusal, HeadScanner
+from service.front.server.write_coalescing import CoalescedWrites
 
 # Lifespan state key (service.front.app sets it): how refusals made below the app get counted.
 COUNT_REFUSAL = "textclf.count_refusal"
