@@ -33,6 +33,7 @@ REPLY_HEADER = struct.Struct("!IH")  # the start of every reply: job id, label c
 # How far a reply's probabilities may sum from 1: a worker's float64 softmax over a few labels is
 # within a few ulp (1e-16) of it, so this refuses only what no softmax computed.
 SCORE_SUM_TOLERANCE = 1e-9
+READ_BYTES = 1 << 16  # a worker's read: a whole job, mostly (a text is at most a few tens of KB)
 
 
 class BadReply(ValueError):
@@ -141,26 +142,27 @@ def pack_job(job_id: int, text: str) -> bytes:
     return JOB_HEADER.pack(job_id, len(data)) + data
 
 
-def receive_exactly(sock: socket.socket, size: int) -> bytes | None:
-    """Block until `size` bytes arrived; None if the peer closed first (the front has gone)."""
-    buffer = bytearray(size)
-    view = memoryview(buffer)
-    got = 0
-    while got < size:
-        n = sock.recv_into(view[got:])
-        if n == 0:
-            return None
-        got += n
-    return bytes(buffer)
+class JobReader:
+    """A model worker's jobs, read from its socket in as few calls as they arrive in: one per job
+    when the job came whole (the front writes each in one call), rather than one for its header
+    and one for its text."""
 
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._buffer = bytearray()
 
-def receive_job(sock: socket.socket) -> tuple[int, str] | None:
-    """The next job (id, text), blocking; None when the front closed the socket."""
-    header = receive_exactly(sock, JOB_HEADER.size)
-    if header is None:
-        return None
-    job_id, length = JOB_HEADER.unpack(header)
-    data = receive_exactly(sock, length) if length else b""
-    if data is None:
-        return None
-    return job_id, data.decode("utf-8", "surrogatepass")
+    def next(self) -> tuple[int, str] | None:
+        """The next job (id, text), blocking; None when the front closed the socket."""
+        buffer, need = self._buffer, JOB_HEADER.size
+        while True:
+            if len(buffer) >= JOB_HEADER.size:
+                job_id, length = JOB_HEADER.unpack_from(buffer)
+                need = JOB_HEADER.size + length
+                if len(buffer) >= need:
+                    text = buffer[JOB_HEADER.size : need].decode("utf-8", "surrogatepass")
+                    del buffer[:need]
+                    return job_id, text
+            data = self._sock.recv(max(READ_BYTES, need - len(buffer)))
+            if not data:
+                return None
+            buffer += data

@@ -34,14 +34,24 @@ class OnnxClassifierSession:
         unknown = self.input_names - {"input_ids", "attention_mask", "token_type_ids"}
         if "input_ids" not in self.input_names or unknown:
             raise ValueError(f"{path}: unsupported model inputs {sorted(self.input_names)}")
+        self._constants: dict[tuple[int, ...], dict[str, npt.NDArray[np.int64]]] = {}
 
     def logits(self, input_ids: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
         """Logits of shape (batch, labels) for unpadded input: a graph that takes an attention
         mask gets all ones."""
-        feeds: dict[str, npt.NDArray[np.int64]] = {"input_ids": input_ids}
-        if "attention_mask" in self.input_names:
-            feeds["attention_mask"] = np.ones_like(input_ids)
-        if "token_type_ids" in self.input_names:
-            feeds["token_type_ids"] = np.zeros_like(input_ids)
+        feeds = {"input_ids": input_ids, **self._constant_inputs(input_ids.shape)}
         out: npt.NDArray[np.float32] = self._session.run(None, feeds)[0]
         return out
+
+    def _constant_inputs(self, shape: tuple[int, ...]) -> dict[str, npt.NDArray[np.int64]]:
+        """The mask (all ones) and token types (all zeros) a graph takes beside the ids, built once
+        per shape: the model's lengths are few (at most its sequence length)."""
+        inputs = self._constants.get(shape)
+        if inputs is None:
+            inputs = {}
+            if "attention_mask" in self.input_names:
+                inputs["attention_mask"] = np.ones(shape, dtype=np.int64)
+            if "token_type_ids" in self.input_names:
+                inputs["token_type_ids"] = np.zeros(shape, dtype=np.int64)
+            self._constants[shape] = inputs
+        return inputs

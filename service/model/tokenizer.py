@@ -9,6 +9,8 @@ import numpy as np
 import numpy.typing as npt
 from tokenizers import Tokenizer
 
+from service.model.word_pieces import WordPieces
+
 
 @dataclass(frozen=True, slots=True)
 class Encoding:
@@ -33,9 +35,14 @@ class TextTokenizer:
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_length=max_length)
         self.max_length = max_length
+        self._word_pieces = WordPieces.of(path, self._tokenizer)
 
     def encode(self, text: str) -> Encoding:
         """Tokenize one text."""
-        enc = self._tokenizer.encode(text)
-        ids = np.asarray(enc.ids, dtype=np.int64).reshape(1, -1)
-        return Encoding(input_ids=ids, truncated=bool(enc.overflowing))
+        fast = self._word_pieces.ids(text, self.max_length) if self._word_pieces is not None else None
+        if fast is not None:
+            ids, truncated = fast
+        else:
+            enc = self._tokenizer.encode(text)
+            ids, truncated = enc.ids, bool(enc.overflowing)
+        return Encoding(input_ids=np.array(ids, dtype=np.int64).reshape(1, -1), truncated=truncated)

@@ -21,7 +21,7 @@ from service.artifact import load_artifact
 from service.config import load_model_settings
 from service.logs import log_config
 from service.model.classifier import Classifier
-from service.protocol import Codec, pack_hello, receive_job
+from service.protocol import Codec, JobReader, pack_hello
 
 log = logging.getLogger("service.model_worker")
 
@@ -29,7 +29,8 @@ log = logging.getLogger("service.model_worker")
 def serve(sock: socket.socket, classifier: Classifier, codec: Codec, version: str) -> None:
     """Say which model is loaded, then answer jobs until the front closes the socket."""
     sock.sendall(pack_hello(version))
-    while (job := receive_job(sock)) is not None:
+    jobs = JobReader(sock)
+    while (job := jobs.next()) is not None:
         received = time.perf_counter()
         job_id, text = job
         try:

@@ -178,11 +178,12 @@ def test_a_replacement_is_not_lost_to_a_job_cancelled_while_it_started(small_mod
 # A worker that says the right hello, takes each job and never answers it (as a hung one does).
 SWALLOWS = """
 import socket, sys
-from service.protocol import pack_hello, receive_job
+from service.protocol import JobReader, pack_hello
 version, _, fd = sys.argv[1:]
 sock = socket.socket(fileno=int(fd))
 sock.sendall(pack_hello(version))
-while receive_job(sock) is not None:
+jobs = JobReader(sock)
+while jobs.next() is not None:
     pass
 """
 
@@ -337,11 +338,12 @@ def test_a_worker_serving_another_model_version_is_refused(small_model: Built) -
 # next job's id (as a worker that lost a message would).
 OUT_OF_STEP = """
 import socket, sys
-from service.protocol import Codec, pack_hello, receive_job
+from service.protocol import Codec, JobReader, pack_hello
 version, *labels, _, fd = sys.argv[1:]
 sock = socket.socket(fileno=int(fd))
 sock.sendall(pack_hello(version))
-while (job := receive_job(sock)) is not None:
+jobs = JobReader(sock)
+while (job := jobs.next()) is not None:
     sock.sendall(Codec(labels).failed(job[0] + 1))
 """
 
@@ -380,7 +382,7 @@ def test_a_reply_for_another_job_replaces_the_worker(small_model: Built) -> None
 BAD_REPLIES = """
 import math, socket, sys
 from service.prediction import Prediction, Timing
-from service.protocol import Codec, pack_hello, receive_job
+from service.protocol import Codec, JobReader, pack_hello
 kind, version, *labels, _, fd = sys.argv[1:]
 if kind == "one-score-more":
     labels.append("extra")
@@ -396,7 +398,8 @@ prediction = Prediction(labels[0], scores[0], scores, logits, 3, False)
 codec = Codec(labels)
 sock = socket.socket(fileno=int(fd))
 sock.sendall(pack_hello(version))
-while (job := receive_job(sock)) is not None:
+jobs = JobReader(sock)
+while (job := jobs.next()) is not None:
     sock.sendall(codec.pack_reply(job[0], prediction, Timing(0.001, 0.001), 0.002))
 """
 
