@@ -59,11 +59,20 @@ def encode(content: Any) -> bytes:
 
 def parse(body: bytes, model: type[Body]) -> Body:
     """Strict JSON, validated against `model` in pydantic-core: 400 `invalid_json` or 422."""
+    return validate(decode(body), model)
+
+
+def decode(body: bytes) -> Any:
+    """Strict JSON: 400 `invalid_json` else."""
     try:
         # NaN and Infinity are not JSON (RFC 8259), though most parsers accept them by default.
-        data = from_json(body, allow_inf_nan=False)
+        return from_json(body, allow_inf_nan=False)
     except ValueError:
         raise ServiceError(ErrorType.INVALID_JSON, "request body is not valid JSON") from None
+
+
+def validate(data: Any, model: type[Body]) -> Body:
+    """`data` validated against `model`: 422 else."""
     try:
         return model.model_validate(data)
     except ValidationError as err:
@@ -91,7 +100,12 @@ class ClassifyRoutes:
     ) -> tuple[bytes, Headers]:
         """Classify one text."""
         loaded = self.runtime.require_ready()
-        outcome = await loaded.classify.one(parse(body, ClassifyRequest).text)
+        data = decode(body)
+        # The common body, {"text": "..."}, is what ClassifyRequest takes without asking it (~3 µs
+        # a request); any other is validated by it, for its answer or its error.
+        valid = type(data) is dict and len(data) == 1 and type(data.get("text")) is str
+        text = data["text"] if valid else validate(data, ClassifyRequest).text
+        outcome = await loaded.classify.one(text)
         return encode(_result(loaded, outcome)), HIT_HEADERS if outcome.cached else miss_headers(
             outcome.timing
         )

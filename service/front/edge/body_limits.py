@@ -8,7 +8,7 @@ from starlette.requests import ClientDisconnect
 
 from service.front.asgi import Receive, Send
 from service.front.core.errors import ErrorType, send_error
-from service.front.edge.deadline import Deadline
+from service.front.deadlines import Deadline, Deadlines
 from service.front.edge.route_table import Body
 
 # Most of a refused body read and dropped so the client sees the 413 (see BodyLimits._discard).
@@ -23,6 +23,7 @@ class BodyLimits:
     def __init__(self, max_body_bytes: int, read_timeout: float) -> None:
         self.max_body_bytes = max_body_bytes
         self.read_timeout = read_timeout
+        self._deadlines = Deadlines(read_timeout / 10)
 
     async def read(
         self, kind: Body, headers: Mapping[bytes, bytes], receive: Receive, send: Send
@@ -48,7 +49,7 @@ class BodyLimits:
         try:
             # From the headers to the last body byte: a client that trickles its body is cut here,
             # before admission, so it never holds a slot a complete request needs.
-            async with Deadline(self.read_timeout):
+            async with Deadline(self._deadlines, self.read_timeout):
                 if length is not None and int(length) > self.max_body_bytes:
                     # Read at most LINGER_BYTES of a body that will be refused anyway.
                     more = int(length) > LINGER_BYTES or await self._discard(receive, 0)

@@ -15,6 +15,7 @@ from uvicorn.server import ServerState
 
 from service.front.asgi import Receive, Scope, Send
 from service.front.core.errors import STATUS, ErrorType, encode_error, send_error
+from service.front.deadlines import Deadlines
 from service.front.server.head_limits import HeadLimits, HeadRefusal, HeadScanner
 from service.front.server.write_coalescing import CoalescedWrites
 
@@ -62,7 +63,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         # Bytes read since the open chunk's header with none of its data: the last chunk's
         # trailer fields, which the parser builds like header values (None: no such chunk).
         self._trailers: int | None = None
-        self._header_deadline: asyncio.TimerHandle | None = None
+        self._deadlines = header_deadlines(header_timeout)
+        self._timed = False  # a head deadline is set
         self._reading_headers = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -121,7 +123,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._reading_headers = True
-        if self._header_deadline is None:  # a later request on a kept-alive connection
+        if not self._timed:  # a later request on a kept-alive connection
             self._start_deadline()
 
     def on_response_complete(self) -> None:
@@ -148,15 +150,16 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._linger = self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
     def _start_deadline(self) -> None:
-        self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_timed_out)
+        self._deadlines.set(self, self.header_timeout, self._headers_timed_out)
+        self._timed = True
 
     def _cancel_deadline(self) -> None:
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
-            self._header_deadline = None
+        if self._timed:
+            self._deadlines.clear(self)
+            self._timed = False
 
     def _headers_timed_out(self) -> None:
-        self._header_deadline = None
+        self._timed = False
         if self.transport.is_closing():
             return
         if self._reading_headers:
@@ -164,6 +167,17 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             message = f"request headers not received within {self.header_timeout:g} s"
             self.transport.write(raw_response(ErrorType.REQUEST_TIMEOUT, message))
         self.transport.close()
+
+
+_HEAD_DEADLINES: dict[float, Deadlines] = {}
+
+
+def header_deadlines(timeout: float) -> Deadlines:
+    """The deadlines every connection of this process with this header timeout shares."""
+    deadlines = _HEAD_DEADLINES.get(timeout)
+    if deadlines is None:
+        deadlines = _HEAD_DEADLINES[timeout] = Deadlines(timeout / 10)
+    return deadlines
 
 
 def count_refusal(state: Mapping[str, Any], error_type: ErrorType) -> None:
