@@ -18,6 +18,7 @@ class Recorder:
     """Per-request observations of one run, appended as responses arrive."""
 
     latencies: list[float] = field(default_factory=list)  # seconds, send to full response
+    answered: list[float] = field(default_factory=list)  # the same, of 2xx responses only
     statuses: Counter[int] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)  # no response at all: kind -> count
     cache: Counter[str] = field(default_factory=Counter)  # X-Cache: hit / miss
@@ -28,6 +29,8 @@ class Recorder:
     def response(self, latency: float, status: int, headers: dict[bytes, bytes]) -> None:
         """Record one response and the server's stage times it carries."""
         self.latencies.append(latency)
+        if 200 <= status < 300:
+            self.answered.append(latency)
         self.statuses[status] += 1
         cache = headers.get(b"x-cache")
         if cache is not None:
@@ -69,6 +72,7 @@ def summarize(rec: Recorder, wall_seconds: float, cpu_seconds: float, sent: int)
         "duration_s": round(wall_seconds, 3),
         "throughput_rps": round(ok / wall_seconds, 1) if wall_seconds > 0 else 0.0,
         "latency_ms": percentiles(rec.latencies, 1e3),
+        "answered_latency_ms": percentiles(rec.answered, 1e3),
         "hit_ratio": round(rec.cache["hit"] / looked_up, 4) if looked_up else None,
         "server_ms": {s: percentiles(v) for s, v in rec.stages.items() if v},
         "schedule_lag_ms": percentiles(rec.lag, 1e3) if rec.lag else None,

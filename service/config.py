@@ -140,11 +140,18 @@ class Settings(ModelSettings):
         description="open connections per HTTP process; past it: 503 too_many_connections, closed",
     )
     max_in_flight: int = Field(
-        32,
+        256,
         ge=1,
         le=100_000,
         description="API requests held at once per model worker (a front admits this x its workers); "
-        "past it: 429 + Retry-After",
+        "past it: 429 + Retry-After. A hard cap: admission_wait_seconds bounds the wait before it",
+    )
+    admission_wait_seconds: float = Field(
+        0.1,
+        ge=0,
+        le=60,
+        description="a cache miss that would wait longer for the model (texts ahead x recent time per "
+        "text / workers) gets 429 + Retry-After; 0: the bound is max_in_flight texts per worker instead",
     )
     queue_timeout_seconds: float = Field(
         5.0, gt=0, description="a cache miss that waited longer for the model gets 503 + Retry-After"

@@ -94,7 +94,12 @@ def lifespan(runtime: Runtime, labels: list[str], tracing: Tracing | None) -> Li
             on_evict=metrics.cache_evictions.inc,
         )
         dispatch = CachedDispatch(
-            backend, cache, artifact.version, metrics, max_pending=settings.admitted_per_front()
+            backend,
+            cache,
+            artifact.version,
+            metrics,
+            max_pending=settings.admitted_per_front(),
+            max_wait=settings.admission_wait_seconds,
         )
         if tracing is not None:
             tracing.model = {"textclf.model.name": artifact.name, "textclf.model.version": artifact.version}

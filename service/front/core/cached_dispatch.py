@@ -14,6 +14,8 @@ from service.front.telemetry.metrics import Metrics
 from service.prediction import Prediction, Timing
 
 NO_TIME = Timing(0.0, 0.0)
+# Each computed text's weight in a backend's moving average of its time (admission's estimate).
+JOB_SECONDS_WEIGHT = 0.05
 # One text's result from a backend: its prediction and stage times, or the error it met.
 Result = tuple[Prediction, Timing] | Exception
 
@@ -23,6 +25,7 @@ class Backend(Protocol):
     the colocated model (service.front.core.local_model.LocalModel)."""
 
     labels: tuple[str, ...]
+    job_seconds: float  # the model time a text took lately (a moving average; 0 before the first)
 
     @property
     def ready(self) -> int:
@@ -59,10 +62,17 @@ class CachedDispatch:
     """Looks texts up in the cache; computes the distinct misses on the backend; records metrics."""
 
     def __init__(
-        self, backend: Backend, cache: ResultCache, version: str, metrics: Metrics, max_pending: int
+        self,
+        backend: Backend,
+        cache: ResultCache,
+        version: str,
+        metrics: Metrics,
+        max_pending: int,
+        max_wait: float = 0.0,
     ) -> None:
         self.backend = backend
         self.max_pending = max_pending
+        self.max_wait = max_wait  # seconds; 0: the bound is max_pending texts
         self.cache = cache
         self.version = version
         self.metrics = metrics
@@ -205,10 +215,18 @@ class CachedDispatch:
         return results
 
     def _admit(self, texts: int) -> None:
-        """429 for texts that would make too many wait for the model. A batch counts its texts:
-        admission bounds requests, this bounds what waits for the model."""
+        """429 for texts that would wait too long for the model: past `max_wait` seconds, by the
+        texts ahead of them and what a text took lately, or (max_wait 0) past `max_pending` texts.
+        A batch counts its texts: admission bounds requests, this bounds what waits for the model."""
         pending = self.backend.pending
-        if pending and pending + texts > self.max_pending:
+        if not pending:
+            return
+        if self.max_wait:
+            backend = self.backend
+            too_long = (pending + texts) * backend.job_seconds > self.max_wait * max(backend.ready, 1)
+        else:
+            too_long = pending + texts > self.max_pending
+        if too_long:
             raise ServiceError(ErrorType.OVERLOADED, "too many texts waiting for the model; retry later")
 
     def _computed(self, text: str, prediction: Prediction, timing: Timing) -> Outcome:

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from service.front.core.cached_dispatch import Result
+from service.front.core.cached_dispatch import JOB_SECONDS_WEIGHT, Result
 from service.front.core.errors import queue_timeout
 from service.front.telemetry.metric_buffers import CounterBuffer
 from service.prediction import Prediction, Timing
@@ -42,6 +42,7 @@ class LocalModel:
     ) -> None:
         self.classifier = classifier
         self._busy = busy  # seconds spent on predictions, as a pool's workers report theirs
+        self.job_seconds = 0.0  # a moving average of the model's time per text
         self.labels = classifier.labels
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="inference")
         self._queued = 0  # texts submitted to the thread and not finished
@@ -115,6 +116,8 @@ class LocalModel:
                 self._queued -= len(texts)
                 self._last_done = time.perf_counter()
         self._busy.inc(busy)  # counted on the loop: the buffer is not for threads
+        each = busy / len(texts)
+        self.job_seconds += JOB_SECONDS_WEIGHT * (each - self.job_seconds) if self.job_seconds else each
         return results
 
     async def start(self, warmup_runs: int) -> None:

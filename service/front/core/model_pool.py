@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from service.front.core.cached_dispatch import Result
+from service.front.core.cached_dispatch import JOB_SECONDS_WEIGHT, Result
 from service.front.core.errors import ErrorType, ServiceError, queue_timeout
 from service.front.core.worker_link import WorkerLink, reap, spawn_worker
 from service.front.telemetry.metrics import Metrics
@@ -116,6 +116,7 @@ class ModelPool:
         self._give_up: asyncio.TimerHandle | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._busy = metrics.counter(metrics.model_worker_busy)
+        self.job_seconds = 0.0  # a moving average of the workers' own time per job
         metrics.on_publish(lambda: metrics.queue_depth.set(len(self._queue)))
 
     @property
@@ -326,6 +327,9 @@ class ModelPool:
         else:
             self._idle.append(worker)
         self._busy.inc(reply.busy)
+        self.job_seconds += (
+            JOB_SECONDS_WEIGHT * (reply.busy - self.job_seconds) if self.job_seconds else reply.busy
+        )
         if not job.future.done():
             if reply.result is None:
                 error = RuntimeError(f"model worker {worker.pid} failed job {job.id}: its log has why")

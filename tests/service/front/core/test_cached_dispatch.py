@@ -4,6 +4,7 @@ import asyncio
 import os
 import signal
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -282,3 +283,35 @@ def test_with_the_cache_off_concurrent_identical_texts_are_each_computed(
             await pool.close()
 
     assert asyncio.run(scenario()) == [False] * 4
+
+
+def test_a_text_is_refused_by_the_wait_it_would_have_not_by_a_count(
+    real_pool: Callable[..., Awaitable[ModelPool]],
+) -> None:
+    async def scenario() -> None:
+        pool = await real_pool(1)
+        # What a text takes, learnt from replies: at least a text's own stages, at most a round trip.
+        started = time.perf_counter()
+        outcomes = [await over(pool).classify(f"learn {i}") for i in range(5)]
+        took = time.perf_counter() - started
+        job = pool.job_seconds
+        assert min(o.timing.tokenize + o.timing.inference for o in outcomes) <= job <= took
+        os.kill(pool.pids()[0], signal.SIGSTOP)
+        # Room for 3.5 texts' time on the one worker: three wait, the fourth would wait too long.
+        inference = CachedDispatch(
+            pool, ResultCache(0, 0), pool.version, pool.metrics, 1000, max_wait=3.5 * job
+        )
+        waiting: list[asyncio.Future[object]] = [
+            asyncio.ensure_future(inference.classify_many(["a", "b", "c"]))
+        ]
+        await settled(lambda: pool.pending == 3)
+        with pytest.raises(ServiceError) as err:
+            await inference.classify("d")
+        assert err.value.error_type is ErrorType.OVERLOADED
+        inference.max_wait = 4.5 * job  # room for one more
+        waiting.append(asyncio.ensure_future(inference.classify("d")))
+        await settled(lambda: pool.pending == 4)
+        await pool.close()
+        assert all(isinstance(w.exception(), ServiceError) for w in waiting)
+
+    asyncio.run(scenario())
