@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -41,10 +42,14 @@ BOUNDS: dict[str, dict[str, str]] = {
 
 def neighbour(model_dir: Path, log: Path, after: float, stop: threading.Event) -> None:
     """After `after` seconds, start a second service (its model workers load beside the first's),
-    keep it until `stop`."""
+    keep it until `stop`; its log says whether it got as far as serving."""
     if stop.wait(after):
         return
-    env = {"TEXTCLF_MODEL_DIR": str(model_dir), "TEXTCLF_HOST": "127.0.0.1", "TEXTCLF_PORT": str(free_port())}
+    env = dict(os.environ) | {
+        "TEXTCLF_MODEL_DIR": str(model_dir),
+        "TEXTCLF_HOST": "127.0.0.1",
+        "TEXTCLF_PORT": str(free_port()),
+    }
     with log.open("w") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "service"], env=env, stdout=out, stderr=subprocess.STDOUT
@@ -73,6 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, required=True, help="requests/s below capacity (e.g. 85%%)")
     parser.add_argument("--burst-rate", type=float, required=True, help="requests/s past capacity (e.g. 2x)")
     parser.add_argument("--seconds", type=float, default=12.0, help="length of the neighbour scene")
+    parser.add_argument(
+        "--neighbour-after", type=float, default=2.0, help="when in it the neighbour starts, s"
+    )
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
     texts = held_out_texts(args.texts)
@@ -86,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 url = service.url + "/v1/classify"
                 stop = threading.Event()
                 side = threading.Thread(
-                    target=neighbour, args=(args.model_dir, Path(tmp) / "side.log", 2.0, stop)
+                    target=neighbour,
+                    args=(args.model_dir, Path(tmp) / "side.log", args.neighbour_after, stop),
                 )
                 side.start()
                 try:
@@ -101,6 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 finally:
                     stop.set()
                     side.join()
+                side_log = Path(tmp) / "side.log"
+                # Did the neighbour load its models during the scene (what the scene is about)?
+                started = side_log.exists() and "model workers ready" in side_log.read_text()
+                results[f"neighbour, {name}"]["neighbour_loaded"] = started
                 burst = LoadConfig(
                     url=url,
                     rate=args.burst_rate,

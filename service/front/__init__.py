@@ -1,2 +1,3 @@
-"""The HTTP front: one uvicorn process with its middlewares, the fast lane, FastAPI for the
-other routes, the result cache, and the pool that feeds its model workers."""
+"""The HTTP front, by role along the request path: the server (uvicorn and its connection
+protocol), the edge (the route table and what every request meets), the API adapters, the classify
+core (cache, single-flight, the pool that feeds the model workers) and telemetry."""

@@ -32,7 +32,7 @@ class Api(FastAPI):
     answers what no handler took, with the request id, once. Its OpenAPI document also has the
     routes the edge answers (`documented`), which it never routes."""
 
-    documented: list[APIRoute] = []
+    documented: tuple[APIRoute, ...] = ()
 
     @property
     def routes(self) -> list[BaseRoute]:
@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None) -> Edge:
         docs_url=None,  # served by service.front.api.docs, without a CDN
         redoc_url=None,
     )
-    api.documented = documented_routes(settings, table, handlers)
+    api.documented = tuple(documented_routes(settings, table, handlers))
     install_docs(api)
     error_responses.install(api)
     api.include_router(build_router(runtime, table))

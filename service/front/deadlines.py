@@ -1,17 +1,21 @@
-"""Deadlines for many waits at once (a request's head, its body), kept by one periodic check.
+"""Deadlines for many waits at once (request heads, request bodies), kept by one periodic check.
 
-A loop timer per wait costs a request ~1.8 µs to arm and cancel on uvloop, twice (head and body);
-a deadline here is a dict entry, and one timer, running only while a deadline is set, expires them
-every `tick` seconds. A wait may so last up to one tick past its deadline: the tick is a tenth of
-the shortest timeout (the request read timeout, 5 s by default).
+A loop timer per wait costs a request ~1.8 µs to arm and cancel on uvloop, and a request has two
+(its head, its body); a deadline here is a dict entry, and one timer per `Deadlines`, running only
+while a deadline is set, expires them every `tick` seconds. A wait may so last up to one tick past
+its deadline: the head's and the body's `Deadlines` tick at a tenth of their timeout (the request
+read timeout, 5 s by default), never faster than every MIN_TICK_SECONDS.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Hashable
 
 MIN_TICK_SECONDS = 0.05
+
+log = logging.getLogger(__name__)
 
 
 class Deadlines:
@@ -26,9 +30,12 @@ class Deadlines:
     def set(self, key: Hashable, seconds: float, on_expiry: Callable[[], None]) -> None:
         """`on_expiry` runs within `tick` of `seconds` from now, unless `clear(key)` comes first."""
         loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # the first wait, or one on a new loop: the old loop's are void
+            self._due.clear()
+            self._timer, self._loop = None, loop
         self._due[key] = (loop.time() + seconds, on_expiry)
-        if self._timer is None or self._loop is not loop:  # none yet, or on a loop since closed
-            self._timer, self._loop = loop.call_later(self.tick, self._expire), loop
+        if self._timer is None:
+            self._timer = loop.call_later(self.tick, self._expire)
 
     def clear(self, key: Hashable) -> None:
         """Forget `key`'s deadline (the wait is over)."""
@@ -36,12 +43,20 @@ class Deadlines:
 
     def _expire(self) -> None:
         loop = asyncio.get_running_loop()
+        self._timer = None
         now = loop.time()
-        expired = [key for key, (due, _) in self._due.items() if due <= now]
-        for key in expired:
-            _, on_expiry = self._due.pop(key)
-            on_expiry()
-        self._timer = loop.call_later(self.tick, self._expire) if self._due else None
+        try:
+            for key in [key for key, (due, _) in self._due.items() if due <= now]:
+                entry = self._due.pop(key, None)  # an earlier callback may have cleared it
+                if entry is None:
+                    continue
+                try:
+                    entry[1]()
+                except Exception:  # one waiter's failure must not switch the others' deadlines off
+                    log.exception("a deadline's expiry failed")
+        finally:
+            if self._due:
+                self._timer = loop.call_later(self.tick, self._expire)
 
 
 class Deadline:

@@ -103,7 +103,7 @@ def lifespan(runtime: Runtime, labels: list[str], tracing: Tracing | None) -> Li
         )
         if tracing is not None:
             tracing.model = {"textclf.model.name": artifact.name, "textclf.model.version": artifact.version}
-            dispatch.observe = tracing.record
+            dispatch.trace = tracing.record
         metrics.initialize(labels, [e.value for e in ErrorType], artifact.labels)
         quantization = (artifact.manifest.quantization or {}).get("weight_type", "none")
         metrics.model_info.labels(

@@ -38,7 +38,7 @@ class Runtime:
     loaded: Loaded | None = None
     stopping: bool = False  # SIGTERM arrived: draining
 
-    def require_ready(self) -> Loaded:
+    def require_loaded(self) -> Loaded:
         """The loaded model, or 503 `not_ready`."""
         if self.loaded is None:
             raise ServiceError(ErrorType.NOT_READY, "model is not loaded yet")

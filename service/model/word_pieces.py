@@ -41,6 +41,8 @@ class WordPieces:
         self._words = WORDS[lowercase]
         self._cls, self._sep = cls, sep
         self._special = special  # added tokens, matched in the raw text before normalization
+        # Each of BERT's holds "[": one look-up for most texts instead of one per token.
+        self._marker = "[" if all("[" in s for s in special) else ""
         self._cache: dict[str, list[int]] = {}
 
     @classmethod
@@ -56,15 +58,20 @@ class WordPieces:
             and model.get("type") == "WordPiece"
         )
         ends = _cls_sep(post)
-        if not bert or ends is None:
+        added = config.get("added_tokens", [])
+        # The library finds an added token in the raw text, before anything else: this path leaves
+        # such a text to it, which it can tell only for tokens matched as they are written.
+        plain = all(
+            not any(t.get(k) for k in ("normalized", "lstrip", "rstrip", "single_word")) for t in added
+        )
+        if not bert or ends is None or not plain:
             return None
-        special = [t["content"] for t in config.get("added_tokens", [])]
-        return cls(tokenizer, bool(normalizer.get("lowercase")), *ends, special)
+        return cls(tokenizer, bool(normalizer.get("lowercase")), *ends, [t["content"] for t in added])
 
     def ids(self, text: str, max_length: int) -> tuple[list[int], bool] | None:
         """The ids (special tokens included, cut to `max_length`) and whether they were cut; None
         for a text this path does not take."""
-        if not text.isascii() or ("[" in text and any(s in text for s in self._special)):
+        if not text.isascii() or (self._marker in text and any(s in text for s in self._special)):
             return None
         clean = text.translate(CLEAN)
         words = self._words.findall(clean.lower() if self._lowercase else clean)

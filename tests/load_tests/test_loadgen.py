@@ -39,7 +39,6 @@ def test_open_model_sends_on_schedule_and_measures_hits_and_stages(
     assert result["sent"] == result["ok"] == 200
     # On schedule, not as fast as the service could answer: no request sent before its time (the
     # last one is due 199/100 s in), whatever the machine's speed.
-    assert result["schedule_lag_ms"]["p50"] >= 0
     assert result["duration_s"] >= (config.requests - 1) / config.rate
     # Warm-up put the 8 hot texts in both workers' caches; the other texts are new.
     assert 0.45 <= result["hit_ratio"] <= 0.5

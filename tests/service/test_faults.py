@@ -142,7 +142,8 @@ def test_sigterm_answers_every_request_the_hung_workers_hold_within_the_graceful
 
         def ask(i: int) -> None:
             try:
-                r = httpx.post(svc.url + "/v1/classify", json={"text": f"held {i}"}, timeout=30)
+                # Past the 2 s budget, short of the default one (25 s): only this budget answers in time.
+                r = httpx.post(svc.url + "/v1/classify", json={"text": f"held {i}"}, timeout=15)
                 answers.append((time.monotonic(), r.status_code, r.headers.get("x-error-type")))
             except httpx.TransportError:
                 answers.append((time.monotonic(), None, None))
@@ -159,6 +160,6 @@ def test_sigterm_answers_every_request_the_hung_workers_hold_within_the_graceful
 
     assert code == 0
     # Each answered by the shutdown clock: 503 not_ready, after SIGTERM, where the job and queue
-    # deadlines (120 s) would have answered something else, after the clients' 30 s timeout.
+    # deadlines (120 s) would have answered something else, after the clients' 15 s timeout.
     assert [(s, e) for _, s, e in answers] == [(503, "not_ready")] * 8
     assert all(t > terminated for t, _, _ in answers)

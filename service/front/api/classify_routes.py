@@ -5,8 +5,8 @@ FastAPI's per-request machinery (routing, the effective-route context, Request o
 middleware, response classes) cost ~160 µs of CPU a request against ~35 µs for uvicorn and a bare
 ASGI callable (BENCHMARKS.md). Each handler is one function: the body the edge read within its
 limits, decoded and validated in one step, the core's Classify, one JSON encode and prebuilt
-header bytes. FastAPI still documents these routes (service.front.api.cold_routes) and answers any
-other method on their paths.
+header bytes. service.front.api.openapi documents them; the edge answers any other method on their
+paths 405.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ class ClassifyRoutes:
         self, body: bytes, match: Match, headers: Mapping[bytes, bytes]
     ) -> tuple[bytes, Headers]:
         """Classify one text."""
-        loaded = self.runtime.require_ready()
+        loaded = self.runtime.require_loaded()
         data = decode(body)
         # The common body, {"text": "..."}, is what ClassifyRequest takes without asking it (~3 µs
         # a request); any other is validated by it, for its answer or its error.
@@ -114,7 +114,7 @@ class ClassifyRoutes:
         self, body: bytes, match: Match, headers: Mapping[bytes, bytes]
     ) -> tuple[bytes, Headers]:
         """Classify a list of texts, each on its own (unpadded) and through the same cache."""
-        loaded = self.runtime.require_ready()
+        loaded = self.runtime.require_loaded()
         outcomes = await loaded.classify.many(parse(body, BatchClassifyRequest).texts, "texts")
         return encode({"results": [_result(loaded, o) for o in outcomes]}), JSON_HEADERS
 
@@ -122,7 +122,7 @@ class ClassifyRoutes:
         self, body: bytes, match: Match, headers: Mapping[bytes, bytes]
     ) -> tuple[bytes, Headers]:
         """text-embeddings-inference's classify route: the same cache, limits, errors and metrics."""
-        loaded = self.runtime.require_ready()
+        loaded = self.runtime.require_loaded()
         request = parse(body, PredictRequest)
         inputs = request.inputs
         single = isinstance(inputs, str)
@@ -139,7 +139,7 @@ class ClassifyRoutes:
         (Inference-Header-Content-Length); outputs "label", "score", "scores"; parameters
         "raw_scores", "truncate", "binary_data_output". Same cache, limits, auth, errors and metrics
         as /v1/classify/batch."""
-        loaded = self.runtime.require_ready()
+        loaded = self.runtime.require_loaded()
         artifact = loaded.artifact
         open_inference.check_model(match.params, artifact.name, artifact.version)
         head, binary = open_inference.split_body(body, headers.get(open_inference.JSON_LENGTH_HEADER))

@@ -4,7 +4,6 @@ and the Open Inference Protocol's metadata; each added at the route table's path
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from enum import Enum
 from typing import Any
 
 from fastapi import APIRouter
@@ -13,6 +12,7 @@ from fastapi.responses import PlainTextResponse, Response
 from service import NAME, VERSION
 from service.front.api import open_inference
 from service.front.api.error_responses import error_response
+from service.front.api.openapi import NOT_FOUND, V2
 from service.front.api.schemas import Empty, ErrorBody, Health, ModelMetadata, ServerMetadata
 from service.front.core.errors import ErrorType
 from service.front.edge.route_table import Access, RouteTable
@@ -20,8 +20,6 @@ from service.front.runtime import Runtime
 from service.front.telemetry.metrics import CONTENT_TYPE
 
 Endpoint = Callable[..., Awaitable[Any]]
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}, 503: {"model": ErrorBody}}
-V2: list[str | Enum] = ["open inference protocol"]
 
 
 def build_router(runtime: Runtime, table: RouteTable) -> APIRouter:
@@ -43,7 +41,7 @@ def build_router(runtime: Runtime, table: RouteTable) -> APIRouter:
     @endpoint(tags=["model"])
     async def model() -> dict[str, Any]:
         """The loaded model's manifest summary: name, version, labels, limits, accuracy, latency."""
-        return runtime.require_ready().artifact.summary() | {
+        return runtime.require_loaded().artifact.summary() | {
             "limits": {"max_text_chars": settings.max_text_chars, "max_batch": settings.max_batch}
         }
 
@@ -102,7 +100,7 @@ def build_router(runtime: Runtime, table: RouteTable) -> APIRouter:
         return unready() or Empty()
 
     def metadata_of(model_name: str, model_version: str | None) -> ModelMetadata:
-        artifact = runtime.require_ready().artifact
+        artifact = runtime.require_loaded().artifact
         served = {"model_name": model_name} | ({"model_version": model_version} if model_version else {})
         open_inference.check_model(served, artifact.name, artifact.version)
         return ModelMetadata.model_validate(

@@ -27,9 +27,6 @@ from pydantic_core import to_json
 from service.front.core.errors import ErrorType, ServiceError
 from service.prediction import Prediction
 
-PREFIX = "/v2/models/"
-INFER_ROUTE = "/v2/models/{model_name}/infer"
-VERSIONED_INFER_ROUTE = "/v2/models/{model_name}/versions/{model_version}/infer"
 INPUT = "text"
 OUTPUTS = ("label", "score", "scores")
 JSON_LENGTH_HEADER = b"inference-header-content-length"
@@ -240,19 +237,6 @@ def _pack(values: list[Any], datatype: str) -> bytes:
     if datatype == "FP32":
         return struct.pack(f"<{len(values)}f", *values)
     return b"".join(LENGTH.pack(len(b)) + b for b in (v.encode() for v in values))
-
-
-def model_path(path: str, action: str = "/infer") -> tuple[str, str | None] | None:
-    """The model name and version (None if not given) of a `/v2/models/{name}[/versions/{version}]`
-    path ending in `action` (an infer path, or "/ready" for the readiness probe); None for another."""
-    if not (path.startswith(PREFIX) and path.endswith(action)):
-        return None
-    parts = path[len(PREFIX) : -len(action)].split("/")
-    if len(parts) == 1 and parts[0]:
-        return parts[0], None
-    if len(parts) == 3 and parts[0] and parts[1] == "versions" and parts[2]:
-        return parts[0], parts[2]
-    return None
 
 
 def check_model(path_params: dict[str, str], name: str, version: str) -> None:

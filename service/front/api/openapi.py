@@ -112,7 +112,7 @@ def document_bearer_auth(app: FastAPI, table: RouteTable, protected: Collection[
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
         }
         for path, operations in schema["paths"].items():
-            if access[path] in protected:
+            if access.get(path) in protected:
                 for operation in operations.values():
                     operation["security"] = [{"bearer": []}]
                     operation["responses"]["401"] = refusal

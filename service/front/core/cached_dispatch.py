@@ -90,7 +90,7 @@ class CachedDispatch:
             for cached in (False, True)
         }
         # Told each request's outcomes (service.front.telemetry.tracing), when tracing is on.
-        self.observe: Callable[[Sequence[Outcome]], None] | None = None
+        self.trace: Callable[[Sequence[Outcome]], None] | None = None
         metrics.on_publish(self._sample_cache)
 
     async def classify(self, text: str) -> Outcome:
@@ -100,8 +100,8 @@ class CachedDispatch:
             self._hits.inc()
             self._predictions[hit.label, True].inc()
             outcome = Outcome(hit, True, NO_TIME)
-            if self.observe is not None:
-                self.observe((outcome,))
+            if self.trace is not None:
+                self.trace((outcome,))
             return outcome
         if text in self._computing:  # another request is computing it: wait for that answer
             return (await self.classify_many([text]))[0]
@@ -114,8 +114,8 @@ class CachedDispatch:
             raise _fresh(result)
         outcome = self._computed(text, *result)
         self._predictions[outcome.prediction.label, False].inc()
-        if self.observe is not None:
-            self.observe((outcome,))
+        if self.trace is not None:
+            self.trace((outcome,))
         return outcome
 
     async def classify_many(self, texts: Sequence[str]) -> list[Outcome]:
@@ -139,8 +139,8 @@ class CachedDispatch:
         done = [o for o in outcomes if o is not None]
         for o in done:
             self._predictions[o.prediction.label, o.cached].inc()
-        if self.observe is not None:
-            self.observe(done)
+        if self.trace is not None:
+            self.trace(done)
         return done
 
     async def _compute(
@@ -221,8 +221,8 @@ class CachedDispatch:
         pending = self.backend.pending
         if not pending:
             return
-        if self.max_wait:
-            backend = self.backend
+        backend = self.backend
+        if self.max_wait and backend.job_seconds:  # the count until a first text was timed
             too_long = (pending + texts) * backend.job_seconds > self.max_wait * max(backend.ready, 1)
         else:
             too_long = pending + texts > self.max_pending
@@ -232,10 +232,10 @@ class CachedDispatch:
     def _computed(self, text: str, prediction: Prediction, timing: Timing) -> Outcome:
         """A prediction this request had computed: cached and its stage times recorded."""
         self.cache.put((self.version, text), prediction)
-        self._observe(prediction, timing)
+        self._record(prediction, timing)
         return Outcome(prediction, False, timing)
 
-    def _observe(self, prediction: Prediction, timing: Timing) -> None:
+    def _record(self, prediction: Prediction, timing: Timing) -> None:
         self._stages["queue"].observe(timing.queue)
         self._stages["tokenize"].observe(timing.tokenize)
         self._stages["inference"].observe(timing.inference)

@@ -130,7 +130,7 @@ async def send_error(
     close: bool = False,
     headers: Sequence[tuple[bytes, bytes]] = (),
 ) -> None:
-    """An error response straight from ASGI code (middleware, the fast lane)."""
+    """An error response straight from ASGI code (the edge, the connection protocol)."""
     all_headers, payload = encode_error(error_type, message, close, headers)
     await send({"type": "http.response.start", "status": STATUS[error_type], "headers": all_headers})
     await send({"type": "http.response.body", "body": payload})

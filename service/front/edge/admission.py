@@ -16,11 +16,10 @@ class Admission:
 
     __slots__ = ("max_in_flight", "in_flight")
 
-    def __init__(self, max_in_flight: int, metrics: Metrics | None = None) -> None:
+    def __init__(self, max_in_flight: int, metrics: Metrics) -> None:
         self.max_in_flight = max_in_flight
         self.in_flight = 0  # what textclf_in_flight_requests reports
-        if metrics is not None:
-            metrics.on_publish(lambda: metrics.in_flight.set(self.in_flight))
+        metrics.on_publish(lambda: metrics.in_flight.set(self.in_flight))
 
     @property
     def full(self) -> bool:

@@ -18,7 +18,7 @@ from service.front.edge.auth import CHALLENGE, BearerAuth
 from service.front.edge.body_limits import BodyLimits
 from service.front.edge.request_ids import request_id
 from service.front.edge.request_metrics import RequestMetrics
-from service.front.edge.route_table import Access, Body, Match, RouteTable
+from service.front.edge.route_table import UNKNOWN_ROUTE, Access, Body, Match, RouteTable
 from service.logs import REQUEST_ID
 
 if TYPE_CHECKING:
@@ -85,6 +85,8 @@ class Edge:
         self.api = api  # FastAPI: the cold routes, the lifespan, and 404
         self.table = table
         self.handlers = dict(handlers)
+        missing = [r.name for r in table.routes if r.hot and r.name not in self.handlers]
+        assert not missing, f"hot routes without a handler: {missing}"
         self.request_metrics = request_metrics
         self.body_limits = body_limits
         self.admission = admission
@@ -99,7 +101,8 @@ class Edge:
         match = self.table.match(scope["path"])
         route = match.route
         scope["route"], scope["path_params"] = route, match.params
-        headers = dict(scope["headers"])
+        # A header sent twice counts by its first value (as the checks did before the edge).
+        headers = dict(reversed(scope["headers"]))
         given_id = request_id(headers.get(b"x-request-id"))
         exchange = Exchange(send, [(b"x-request-id", given_id.encode())])
         logged = REQUEST_ID.set(given_id)
@@ -137,6 +140,17 @@ class Edge:
             if not self.auth.accepts(headers.get(b"authorization", b"")):
                 message = "a valid bearer token is required"
                 await send_error(exchange, ErrorType.UNAUTHORIZED, message, headers=CHALLENGE)
+                return
+        if route.path == UNKNOWN_ROUTE and scope["path"].endswith("/"):
+            # FastAPI sends a path with a stray slash to its route (307); the hot ones it never routes.
+            target = scope["path"].rstrip("/")
+            if self.table.match(target).route.hot:
+                query = scope.get("query_string", b"")
+                location = target.encode() + (b"?" + query if query else b"")
+                start = [(b"location", location), (b"content-length", b"0"), *exchange.extra]
+                exchange.started, exchange.status = True, 307
+                await exchange.send({"type": "http.response.start", "status": 307, "headers": start})
+                await exchange.send({"type": "http.response.body", "body": b""})
                 return
         handler = None
         if route.hot:

@@ -64,3 +64,41 @@ def test_a_cancellation_from_elsewhere_is_no_timeout() -> None:
             await task
 
     asyncio.run(scenario())
+
+
+def test_a_failing_expiry_neither_stops_the_others_nor_later_deadlines() -> None:
+    async def scenario() -> list[str]:
+        deadlines, expired = Deadlines(0.01), []
+        done = asyncio.Event()
+
+        def fails() -> None:
+            raise RuntimeError("a waiter's bug")
+
+        deadlines.set("fails", 0.0, fails)
+        deadlines.set("clears the next", 0.0, lambda: deadlines.clear("cleared"))
+        deadlines.set("cleared", 0.0, lambda: expired.append("cleared"))
+        deadlines.set("kept", 0.0, lambda: expired.append("kept"))
+        await asyncio.wait_for(asyncio.sleep(0.05), 30)  # the time the deadlines pass: what is tested
+        deadlines.set("later", 0.0, done.set)
+        await asyncio.wait_for(done.wait(), 30)
+        return expired
+
+    assert asyncio.run(scenario()) == ["kept"]
+
+
+def test_a_deadline_left_on_a_closed_loop_never_fires_on_the_next() -> None:
+    deadlines, fired = Deadlines(0.01), []
+
+    async def left_behind() -> None:
+        deadlines.set("old", 30, lambda: fired.append("old"))
+
+    async def next_loop() -> None:
+        done = asyncio.Event()
+        deadlines.set("new", 0.0, done.set)
+        await asyncio.wait_for(done.wait(), 30)
+        deadlines.set("late", 0.0, lambda: None)
+        await asyncio.sleep(0.05)  # ticks pass: "old" (due in 30 s) would stay, but it is gone
+
+    asyncio.run(left_behind())
+    asyncio.run(next_loop())
+    assert fired == [] and "old" not in deadlines._due

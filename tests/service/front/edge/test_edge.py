@@ -203,3 +203,31 @@ def test_a_handlers_error_comes_from_the_error_table_and_a_bug_is_a_500() -> Non
     assert served.call("POST", "/v1/classify", JSON, [b"{}"])[0] == 499
     assert served.admission.in_flight == 0
     assert served.sample("textclf_errors_total", error_type="internal_error") == 1
+
+
+def test_the_steps_run_in_order_auth_then_body_then_admission() -> None:
+    served = Served(auth=True)
+    text = [(b"content-type", b"text/plain")]
+    assert served.call("POST", "/v1/classify", text, [b"{}"])[0] == 401  # not 415: auth comes first
+    seen: list[int] = []
+    chunks = [b"{", b"}"]
+
+    async def receive() -> Message:  # a body in two parts: admission must not count it meanwhile
+        seen.append(served.admission.in_flight)
+        return {"type": "http.request", "body": chunks.pop(0), "more_body": bool(chunks)}
+
+    async def send(message: Message) -> None:
+        pass
+
+    bearer = [(b"authorization", f"Bearer {TOKEN}".encode())]
+    scope = {"type": "http", "method": "POST", "path": "/v1/classify", "headers": JSON + bearer}
+    asyncio.run(served.edge(scope, receive, send))
+    assert seen == [0, 0] and served.in_flight_seen == [1]
+
+
+def test_a_stray_slash_on_a_hot_route_is_sent_to_it() -> None:
+    served = Served()
+    status, headers, _ = served.call("POST", "/v1/classify/")
+    assert (status, headers[b"location"]) == (307, b"/v1/classify")
+    assert served.call("POST", "/v1/nothing/")[0] == 200  # other paths: FastAPI's to route (here, Cold)
+    assert served.bodies == []
