@@ -27,12 +27,19 @@ class Deadlines:
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # the timer's
 
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop. asyncio asks the kernel for the process id each time it is asked for
+        the running loop (a fork check): the one these deadlines run on is kept while it runs."""
+        loop = self._loop
+        if loop is None or not loop.is_running():  # the first wait, or one on a new loop
+            loop = asyncio.get_running_loop()
+            self._due.clear()  # a closed loop's waits are over
+            self._timer, self._loop = None, loop
+        return loop
+
     def set(self, key: Hashable, seconds: float, on_expiry: Callable[[], None]) -> None:
         """`on_expiry` runs within `tick` of `seconds` from now, unless `clear(key)` comes first."""
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:  # the first wait, or one on a new loop: the old loop's are void
-            self._due.clear()
-            self._timer, self._loop = None, loop
+        loop = self.loop()
         self._due[key] = (loop.time() + seconds, on_expiry)
         if self._timer is None:
             self._timer = loop.call_later(self.tick, self._expire)
@@ -42,7 +49,7 @@ class Deadlines:
         self._due.pop(key, None)
 
     def _expire(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self.loop()
         self._timer = None
         now = loop.time()
         try:
@@ -71,7 +78,7 @@ class Deadline:
         self._expired = False
 
     async def __aenter__(self) -> None:
-        task = asyncio.current_task()
+        task = asyncio.current_task(self._deadlines.loop())
         assert task is not None
         self._task = task
         self._deadlines.set(self, self._seconds, self._expire)

@@ -140,6 +140,7 @@ class ModelPool:
     async def start(self) -> None:
         """Start every worker and wait until all are ready; raise PoolStartError if one dies first."""
         started = time.monotonic()
+        self._loop = asyncio.get_running_loop()
         workers = [self._spawn() for _ in range(self.size)]
         try:
             async with asyncio.timeout(self.start_timeout):
@@ -163,7 +164,8 @@ class ModelPool:
         """Classify one text on the next idle worker, first come, first served."""
         if self._closing:
             raise ServiceError(ErrorType.NOT_READY, "shutting down")
-        future: asyncio.Future[tuple[Prediction, Timing]] = asyncio.get_running_loop().create_future()
+        # The loop kept from start(): asyncio asks the kernel for the process id to find the running one.
+        future: asyncio.Future[tuple[Prediction, Timing]] = self._loop.create_future()
         self._queue.append(_Job(self._next_id, text, future, time.perf_counter()))
         self._next_id = (self._next_id + 1) & 0xFFFFFFFF or 1
         self._pending += 1
