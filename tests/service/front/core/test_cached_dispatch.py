@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from service.artifact import load_artifact
-from service.front.core.cached_dispatch import CachedDispatch
+from service.front.core.cached_dispatch import CachedDispatch, Outcome
 from service.front.core.errors import ErrorType, ServiceError
 from service.front.core.local_model import LocalModel
 from service.front.core.model_pool import ModelPool
@@ -315,3 +315,19 @@ def test_a_text_is_refused_by_the_wait_it_would_have_not_by_a_count(
         assert all(isinstance(w.exception(), ServiceError) for w in waiting)
 
     asyncio.run(scenario())
+
+
+def test_the_colocated_model_learns_what_a_text_takes(small_model: Built) -> None:
+    inference, _ = make(small_model)
+    local = inference.backend
+    assert local.job_seconds == 0.0  # nothing timed yet: admission counts texts meanwhile
+
+    async def scenario() -> tuple[list[Outcome], float]:
+        started = time.perf_counter()
+        outcomes = [await inference.classify(f"text number {i}") for i in range(4)]
+        outcomes += await inference.classify_many(["a batch", "of texts", "on its thread"])
+        return outcomes, time.perf_counter() - started
+
+    outcomes, took = asyncio.run(scenario())
+    # At least a text's own stages, at most what the calls took in all.
+    assert min(o.timing.tokenize + o.timing.inference for o in outcomes) <= local.job_seconds <= took
