@@ -122,7 +122,7 @@ class ModelPool:
     @property
     def ready(self) -> int:
         """Workers with the model loaded and warm (a worker lost before READY is already removed)."""
-        return sum(1 for w in self._workers if w.ready.done())
+        return sum(1 for w in self._workers if w.hello.done())
 
     @property
     def pending(self) -> int:
@@ -144,7 +144,7 @@ class ModelPool:
         workers = [self._spawn() for _ in range(self.size)]
         try:
             async with asyncio.timeout(self.start_timeout):
-                await asyncio.gather(*(w.ready for w in workers))
+                await asyncio.gather(*(w.hello for w in workers))
         except (PoolStartError, TimeoutError) as err:
             await self.close()
             raise PoolStartError(f"model workers did not start: {err or 'timed out'}") from None
@@ -283,14 +283,14 @@ class ModelPool:
             return
         buffer, size = worker.received, self._codec.reply_size
         buffer += data
-        if not worker.ready.done():
+        if not worker.hello.done():
             version = take_hello(buffer)
             if version is None:
                 return
             if version != self.version:
                 self._refuse(worker, version)
                 return
-            self._on_ready(worker)
+            self._on_hello(worker)
         try:
             while len(buffer) >= size and worker.attached:
                 reply = self._codec.unpack_reply(memoryview(buffer)[:size])
@@ -301,8 +301,8 @@ class ModelPool:
         except BadReply as err:
             self._distrust(worker, f"model worker {worker.pid} sent {err}")
 
-    def _on_ready(self, worker: Worker) -> None:
-        worker.ready.set_result(None)
+    def _on_hello(self, worker: Worker) -> None:
+        worker.hello.set_result(None)
         self._failed_starts = 0
         self.hello_timeout = self._hello_base
         self._idle.append(worker)
@@ -359,9 +359,9 @@ class ModelPool:
         """Replace each worker whose running job is past the job timeout, and each replacement not
         ready within the hello timeout; expire queued jobs."""
         deadline = time.monotonic() - self.hello_timeout
-        for worker in [w for w in self._workers if not w.ready.done() and w.spawned < deadline]:
+        for worker in [w for w in self._workers if not w.hello.done() and w.spawned < deadline]:
             self._on_readable(worker)  # a hello already waiting in the socket is taken
-            if worker.attached and not worker.ready.done():
+            if worker.attached and not worker.hello.done():
                 reason = f"model worker {worker.pid} not ready within {self.hello_timeout:.1f} s"
                 # A load that really takes longer (a cold page cache, a busy node) must get there:
                 # the next replacement has twice as long, up to the start-up's own bound.
@@ -408,9 +408,9 @@ class ModelPool:
             self._workers.remove(worker)
         if worker in self._idle:
             self._idle.remove(worker)
-        if not worker.ready.done():
-            worker.ready.set_exception(PoolStartError(reason))
-            worker.ready.exception()  # retrieved: nobody awaits a replacement's readiness
+        if not worker.hello.done():
+            worker.hello.set_exception(PoolStartError(reason))
+            worker.hello.exception()  # retrieved: nobody awaits a replacement's hello
             self._failed_starts += 1
         held = list(worker.jobs)
         worker.jobs.clear()

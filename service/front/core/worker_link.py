@@ -37,7 +37,7 @@ class WorkerLink(Generic[Job]):
 
     process: subprocess.Popen[bytes]
     sock: socket.socket
-    ready: asyncio.Future[None]
+    hello: asyncio.Future[None]  # done once the worker said which model it loaded (warm), or failed
     received: bytearray = field(default_factory=bytearray)
     outgoing: bytearray = field(default_factory=bytearray)
     jobs: deque[Job] = field(default_factory=deque)  # sent, in order; the first one is running
