@@ -27,6 +27,11 @@ class Deadlines:
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # the timer's
 
+    @classmethod
+    def for_timeout(cls, timeout: float) -> Deadlines:
+        """Deadlines of waits that each last at most `timeout` seconds: checked every tenth of it."""
+        return cls(timeout / 10)
+
     def loop(self) -> asyncio.AbstractEventLoop:
         """The running loop. asyncio asks the kernel for the process id each time it is asked for
         the running loop (a fork check): the one these deadlines run on is kept while it runs."""

@@ -16,6 +16,13 @@ from service.prediction import Prediction, Timing
 NO_TIME = Timing(0.0, 0.0)
 # Each computed text's weight in a backend's moving average of its time (admission's estimate).
 JOB_SECONDS_WEIGHT = 0.05
+
+
+def moving_average(average: float, seconds: float) -> float:
+    """A backend's `job_seconds` after one more text took `seconds`: the first sets it."""
+    return average + JOB_SECONDS_WEIGHT * (seconds - average) if average else seconds
+
+
 # One text's result from a backend: its prediction and stage times, or the error it met.
 Result = tuple[Prediction, Timing] | Exception
 

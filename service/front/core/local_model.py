@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from service.front.core.cached_dispatch import JOB_SECONDS_WEIGHT, Result
+from service.front.core.cached_dispatch import Result, moving_average
 from service.front.core.errors import queue_timeout
 from service.front.telemetry.metric_buffers import CounterBuffer
 from service.prediction import Prediction, Timing
@@ -117,7 +117,7 @@ class LocalModel:
                 self._last_done = time.perf_counter()
         self._busy.inc(busy)  # counted on the loop: the buffer is not for threads
         each = busy / len(texts)
-        self.job_seconds += JOB_SECONDS_WEIGHT * (each - self.job_seconds) if self.job_seconds else each
+        self.job_seconds = moving_average(self.job_seconds, each)
         return results
 
     async def start(self, warmup_runs: int) -> None:

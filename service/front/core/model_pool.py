@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from service.front.core.cached_dispatch import JOB_SECONDS_WEIGHT, Result
+from service.front.core.cached_dispatch import Result, moving_average
 from service.front.core.errors import ErrorType, ServiceError, queue_timeout
 from service.front.core.worker_link import WorkerLink, reap, spawn_worker
 from service.front.telemetry.metrics import Metrics
@@ -329,9 +329,7 @@ class ModelPool:
         else:
             self._idle.append(worker)
         self._busy.inc(reply.busy)
-        self.job_seconds += (
-            JOB_SECONDS_WEIGHT * (reply.busy - self.job_seconds) if self.job_seconds else reply.busy
-        )
+        self.job_seconds = moving_average(self.job_seconds, reply.busy)
         if not job.future.done():
             if reply.result is None:
                 error = RuntimeError(f"model worker {worker.pid} failed job {job.id}: its log has why")

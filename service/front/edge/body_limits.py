@@ -23,7 +23,7 @@ class BodyLimits:
     def __init__(self, max_body_bytes: int, read_timeout: float) -> None:
         self.max_body_bytes = max_body_bytes
         self.read_timeout = read_timeout
-        self._deadlines = Deadlines(read_timeout / 10)
+        self._deadlines = Deadlines.for_timeout(read_timeout)
 
     async def read(
         self, kind: Body, headers: Mapping[bytes, bytes], receive: Receive, send: Send

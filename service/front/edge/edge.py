@@ -147,10 +147,9 @@ class Edge:
             if self.table.match(target).route.hot:
                 query = scope.get("query_string", b"")
                 location = target.encode() + (b"?" + query if query else b"")
-                start = [(b"location", location), (b"content-length", b"0"), *exchange.extra]
-                exchange.started, exchange.status = True, 307
-                await exchange.send({"type": "http.response.start", "status": 307, "headers": start})
-                await exchange.send({"type": "http.response.body", "body": b""})
+                redirect = [(b"location", location), (b"content-length", b"0")]
+                await exchange({"type": "http.response.start", "status": 307, "headers": redirect})
+                await exchange({"type": "http.response.body", "body": b""})
                 return
         handler = None
         if route.hot:

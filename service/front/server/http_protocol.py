@@ -176,7 +176,7 @@ def header_deadlines(timeout: float) -> Deadlines:
     """The deadlines every connection of this process with this header timeout shares."""
     deadlines = _HEAD_DEADLINES.get(timeout)
     if deadlines is None:
-        deadlines = _HEAD_DEADLINES[timeout] = Deadlines(timeout / 10)
+        deadlines = _HEAD_DEADLINES[timeout] = Deadlines.for_timeout(timeout)
     return deadlines
 
 
