@@ -22,6 +22,7 @@ from service.front.runtime import Loaded, Runtime
 from service.front.server.http_protocol import COUNT_REFUSAL
 from service.front.server.termination import on_termination
 from service.front.telemetry.metrics import PUBLISH_SECONDS, Metrics
+from service.heap import freeze_start_up_heap
 
 if TYPE_CHECKING:
     from service.front.telemetry.tracing import Tracing
@@ -115,7 +116,14 @@ def lifespan(runtime: Runtime, labels: list[str], tracing: Tracing | None) -> Li
         )
         runtime.loaded = Loaded(artifact, classify)
         metrics.workers_ready.set(backend.ready)
-        log.info("model %s %s ready on %d worker(s)", artifact.name, artifact.version, backend.ready)
+        frozen = freeze_start_up_heap()
+        log.info(
+            "model %s %s ready on %d worker(s); %d start-up objects frozen",
+            artifact.name,
+            artifact.version,
+            backend.ready,
+            frozen,
+        )
 
         def stop() -> None:
             runtime.stopping = True

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from service.artifact import load_artifact
 from service.config import load_model_settings
+from service.heap import freeze_start_up_heap
 from service.logs import log_config
 from service.model.classifier import Classifier
 from service.protocol import Codec, JobReader, pack_hello
@@ -65,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     artifact = load_artifact(settings.model_dir)
     classifier = Classifier.from_artifact(artifact, threads=1, spinning=settings.intra_op_spinning)
     classifier.warm_up(settings.warmup_runs)
+    log.info("model %s loaded; %d start-up objects frozen", artifact.version, freeze_start_up_heap())
     try:
         serve(sock, classifier, Codec(artifact.labels), artifact.version)
     except (BrokenPipeError, ConnectionResetError):

@@ -124,6 +124,13 @@ def test_model_route_and_openapi(service: RunningService, small_model: Built) ->
     assert httpx.get(service.url + "/health/live", timeout=10).json() == {"status": "alive"}
 
 
+def test_front_and_model_workers_freeze_their_start_up_heaps(service: RunningService) -> None:
+    # Kept out of every later full collection: one front and 2 model workers say how many.
+    frozen = [int(n) for n in re.findall(r"(\d+) start-up objects frozen", service.log.read_text())]
+    assert len(frozen) == 3
+    assert min(frozen) > 1000
+
+
 def test_sigterm_drains_in_flight_requests_and_exits_zero(small_model: Built, tmp_path: Path) -> None:
     texts = [e.text for e in data.read_split(small_model.work / "data", "test")]
     # Batches queue behind each other: neither the queue deadline nor the bound on texts waiting
