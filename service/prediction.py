@@ -12,6 +12,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from service.scores import softmax
+
 
 @dataclass(frozen=True, slots=True)
 class Prediction:
@@ -32,10 +34,7 @@ class Prediction:
         (a broken model: no answer is better than one that is not JSON)."""
         if not all(map(math.isfinite, logits)):
             raise ValueError(f"the model returned non-finite logits {tuple(logits)}")
-        top = max(logits)
-        exp = [math.exp(x - top) for x in logits]
-        total = sum(exp)
-        return cls.from_scores(labels, tuple(e / total for e in exp), tuple(logits), tokens, truncated)
+        return cls.from_scores(labels, softmax(logits), tuple(logits), tokens, truncated)
 
     @classmethod
     def from_scores(

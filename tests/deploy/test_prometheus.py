@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -18,6 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from load_tests.server import RunningService, free_port, running_service
+from service.front.edge.route_table import ROUTES
 from tests.conftest import Built
 from tests.service.conftest import sample
 from tests.support.processes import cpu_seconds
@@ -40,6 +42,16 @@ def test_rule_files_are_valid() -> None:
 def test_alert_unit_tests_pass() -> None:
     result = promtool("test", "rules", "rules_test.yml")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_classify_route_is_in_the_api_rules_and_has_an_slo() -> None:
+    # A route added to the table but not to the rules' selector would vanish from the p99 alert.
+    rules = (RULES / "rules.yml").read_text()
+    selectors = set(re.findall(r'route=~"([^"]+)"', rules))
+    slos = set(re.findall(r'label_replace\(vector\([0-9.]+\), "route", "([^"]+)"', rules))
+    for route in (r for r in ROUTES if r.hot):
+        assert all(re.fullmatch(selector, route.path) for selector in selectors), route.path
+        assert route.path in slos, route.path
 
 
 @pytest.fixture(scope="module")
@@ -195,6 +207,9 @@ def test_worker_utilization_rules_are_busy_seconds_per_second_per_ready_worker(
         "job:textclf_model_worker_utilization:rate1m",
         "instance:textclf_model_worker_utilization:rate1m",
     )
+    # A rate needs a sample from before the jobs: a series first scraped after them rises from nothing.
+    scraped = "sum(textclf_model_worker_busy_seconds_total)"
+    wait_for(lambda: query(prometheus, scraped) is not None, "a scrape of the busy seconds")
     with httpx.Client(base_url=service.url, timeout=30) as client:
         for _ in range(100):  # jobs inside the rules' one-minute window
             assert client.post("/v1/classify", json={"text": f"rules {uuid.uuid4()}"}).status_code == 200

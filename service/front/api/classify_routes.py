@@ -11,20 +11,26 @@ paths 405.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import from_json, to_json
 
 from service.front.api import open_inference
-from service.front.api.schemas import BatchClassifyRequest, ClassifyRequest, PredictRequest
+from service.front.api.schemas import (
+    BatchClassifyRequest,
+    ClassifyRequest,
+    PredictParameters,
+    PredictRequest,
+)
 from service.front.core.cached_dispatch import Outcome
 from service.front.core.errors import ErrorType, ServiceError, describe_validation
 from service.front.edge.edge import Handler, Headers
 from service.front.edge.route_table import Match
 from service.front.runtime import Loaded, Runtime
 from service.prediction import Prediction, Timing
+from service.scores import SCORE_FUNCTIONS
 
 Body = TypeVar("Body", bound=BaseModel)
 JSON_TYPE = (b"content-type", b"application/json")
@@ -91,6 +97,7 @@ class ClassifyRoutes:
             "classify": self.classify,
             "classify_batch": self.classify_batch,
             "predict": self.predict,
+            "predict_at_root": self.predict,
             "infer": self.infer,
             "version_infer": self.infer,
         }
@@ -121,7 +128,8 @@ class ClassifyRoutes:
     async def predict(
         self, body: bytes, match: Match, headers: Mapping[bytes, bytes]
     ) -> tuple[bytes, Headers]:
-        """text-embeddings-inference's classify route: the same cache, limits, errors and metrics."""
+        """text-embeddings-inference's classify route, and Hugging Face's text-classification task
+        (`parameters`: `top_k`, `function_to_apply`): the same cache, limits, errors and metrics."""
         loaded = self.runtime.require_loaded()
         request = parse(body, PredictRequest)
         inputs = request.inputs
@@ -129,10 +137,12 @@ class ClassifyRoutes:
         items: list[str | list[str]] = [inputs] if isinstance(inputs, str) else [*inputs]
         where = ["inputs"] if single else [f"inputs[{i}]" for i in range(len(items))]
         texts = [_tei_text(t, w) for t, w in zip(items, where, strict=True)]
+        scoring = _scoring(request)
         cut = None if request.truncate else 'send "truncate": true'
         outcomes = await loaded.classify.many(texts, "inputs", where=where, refuse_cut=cut)
-        results = [_label_scores(loaded, o.prediction, request.raw_scores) for o in outcomes]
-        return encode(results[0] if single else results), JSON_HEADERS
+        results = [scoring(loaded.artifact.labels, o.prediction) for o in outcomes]
+        # Hugging Face's clients read a list per input (their pipelines' shape); TEI's, one list for one text.
+        return encode(results[0] if single and request.parameters is None else results), JSON_HEADERS
 
     async def infer(self, body: bytes, match: Match, headers: Mapping[bytes, bytes]) -> tuple[bytes, Headers]:
         """Classify texts: one BYTES input "text", shape [n] or [n, 1], in JSON or binary tensor data
@@ -179,7 +189,20 @@ def _tei_text(item: str | list[str], where: str) -> str:
     return item[0]
 
 
-def _label_scores(loaded: Loaded, p: Prediction, raw: bool) -> list[dict[str, Any]]:
-    values = p.logits if raw else p.scores
-    order = sorted(range(len(values)), key=p.scores.__getitem__, reverse=True)
-    return [{"label": loaded.artifact.labels[i], "score": values[i]} for i in order]
+LabelScores = Callable[[Sequence[str], Prediction], list[dict[str, Any]]]
+
+
+def _scoring(request: PredictRequest) -> LabelScores:
+    """How /predict scores one prediction: Hugging Face's `function_to_apply` when given, else TEI's
+    `raw_scores` (the logits) or the model's own scores; every label, or the `top_k`, by descending score."""
+    parameters = request.parameters or PredictParameters()
+    function = parameters.function_to_apply or ("none" if request.raw_scores else None)
+    score = None if function is None else SCORE_FUNCTIONS[function]
+    top_k = parameters.top_k
+
+    def label_scores(labels: Sequence[str], p: Prediction) -> list[dict[str, Any]]:
+        values = p.scores if score is None else score(p.logits)
+        order = sorted(range(len(values)), key=values.__getitem__, reverse=True)[:top_k]
+        return [{"label": labels[i], "score": values[i]} for i in order]
+
+    return label_scores

@@ -39,9 +39,21 @@ def json_body(model: type[BaseModel], limits: dict[str, dict[str, Any]]) -> dict
     schemas, so clients and schema-based fuzzers see what the service accepts.
     """
     schema = model.model_json_schema()
+    schema = _inlined(schema, schema.pop("$defs", {}))  # "#/$defs/..." means nothing in an OpenAPI document
     for name, extra in limits.items():
         schema["properties"][name] |= extra
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _inlined(schema: Any, defs: Mapping[str, Any]) -> Any:
+    """`schema` with each reference to one of `defs` replaced by its definition."""
+    if isinstance(schema, list):
+        return [_inlined(item, defs) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if set(schema) == {"$ref"}:
+        return _inlined(defs[schema["$ref"].removeprefix("#/$defs/")], defs)
+    return {key: _inlined(value, defs) for key, value in schema.items()}
 
 
 def _no_parameters() -> None:
@@ -79,6 +91,12 @@ def documented_routes(
         | {"response_model": BatchClassification, "openapi_extra": json_body(BatchClassifyRequest, batch)},
         "predict": classify
         | {"response_model": Predictions, "openapi_extra": json_body(PredictRequest, inputs)},
+        "predict_at_root": classify
+        | {
+            "response_model": Predictions,
+            "openapi_extra": json_body(PredictRequest, inputs),
+            "description": "/predict, where text-embeddings-inference answers it for a classifier.",
+        },
         "infer": infer | {"endpoint": _infer},
         "version_infer": infer
         | {"endpoint": _version_infer, "description": "Infer, naming the model's one version."},

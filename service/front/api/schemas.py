@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, RootModel
 
 from service.front.core.classify import VISIBLE
 
@@ -55,11 +55,33 @@ class Health(BaseModel):
     status: str
 
 
-class PredictRequest(BaseModel):
-    """The body of text-embeddings-inference's `POST /predict`, so its clients work unchanged."""
+def _integral(value: Any) -> Any:
+    """As JSON Schema reads an integer: 3.0 is one."""
+    return int(value) if type(value) is float and value.is_integer() else value
 
-    # strict: `"raw_scores": 0` is a client's mistake, not a false.
-    model_config = ConfigDict(extra="forbid", strict=True)
+
+class PredictParameters(BaseModel):
+    """Hugging Face's text-classification parameters, as `InferenceClient.text_classification` sends them."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    top_k: Annotated[int, Field(ge=1), BeforeValidator(_integral)] | None = Field(
+        None, description="only the k labels of highest score"
+    )
+    function_to_apply: Literal["softmax", "sigmoid", "none"] | None = Field(
+        None,
+        description='the function from logits to scores (before `raw_scores`, which is "none"); '
+        "the model's own by default",
+    )
+
+
+class PredictRequest(BaseModel):
+    """The body of text-embeddings-inference's `POST /predict`, so its clients work unchanged, and
+    of Hugging Face's text-classification task (`parameters`), so `InferenceClient` does."""
+
+    # As TEI: a field it does not know is ignored (clients send more than TEI reads). Strict: a
+    # known field of the wrong type (`"raw_scores": 0`) is a client's mistake, not a false.
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     inputs: str | list[str] | list[list[str]] = Field(
         description='one text, or a batch: ["a", "b"] or TEI\'s [["a"], ["b"]] (pairs are refused: the '
@@ -72,6 +94,11 @@ class PredictRequest(BaseModel):
     raw_scores: bool = Field(False, description="logits instead of probabilities")
     truncation_direction: Literal["Right", "right"] = Field(
         "Right", description="only right truncation (the model was trained on the start of texts)"
+    )
+    parameters: PredictParameters | None = Field(
+        None,
+        description="Hugging Face's task parameters; when present, the answer holds one list per input "
+        "even for one text, as Hugging Face's clients read it",
     )
 
 

@@ -67,8 +67,10 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/metrics", "metrics", Access.METRICS),
     Route("GET", "/health/live", "live", Access.PROBE),
     Route("GET", "/health/ready", "ready", Access.PROBE),
-    # text-embeddings-inference's classify route, kept for its clients.
+    # text-embeddings-inference's classify route, kept for its clients; and its default route for a
+    # classifier, where Hugging Face's InferenceClient posts when given the service's URL.
     Route("POST", "/predict", "predict", Access.API, Body.JSON, hot=True),
+    Route("POST", "/", "predict_at_root", Access.API, Body.JSON, hot=True),
     # The Open Inference Protocol (KServe v2).
     Route("GET", "/v2", "server_metadata", Access.API),
     Route("GET", "/v2/health/live", "v2_live", Access.PROBE),

@@ -53,7 +53,8 @@ class Served:
         self.admission = Admission(max_in_flight, self.metrics)
         self.fail: BaseException | None = None
         handlers = {
-            name: self.handle for name in ("classify", "classify_batch", "predict", "infer", "version_infer")
+            name: self.handle
+            for name in ("classify", "classify_batch", "predict", "predict_at_root", "infer", "version_infer")
         }
         self.edge = Edge(
             self.cold,

@@ -48,7 +48,7 @@ def test_a_path_that_only_looks_like_a_probe_is_unknown_api_work(path: str) -> N
     assert (match.route.path, match.route.access) == (UNKNOWN_ROUTE, Access.API)
 
 
-@pytest.mark.parametrize("path", ["/health/other", "/healthz", "/", "/v1", "/favicon.ico"])
+@pytest.mark.parametrize("path", ["/health/other", "/healthz", "/v1", "/favicon.ico"])
 def test_other_unknown_paths_are_open_and_labelled_other(path: str) -> None:
     match = TABLE.match(path)
     assert (match.route.path, match.route.access) == (UNKNOWN_ROUTE, Access.OPEN)
@@ -60,6 +60,7 @@ def test_the_hot_routes_are_the_classify_routes_and_take_a_body() -> None:
         ("POST", "/v1/classify"),
         ("POST", "/v1/classify/batch"),
         ("POST", "/predict"),
+        ("POST", "/"),  # TEI answers /predict there for a classifier
         ("POST", "/v2/models/{model_name}/infer"),
         ("POST", "/v2/models/{model_name}/versions/{model_version}/infer"),
     }
