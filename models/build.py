@@ -11,7 +11,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from models import data, distill, evaluate, export, layout, manifest, optimize, quantize, source, train
+from models import (
+    data,
+    distill,
+    evaluate,
+    export,
+    layout,
+    manifest,
+    naming,
+    optimize,
+    quantize,
+    source,
+    train,
+)
 from models.options import from_args
 from service.artifact import DEFAULT_MODEL_DIR
 
@@ -27,7 +39,10 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--work", type=Path, default=None, help="intermediate files (default: OUT.work)")
     p.add_argument(
-        "--name", default="minilm-sentiment", help="model name in the manifest, suffixed -l<layers>"
+        "--name",
+        default=None,
+        help="model name in the manifest, suffixed -l<layers> (default: from the source and the data "
+        "file, e.g. minilm-sentiment for the default build)",
     )
     p.add_argument(
         "--student-layers",
@@ -76,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not source.resolve(str(args.teacher)).fine_tuned:
             raise SystemExit(f"--teacher {args.teacher} is not a sequence classifier folder")
         training = from_args(train.TrainOptions, args, source=str(args.teacher))
+    name = args.name or naming.base_name(training.source, args.csv)
     students = [k for k in args.students if k]
     exporting = from_args(export.ExportOptions, args)
     evaluating = from_args(evaluate.EvalOptions, args)
@@ -90,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         optimize.run(model_work, args.allow_unfused)
         quantize.run(model_work, quantize.options_from(args))
         evaluate.run(model_work, data_dir, evaluating, teacher_accuracy)
-        return manifest.build(model_work, out, f"{args.name}-l{layers}", distilled, shared=work)
+        return manifest.build(model_work, out, naming.model_name(name, layers), distilled, shared=work)
 
     started = time.monotonic()
     work.mkdir(parents=True, exist_ok=True)
