@@ -7,6 +7,7 @@ import csv
 import importlib.util
 import json
 import random
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,6 +117,12 @@ def read_split(data_dir: Path, name: str) -> list[Example]:
         return [Example(**json.loads(line)) for line in f]
 
 
+def label_mix(examples: Sequence[Example], labels: Sequence[str]) -> dict[str, float]:
+    """Each label's share of `examples`: what a model trained on them is expected to answer."""
+    counts = Counter(e.label for e in examples)
+    return {label: counts[label] / len(examples) for label in labels}
+
+
 def labels_of(examples: Sequence[Example]) -> list[str]:
     """Sorted label set: the logit order of a model trained here."""
     return sorted({e.label for e in examples})
@@ -175,6 +182,7 @@ def run(args: DataOptions, out: Path) -> dict[str, object]:
         "seed": args.seed,
         "splits": {name: len(v) for name, v in splits.items()},
         "labels": labels_of(unique),
+        "label_mix": label_mix(splits["validation"], labels_of(unique)),
     }
     (out / "data.json").write_text(json.dumps(report, indent=2))
     return report

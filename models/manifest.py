@@ -58,6 +58,7 @@ def build(
         "files": hashes,
         "source": {"model": trained["source"], "license": trained["license"]},
         "data": prepared,
+        "label_mix": prepared["label_mix"],
         "training": {k: v for k, v in trained.items() if k not in {"source", "license", "source_location"}},
         "export": {k: exported[k] for k in ("opset", "parity_texts", "parity_max_abs_diff")},
         "distillation": distillation,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 MANIFEST = "manifest.json"
 # Where `make model` writes the default model and the service looks for it.
@@ -39,6 +39,9 @@ class Manifest(BaseModel):
     latency_single_thread: dict[str, Any] | None = None
     distillation: dict[str, Any] | None = None
     build_date: str | None = None
+    label_mix: dict[str, float] | None = Field(
+        None, description="each label's share of the validation split: the served mix is compared with it"
+    )
 
     @field_validator("labels")
     @classmethod
@@ -46,6 +49,13 @@ class Manifest(BaseModel):
         if len(set(labels)) != len(labels) or not all(labels):
             raise ValueError("labels must be distinct, non-empty strings")
         return labels
+
+    @model_validator(mode="after")
+    def _mix_of_these_labels(self) -> Manifest:
+        mix = self.label_mix
+        if mix is not None and (set(mix) != set(self.labels) or not all(0 <= v <= 1 for v in mix.values())):
+            raise ValueError("label_mix must give each label a share between 0 and 1")
+        return self
 
     @field_validator("files")
     @classmethod

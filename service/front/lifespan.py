@@ -97,6 +97,7 @@ def lifespan(runtime: Runtime, labels: list[str], tracing: Tracing | None) -> Li
         dispatch = CachedDispatch(
             backend,
             cache,
+            artifact.name,
             artifact.version,
             metrics,
             max_pending=settings.admitted_per_front(),
@@ -105,7 +106,10 @@ def lifespan(runtime: Runtime, labels: list[str], tracing: Tracing | None) -> Li
         if tracing is not None:
             tracing.model = {"textclf.model.name": artifact.name, "textclf.model.version": artifact.version}
             dispatch.trace = tracing.record
-        metrics.initialize(labels, [e.value for e in ErrorType], artifact.labels)
+        metrics.initialize(labels, [e.value for e in ErrorType], artifact.name, artifact.labels)
+        if artifact.manifest.label_mix is not None:
+            for label, share in artifact.manifest.label_mix.items():
+                metrics.expected_label_share.labels(model=artifact.name, label=label).set(share)
         quantization = (artifact.manifest.quantization or {}).get("weight_type", "none")
         metrics.model_info.labels(
             name=artifact.name, version=artifact.version, quantization=quantization

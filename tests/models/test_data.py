@@ -82,3 +82,8 @@ def test_the_data_step_keeps_utf8_texts_intact_from_csv_and_json_lines(tmp_path:
         assert data.main(["--out", str(out), "--csv", str(source), *sizes, *columns]) == 0
         written = [e.text for split in data.SPLITS for e in data.read_split(out, split)]
         assert sorted(written) == sorted(texts)
+
+
+def test_the_label_mix_is_each_labels_share_of_the_examples_given() -> None:
+    rows = [data.Example(f"t{i}", label) for i, label in enumerate(["a", "a", "a", "c"])]
+    assert data.label_mix(rows, ["a", "b", "c"]) == {"a": 0.75, "b": 0.0, "c": 0.25}

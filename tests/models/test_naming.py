@@ -15,7 +15,9 @@ def test_the_default_build_keeps_its_name() -> None:
 def test_a_teams_source_and_data_name_their_model() -> None:
     name = base_name("/models/BERT_base-Intent/", Path("exports/Support Tickets 2026.csv"))
     assert model_name(name, 12) == "bert-base-intent-support-tickets-2026-l12"
-    assert base_name("acme/distilroberta-toxicity", Path("comments.jsonl")) == "distilroberta-toxicity-comments"
+    assert (
+        base_name("acme/distilroberta-toxicity", Path("comments.jsonl")) == "distilroberta-toxicity-comments"
+    )
     assert base_name(DEFAULT_SOURCE, Path("intents.csv")) == "minilm-intents"
 
 

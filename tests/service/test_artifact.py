@@ -53,6 +53,8 @@ def test_manifest_without_required_keys_is_rejected(small_model: Built, tmp_path
         ({"max_sequence_length": 1}, "max_sequence_length"),
         ({"files": {"model.onnx": "x"}}, "files"),  # no tokenizer listed
         ({"name": 7}, "name"),
+        ({"label_mix": {"yes": 0.5, "no": 0.5}}, "label_mix"),  # not the model's labels
+        ({"label_mix": {"negative": 1.5, "neutral": 0.0, "positive": 0.0}}, "label_mix"),
     ],
 )
 def test_a_manifest_of_the_wrong_shape_is_refused_at_load(

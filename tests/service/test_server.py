@@ -24,6 +24,7 @@ from service.model.classifier import Classifier
 from tests.conftest import Built
 from tests.service.conftest import classify, misbuilt_copy, sample, wait_for_sample
 from tests.support.processes import cpu_seconds
+from tests.support.waiting import wait_until
 
 
 def without_cached(body: dict[str, Any]) -> dict[str, Any]:
@@ -122,6 +123,26 @@ def test_model_route_and_openapi(service: RunningService, small_model: Built) ->
         assert body["required"] == [field]
     assert httpx.get(service.url + "/docs", timeout=10).status_code == 200
     assert httpx.get(service.url + "/health/live", timeout=10).json() == {"status": "alive"}
+
+
+def test_answers_are_counted_by_model_and_label_beside_the_validation_splits_mix(
+    service: RunningService, small_model: Built
+) -> None:
+    name, mix = small_model.manifest["name"], small_model.manifest["label_mix"]
+    assert set(mix) == set(small_model.manifest["labels"]) and sum(mix.values()) == pytest.approx(1)
+    for label, share in mix.items():
+        assert sample(service, "textclf_expected_label_share", model=name, label=label) == share
+
+    def counts() -> dict[str, float]:
+        return {
+            label: sample(service, "textclf_predictions_total", model=name, label=label, cached="false")
+            for label in mix
+        }
+
+    before = counts()
+    answered = [classify(service, f"counted by its label {uuid.uuid4()}").json()["label"] for _ in range(3)]
+    expected = {label: before[label] + answered.count(label) for label in mix}
+    wait_until(lambda: counts() == expected, f"the answers counted by label: {expected}")
 
 
 def test_front_and_model_workers_freeze_their_start_up_heaps(service: RunningService) -> None:

@@ -72,6 +72,7 @@ class CachedDispatch:
         self,
         backend: Backend,
         cache: ResultCache,
+        model: str,
         version: str,
         metrics: Metrics,
         max_pending: int,
@@ -92,7 +93,9 @@ class CachedDispatch:
         self._tokens = metrics.histogram(metrics.input_tokens)
         self._truncations = metrics.counter(metrics.truncations)
         self._predictions = {
-            (label, cached): metrics.counter(metrics.predictions, label=label, cached=str(cached).lower())
+            (label, cached): metrics.counter(
+                metrics.predictions, model=model, label=label, cached=str(cached).lower()
+            )
             for label in backend.labels
             for cached in (False, True)
         }

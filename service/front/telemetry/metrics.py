@@ -107,8 +107,16 @@ class Metrics:
         )
         self.predictions = Counter(
             name("predictions_total"),
-            "Texts classified, by label and source.",
-            ["label", "cached"],
+            "Texts classified, by model, label and source.",
+            ["model", "label", "cached"],
+            registry=registry,
+        )
+        # What the served mix of labels is compared with (deploy/prometheus/rules.yml: the drift alert).
+        self.expected_label_share = Gauge(
+            name("expected_label_share"),
+            "Each label's share of the model's validation split (its manifest's label_mix).",
+            ["model", "label"],
+            multiprocess_mode="livemax",
             registry=registry,
         )
         self.model_info = Gauge(
@@ -190,7 +198,9 @@ class Metrics:
         for buffer in self._buffers:
             buffer.flush()
 
-    def initialize(self, routes: Iterable[str], error_types: Iterable[str], labels: Iterable[str]) -> None:
+    def initialize(
+        self, routes: Iterable[str], error_types: Iterable[str], model: str, labels: Iterable[str]
+    ) -> None:
         """Create the known label series at zero, so the first scrape already has them.
 
         Without this a series appears with its first request's count and rate() over it sees no
@@ -207,7 +217,7 @@ class Metrics:
             self.errors.labels(error_type=error_type)
         for label in labels:
             for cached in ("true", "false"):
-                self.predictions.labels(label=label, cached=cached)
+                self.predictions.labels(model=model, label=label, cached=cached)
 
     def forget_dead_processes(self) -> None:
         """Drop live-gauge files of HTTP processes that no longer exist (crashed or replaced)."""

@@ -43,7 +43,7 @@ def make(built: Built, cache_entries: int = 100) -> tuple[CachedDispatch, Counti
     cache = ResultCache(cache_entries, 1 << 20)
     metrics = Metrics(None)
     local = LocalModel(classifier, metrics.counter(metrics.model_worker_busy))
-    return CachedDispatch(local, cache, artifact.version, metrics, max_pending=32), classifier
+    return CachedDispatch(local, cache, artifact.name, artifact.version, metrics, max_pending=32), classifier
 
 
 def test_batch_computes_each_distinct_miss_once_and_keeps_order(small_model: Built) -> None:
@@ -145,7 +145,7 @@ def hung_pool(real_pool: Callable[..., Awaitable[ModelPool]]) -> Callable[..., A
 
 
 def over(pool: ModelPool, max_pending: int = 32) -> CachedDispatch:
-    return CachedDispatch(pool, ResultCache(100, 1 << 20), pool.version, pool.metrics, max_pending)
+    return CachedDispatch(pool, ResultCache(100, 1 << 20), "m", pool.version, pool.metrics, max_pending)
 
 
 def test_a_batch_caches_the_texts_computed_before_another_of_its_texts_timed_out(
@@ -275,7 +275,7 @@ def test_with_the_cache_off_concurrent_identical_texts_are_each_computed(
 ) -> None:
     async def scenario() -> list[bool]:
         pool = await real_pool(2)
-        inference = CachedDispatch(pool, ResultCache(0, 0), pool.version, pool.metrics, 32)
+        inference = CachedDispatch(pool, ResultCache(0, 0), "m", pool.version, pool.metrics, 32)
         try:
             outcomes = await asyncio.gather(*(inference.classify("same text, no cache") for _ in range(4)))
             return [o.cached for o in outcomes]
@@ -299,7 +299,7 @@ def test_a_text_is_refused_by_the_wait_it_would_have_not_by_a_count(
         os.kill(pool.pids()[0], signal.SIGSTOP)
         # Room for 3.5 texts' time on the one worker: three wait, the fourth would wait too long.
         inference = CachedDispatch(
-            pool, ResultCache(0, 0), pool.version, pool.metrics, 1000, max_wait=3.5 * job
+            pool, ResultCache(0, 0), "m", pool.version, pool.metrics, 1000, max_wait=3.5 * job
         )
         waiting: list[asyncio.Future[object]] = [
             asyncio.ensure_future(inference.classify_many(["a", "b", "c"]))

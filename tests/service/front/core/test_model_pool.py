@@ -424,7 +424,7 @@ def test_a_reply_no_model_computes_replaces_the_worker_and_is_neither_served_nor
             spawn=lambda: spawn_worker(next(commands, MODEL_WORKER)),  # the liar, then real ones
         )
         await pool.start()
-        inference = CachedDispatch(pool, ResultCache(100, 1 << 20), pool.version, pool.metrics, 32)
+        inference = CachedDispatch(pool, ResultCache(100, 1 << 20), "m", pool.version, pool.metrics, 32)
         try:
             liars.extend(pool.pids())
             outcome = await asyncio.wait_for(inference.classify(text), 60)
