@@ -51,7 +51,8 @@ class BarePool:
 
     def __init__(self, size: int) -> None:
         self.loop = asyncio.get_running_loop()
-        self.codec = Codec(load_artifact(load_settings().model_dir).labels)
+        artifact = load_artifact(load_settings().model_dir)
+        self.codec = Codec(artifact.labels, artifact.thresholds)
         self.idle: list[socket.socket] = []
         self.queue: deque[tuple[int, str]] = deque()
         self.waiting: dict[int, asyncio.Future[Reply]] = {}

@@ -12,11 +12,16 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 MANIFEST = "manifest.json"
+# Hugging Face's names (a model config's `problem_type`): labels that exclude each other (softmax,
+# one answer) or not (a sigmoid per label, each answered at or above its own threshold).
+ProblemType = Literal["single_label_classification", "multi_label_classification"]
+SINGLE_LABEL: ProblemType = "single_label_classification"
+MULTI_LABEL: ProblemType = "multi_label_classification"
 # Where `make model` writes the default model and the service looks for it.
 DEFAULT_MODEL_DIR = Path("artifacts/sentiment")
 REQUIRED_FILES = ("model.onnx", "tokenizer.json")
@@ -42,6 +47,10 @@ class Manifest(BaseModel):
     label_mix: dict[str, float] | None = Field(
         None, description="each label's share of the validation split: the served mix is compared with it"
     )
+    problem_type: ProblemType = SINGLE_LABEL
+    thresholds: dict[str, float] | None = Field(
+        None, description="multi-label: the score from which each label is answered, chosen on validation"
+    )
 
     @field_validator("labels")
     @classmethod
@@ -51,10 +60,15 @@ class Manifest(BaseModel):
         return labels
 
     @model_validator(mode="after")
-    def _mix_of_these_labels(self) -> Manifest:
-        mix = self.label_mix
-        if mix is not None and (set(mix) != set(self.labels) or not all(0 <= v <= 1 for v in mix.values())):
-            raise ValueError("label_mix must give each label a share between 0 and 1")
+    def _per_label_values(self) -> Manifest:
+        for field in ("label_mix", "thresholds"):
+            values = getattr(self, field)
+            if values is not None and (
+                set(values) != set(self.labels) or not all(0 <= v <= 1 for v in values.values())
+            ):
+                raise ValueError(f"{field} must give each label a value between 0 and 1")
+        if (self.thresholds is not None) != (self.problem_type == MULTI_LABEL):
+            raise ValueError("thresholds are given for a multi-label model, and only for one")
         return self
 
     @field_validator("files")
@@ -105,6 +119,12 @@ class Artifact:
         return self.manifest.max_sequence_length
 
     @property
+    def thresholds(self) -> tuple[float, ...] | None:
+        """A multi-label model's thresholds in label order; None for a single-label one."""
+        given = self.manifest.thresholds
+        return None if given is None else tuple(given[label] for label in self.labels)
+
+    @property
     def model_path(self) -> Path:
         return self.folder / "model.onnx"
 
@@ -118,6 +138,8 @@ class Artifact:
             "name",
             "version",
             "labels",
+            "problem_type",
+            "thresholds",
             "max_sequence_length",
             "source",
             "quantization",

@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from service.scores import softmax
+from service.scores import sigmoid, softmax
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,20 +21,30 @@ class Prediction:
 
     label: str
     score: float
-    scores: tuple[float, ...]  # probabilities, in the artifact's label order
+    scores: tuple[float, ...]  # probabilities (softmax or per-label sigmoid), in the artifact's label order
     logits: tuple[float, ...]  # the model's raw outputs, same order
     tokens: int
     truncated: bool
+    # A multi-label model's answer: every label whose score is at or above its threshold, maybe
+    # none (`label` is still the top one). None for a single-label model.
+    selected: tuple[str, ...] | None = None
 
     @classmethod
     def from_logits(
-        cls, labels: Sequence[str], logits: Sequence[float], tokens: int, truncated: bool
+        cls,
+        labels: Sequence[str],
+        logits: Sequence[float],
+        tokens: int,
+        truncated: bool,
+        thresholds: Sequence[float] | None = None,
     ) -> Prediction:
-        """Softmax over the logits and the most probable label; ValueError for a NaN or infinite logit
-        (a broken model: no answer is better than one that is not JSON)."""
+        """Scores from the logits (a softmax, or with `thresholds` a sigmoid per label) and the top
+        label; ValueError for a NaN or infinite logit (a broken model: no answer beats one that is not
+        JSON)."""
         if not all(map(math.isfinite, logits)):
             raise ValueError(f"the model returned non-finite logits {tuple(logits)}")
-        return cls.from_scores(labels, softmax(logits), tuple(logits), tokens, truncated)
+        scores = softmax(logits) if thresholds is None else sigmoid(logits)
+        return cls.from_scores(labels, scores, tuple(logits), tokens, truncated, thresholds)
 
     @classmethod
     def from_scores(
@@ -44,10 +54,16 @@ class Prediction:
         logits: tuple[float, ...],
         tokens: int,
         truncated: bool,
+        thresholds: Sequence[float] | None = None,
     ) -> Prediction:
-        """The prediction for probabilities already taken (by the model worker that sent them)."""
+        """The prediction for scores already taken (by the model worker that sent them)."""
         best = max(range(len(scores)), key=scores.__getitem__)
-        return cls(labels[best], scores[best], scores, logits, tokens, truncated)
+        selected = (
+            None
+            if thresholds is None
+            else tuple(label for label, s, t in zip(labels, scores, thresholds, strict=True) if s >= t)
+        )
+        return cls(labels[best], scores[best], scores, logits, tokens, truncated, selected)
 
 
 @dataclass(frozen=True, slots=True)

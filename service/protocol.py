@@ -9,12 +9,13 @@ queue of its own. Both sides build their structs here, from the artifact's label
     job:   !I job id, !I text length in bytes, then the text (UTF-8)
     reply: !I job id, !H labels, !? ok, !H tokens, !? truncated, !d tokenize s, !d inference s,
            !d busy s (receive to send, the worker's own clock), then one !d probability and one !d
-           logit per label: the worker takes the softmax once, the front checks and copies its result
+           logit per label: the worker takes the softmax (a multi-label model: a sigmoid per label)
+           once, the front checks and copies its result
 
 The front trusts no reply: one with another label count (read as soon as its first 6 bytes are in,
 so a short one does not wait for bytes that never come), scores that are not probabilities
-summing to 1, a logit or time that is not a finite number, is refused (`BadReply`) and its worker
-replaced, like one that answers another job.
+(summing to 1, for a single-label model), a logit or time that is not a finite number, is refused
+(`BadReply`) and its worker replaced, like one that answers another job.
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ class Reply:
 class Codec:
     """Packs and unpacks replies for a model with these labels (every reply has the same size)."""
 
-    def __init__(self, labels: Sequence[str]) -> None:
+    def __init__(self, labels: Sequence[str], thresholds: Sequence[float] | None = None) -> None:
         self.labels = tuple(labels)
+        self.thresholds = None if thresholds is None else tuple(thresholds)  # multi-label models only
         n = len(self.labels)
         self._reply = struct.Struct(REPLY_HEADER.format + f"?H?ddd{n}d{n}d")
         self._failed = (n, False, 0, False, 0.0, 0.0, 0.0, *(0.0,) * (2 * n))
@@ -96,14 +98,14 @@ class Codec:
         # Cheap enough for every reply: NaN fails every comparison, and a sum is finite only if
         # every term is (float32 logits are too small to add up to an overflow).
         if not (
-            abs(sum(scores) - 1.0) <= SCORE_SUM_TOLERANCE
+            (abs(sum(scores) - 1.0) <= SCORE_SUM_TOLERANCE if self.thresholds is None else max(scores) <= 1.0)
             and min(scores) >= 0.0
             and math.isfinite(sum(logits))
             and 0.0 <= tokenize < math.inf
             and 0.0 <= inference < math.inf
         ):
             raise BadReply(f"scores {scores}, logits {logits}, times {tokenize} s and {inference} s")
-        prediction = Prediction.from_scores(self.labels, scores, logits, tokens, truncated)
+        prediction = Prediction.from_scores(self.labels, scores, logits, tokens, truncated, self.thresholds)
         return Reply(job_id, busy, (prediction, Timing(tokenize, inference)))
 
     def check_start(self, buffer: bytes | bytearray) -> None:

@@ -54,6 +54,7 @@ async def start_backend(settings: Settings, artifact: Artifact, metrics: Metrics
             queue_timeout=settings.queue_timeout_seconds,
             job_timeout=settings.job_timeout_seconds,
             shutdown_seconds=settings.graceful_shutdown_seconds,
+            thresholds=artifact.thresholds,
         )
         await pool.start()
         return pool

@@ -1,4 +1,4 @@
-"""Text in, label and probabilities out: tokenizer, ONNX session and softmax for one artifact."""
+"""Text in, label and probabilities out: tokenizer, ONNX session and scores for one artifact."""
 
 from __future__ import annotations
 
@@ -20,18 +20,23 @@ class Classifier:
     """
 
     def __init__(
-        self, tokenizer: TextTokenizer, session: OnnxClassifierSession, labels: Sequence[str]
+        self,
+        tokenizer: TextTokenizer,
+        session: OnnxClassifierSession,
+        labels: Sequence[str],
+        thresholds: Sequence[float] | None = None,
     ) -> None:
         self.tokenizer = tokenizer
         self.session = session
         self.labels = tuple(labels)
+        self.thresholds = None if thresholds is None else tuple(thresholds)  # multi-label models only
 
     @classmethod
     def from_artifact(cls, artifact: Artifact, threads: int = 1, spinning: bool = False) -> Self:
         """The classifier the service runs for an artifact."""
         tokenizer = TextTokenizer(artifact.tokenizer_path, artifact.max_sequence_length)
         session = OnnxClassifierSession(artifact.model_path, threads=threads, spinning=spinning)
-        return cls(tokenizer, session, artifact.labels)
+        return cls(tokenizer, session, artifact.labels, artifact.thresholds)
 
     def predict(self, text: str) -> tuple[Prediction, Timing]:
         """Classify one text, unpadded, batch size 1."""
@@ -40,9 +45,8 @@ class Classifier:
         t1 = time.perf_counter()
         logits = self.session.logits(enc.input_ids)[0].tolist()
         t2 = time.perf_counter()
-        return Prediction.from_logits(self.labels, logits, enc.n_tokens, enc.truncated), Timing(
-            t1 - t0, t2 - t1
-        )
+        prediction = Prediction.from_logits(self.labels, logits, enc.n_tokens, enc.truncated, self.thresholds)
+        return prediction, Timing(t1 - t0, t2 - t1)
 
     def warm_up(self, runs: int) -> None:
         """Run short and maximum-length inputs so first requests do not pay allocation costs."""

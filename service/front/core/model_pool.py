@@ -87,6 +87,7 @@ class ModelPool:
         shutdown_seconds: float = 25.0,
         start_timeout: float = 300.0,
         spawn: Callable[[], tuple[subprocess.Popen[bytes], socket.socket]] = spawn_worker,
+        thresholds: Sequence[float] | None = None,
     ) -> None:
         self.size = size
         self.labels = tuple(labels)
@@ -97,7 +98,7 @@ class ModelPool:
         self.shutdown_seconds = shutdown_seconds
         self.start_timeout = start_timeout
         self._spawn_process = spawn  # tests start misbehaving workers through it
-        self._codec = Codec(self.labels)
+        self._codec = Codec(self.labels, thresholds)  # a multi-label model's
         self._workers: list[Worker] = []
         self._idle: list[Worker] = []
         self._queue: deque[_Job] = deque()
