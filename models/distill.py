@@ -23,9 +23,19 @@ from torch import nn
 from transformers import AutoConfig, AutoTokenizer, PreTrainedModel
 
 from models import data, source
-from models.train import TrainOptions, load_classifier, optimise, padded, predict_ids
+from models.train import (
+    TrainOptions,
+    load_classifier,
+    micro_f1,
+    multi_hot,
+    optimise,
+    padded,
+    predict_logits,
+    problem_of,
+)
+from service.artifact import MULTI_LABEL
 
-NO_LABEL = -1  # the label of an unlabelled text: only the teacher's soft targets teach it
+NO_LABEL = -1  # an unlabelled text's label (multi-label: a row of them): only the teacher teaches it
 
 
 def layer_count(model_dir: Path) -> int:
@@ -84,9 +94,20 @@ def distillation_loss(
     student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, temperature: float, soft_weight: float
 ) -> torch.Tensor:
     """soft_weight x T^2 x KL(teacher || student at T) + the rest x cross-entropy on the labelled rows.
+    Multi-label (`labels` a 0/1 row per text): each label's sigmoid at T against the teacher's, and
+    binary cross-entropy on the labelled rows.
 
     T^2 keeps the soft part's gradients the size of the hard part's (Hinton et al., 2015).
     """
+    if labels.dim() == 2:
+        soft = nn.functional.binary_cross_entropy_with_logits(
+            student / temperature, torch.sigmoid(teacher / temperature)
+        ) * (temperature**2)
+        labelled = labels[:, 0] != NO_LABEL
+        if not labelled.any():
+            return soft
+        hard = nn.functional.binary_cross_entropy_with_logits(student[labelled], labels[labelled])
+        return soft_weight * soft + (1 - soft_weight) * hard
     soft = nn.functional.kl_div(
         nn.functional.log_softmax(student / temperature, dim=-1),
         nn.functional.log_softmax(teacher / temperature, dim=-1),
@@ -100,8 +121,8 @@ def distillation_loss(
     return soft_weight * soft + (1 - soft_weight) * hard
 
 
-def share_equal(a: Sequence[int], b: Sequence[int]) -> float:
-    """The share of positions where two label sequences agree."""
+def share_equal(a: Sequence[object], b: Sequence[object]) -> float:
+    """The share of positions where two sequences of answers agree."""
     return sum(x == y for x, y in zip(a, b, strict=True)) / max(len(a), 1)
 
 
@@ -176,14 +197,18 @@ def distil(
     teacher = load_classifier(str(teacher_dir))
     label2id = cast(dict[str, int], teacher.config.label2id)
     train_rows = data.read_split(data_dir, "train")
-    unknown = {e.label for e in train_rows} - label2id.keys()
+    unknown = set(data.labels_of(train_rows)) - label2id.keys()
     if unknown:
         raise SystemExit(f"training labels {sorted(unknown)} are not the teacher's {sorted(label2id)}")
+    multi_label = problem_of(teacher) == MULTI_LABEL
     texts = [e.text for e in train_rows]
-    labels = [label2id[e.label] for e in train_rows]
     extra = read_unlabelled(args.unlabelled) if args.unlabelled else []
     texts += extra
-    labels += [NO_LABEL] * len(extra)
+    if multi_label:
+        unlabelled = torch.full((len(extra), len(label2id)), float(NO_LABEL))
+        labels = torch.cat([multi_hot(train_rows, label2id), unlabelled])
+    else:
+        labels = torch.tensor([label2id[e.label] for e in train_rows] + [NO_LABEL] * len(extra))
     ids: list[list[int]] = tokenizer(texts, truncation=True, max_length=training.train_max_length)[
         "input_ids"
     ]
@@ -193,24 +218,33 @@ def distil(
     soft_targets = teacher_logits(teacher, ids, pad)
     teacher_seconds = time.monotonic() - started
     teacher_layers = teacher.config.num_hidden_layers
-    student, keep = train_student(teacher, ids, pad, soft_targets, torch.tensor(labels), args, training)
+    student, keep = train_student(teacher, ids, pad, soft_targets, labels, args, training)
     seconds = time.monotonic() - started
     student.save_pretrained(out)
     tokenizer.save_pretrained(out)
 
     test = data.read_split(data_dir, "test")
-    # Judged at the length the service feeds, like the ONNX models.
-    gold = [label2id.get(e.label, NO_LABEL) for e in test]
-    by_teacher = predict_ids(teacher, tokenizer, [e.text for e in test], judged_length)
-    by_student = predict_ids(student, tokenizer, [e.text for e in test], judged_length)
-    teacher_accuracy = share_equal(by_teacher, gold)
-    student_accuracy = share_equal(by_student, gold)
+    # Judged at the length the service feeds, like the ONNX models: accuracy, or a multi-label
+    # model's micro-F1 at 0.5 (the served thresholds are chosen later, on the ONNX model).
+    metric = "micro_f1" if multi_label else "accuracy"
+    test_texts = [e.text for e in test]
+    by_teacher, by_student = (
+        predict_logits(model, tokenizer, test_texts, judged_length) for model in (teacher, student)
+    )
+    if multi_label:
+        gold = multi_hot(test, label2id)
+        teacher_score, student_score = (micro_f1((m > 0).float(), gold) for m in (by_teacher, by_student))
+        answers = [[tuple(row) for row in (m > 0).tolist()] for m in (by_teacher, by_student)]
+    else:
+        gold_ids = [label2id.get(e.label, NO_LABEL) for e in test]
+        answers = [m.argmax(-1).tolist() for m in (by_teacher, by_student)]
+        teacher_score, student_score = (share_equal(a, gold_ids) for a in answers)
     report: dict[str, Any] = {
         "teacher": {
             "name": teacher_name,
             "layers": teacher_layers,
             "weights_sha256": source.weights_hash(teacher_dir),
-            "test_accuracy_pytorch": round(teacher_accuracy, 4),
+            f"test_{metric}_pytorch": round(teacher_score, 4),
         },
         "student_layers": args.student_layers,
         "kept_teacher_layers": keep,
@@ -224,13 +258,13 @@ def distil(
         "unlabelled_texts": len(extra),
         "teacher_logits_seconds": round(teacher_seconds, 1),
         "seconds": round(seconds, 1),
-        "student_test_accuracy_pytorch": round(student_accuracy, 4),
-        "student_teacher_agreement_pytorch": round(share_equal(by_student, by_teacher), 4),
+        f"student_test_{metric}_pytorch": round(student_score, 4),
+        "student_teacher_agreement_pytorch": round(share_equal(*answers), 4),
     }
     (out / "distill.json").write_text(json.dumps(report, indent=2))
     print(
         f"distilled {args.student_layers} of {teacher_layers} layers "
-        f"in {seconds:.0f} s; test accuracy {student_accuracy:.4f} vs teacher {teacher_accuracy:.4f}",
+        f"in {seconds:.0f} s; test {metric} {student_score:.4f} vs teacher {teacher_score:.4f}",
         file=sys.stderr,
     )
     return report

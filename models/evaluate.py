@@ -7,16 +7,23 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
-from models import baseline, data, latency
+from models import baseline, data, latency, multi_label
 from models.options import from_args
+from service.artifact import MULTI_LABEL, SINGLE_LABEL
 from service.model.classifier import Classifier
 from service.model.session import OnnxClassifierSession
 from service.model.tokenizer import TextTokenizer
+from service.scores import sigmoid
 
 LATENCY_TOKENS = (16, 128)
+# What the gates compare: a single-label model's accuracy, a multi-label model's macro-F1 (each
+# label counts the same, however rare).
+GATE_METRIC: dict[str, str] = {SINGLE_LABEL: "accuracy", MULTI_LABEL: "macro_f1"}
 
 
 class GateError(SystemExit):
@@ -41,29 +48,30 @@ def check_gates(
     tolerance_points: float,
     require_baseline: bool,
     teacher_tolerance_points: float | None = None,
+    metric: str = "accuracy",
 ) -> None:
-    """Raise GateError when int8 loses more than `tolerance_points` of accuracy to fp32, loses to
+    """Raise GateError when int8 loses more than `tolerance_points` of `metric` to fp32, loses to
     TF-IDF, or (a distilled student, with a "teacher" row) loses more than `teacher_tolerance_points`
     to its teacher."""
-    drop = (table["fp32"]["accuracy"] - table["int8"]["accuracy"]) * 100
+    int8, fp32 = table["int8"][metric], table["fp32"][metric]
+    drop = (fp32 - int8) * 100
     if drop > tolerance_points:
         raise GateError(
-            f"int8 accuracy {table['int8']['accuracy']:.4f} is {drop:.2f} points below fp32 "
-            f"{table['fp32']['accuracy']:.4f}; the limit is {tolerance_points} "
-            "(change it with --int8-tolerance)"
+            f"int8 {metric} {int8:.4f} is {drop:.2f} points below fp32 {fp32:.4f}; the limit is "
+            f"{tolerance_points} (change it with --int8-tolerance)"
         )
-    if require_baseline and table["int8"]["accuracy"] <= table["baseline"]["accuracy"]:
+    if require_baseline and int8 <= table["baseline"][metric]:
         raise GateError(
-            f"int8 accuracy {table['int8']['accuracy']:.4f} does not beat the TF-IDF baseline "
-            f"{table['baseline']['accuracy']:.4f} (allow it with --no-require-beat-baseline)"
+            f"int8 {metric} {int8:.4f} does not beat the TF-IDF baseline "
+            f"{table['baseline'][metric]:.4f} (allow it with --no-require-beat-baseline)"
         )
     if teacher_tolerance_points is not None and "teacher" in table:
-        behind = (table["teacher"]["accuracy"] - table["int8"]["accuracy"]) * 100
+        behind = (table["teacher"][metric] - int8) * 100
         if behind > teacher_tolerance_points:
             raise GateError(
-                f"the student's int8 accuracy {table['int8']['accuracy']:.4f} is {behind:.2f} points "
-                f"below its teacher's {table['teacher']['accuracy']:.4f}; the limit is "
-                f"{teacher_tolerance_points} (change it with --student-tolerance)"
+                f"the student's int8 {metric} {int8:.4f} is {behind:.2f} points below its teacher's "
+                f"{table['teacher'][metric]:.4f}; the limit is {teacher_tolerance_points} "
+                "(change it with --student-tolerance)"
             )
 
 
@@ -79,37 +87,45 @@ class EvalOptions:
 
 
 def run(
-    work: Path, data_dir: Path, args: EvalOptions, teacher_accuracy: float | None = None
+    work: Path, data_dir: Path, args: EvalOptions, teacher_score: float | None = None
 ) -> dict[str, object]:
-    """Accuracy table, agreement and latency table; written to work/evaluate.json.
+    """Accuracy table (a multi-label model: F1 with thresholds chosen on validation), agreement and
+    latency table; written to work/evaluate.json.
 
-    With `teacher_accuracy` (the model is a distilled student) the table gets a "teacher" row and
-    the student is gated on it too.
+    With `teacher_score` (the model is a distilled student: its teacher's int8 gate metric) the
+    table gets a "teacher" row and the student is gated on it too.
     """
     exported = json.loads((work / "export.json").read_text())
     labels = exported["labels"]
-    label_ids = {label: i for i, label in enumerate(labels)}
+    problem = exported.get("problem_type", SINGLE_LABEL)
+    metric = GATE_METRIC[problem]
     test = data.read_split(data_dir, "test")
-    unknown = {e.label for e in test} - label_ids.keys()
+    unknown = set(data.labels_of(test)) - set(labels)
     if unknown:
         raise SystemExit(
             f"test labels {sorted(unknown)} are not model labels {exported['labels']}: "
             "pass --csv with data labelled like the model"
         )
     tokenizer = TextTokenizer(work / "tokenizer.json", exported["max_sequence_length"])
-    texts, gold = [e.text for e in test], [label_ids[e.label] for e in test]
+    texts = [e.text for e in test]
     models = {"fp32": work / "model.opt.onnx", "int8": work / "model.int8.onnx"}
-    preds = {
-        name: predict(
-            Classifier(tokenizer, OnnxClassifierSession(path, threads=args.eval_threads), labels), texts
-        )
+    classifiers = {
+        name: Classifier(tokenizer, OnnxClassifierSession(path, threads=args.eval_threads), labels)
         for name, path in models.items()
     }
-    table: dict[str, dict[str, float]] = {name: scores(gold, p) for name, p in preds.items()}
-    table["baseline"] = baseline.run(data_dir)  # type: ignore[assignment]
-    if teacher_accuracy is not None:
-        table["teacher"] = {"accuracy": teacher_accuracy}
-    agreement = sum(a == b for a, b in zip(preds["fp32"], preds["int8"], strict=True)) / len(texts)
+    thresholds: dict[str, float] | None = None
+    table: dict[str, dict[str, Any]]
+    if problem == MULTI_LABEL:
+        table, agreement, thresholds = _judge_multi_label(classifiers, labels, data_dir, test)
+    else:
+        label_ids = {label: i for i, label in enumerate(labels)}
+        gold = [label_ids[e.label] for e in test]
+        preds = {name: predict(classifier, texts) for name, classifier in classifiers.items()}
+        table = {name: scores(gold, p) for name, p in preds.items()}
+        agreement = sum(a == b for a, b in zip(preds["fp32"], preds["int8"], strict=True)) / len(texts)
+    table["baseline"] = baseline.run(data_dir, problem)
+    if teacher_score is not None:
+        table["teacher"] = {metric: teacher_score}
     single = {name: OnnxClassifierSession(path, threads=1) for name, path in models.items()}
     inputs = {
         n: latency.inputs_of_length(tokenizer, texts[:200], n)
@@ -119,7 +135,9 @@ def run(
     lat = latency.measure(single, inputs, runs=args.latency_runs)
     report: dict[str, object] = {
         "test_texts": len(texts),
+        "problem_type": problem,
         "accuracy": table,
+        "thresholds": thresholds,
         "int8_fp32_agreement": round(agreement, 4),
         "latency_single_thread": lat,
         "latency_runs": args.latency_runs,
@@ -127,14 +145,41 @@ def run(
             n: round(lat["fp32"][n]["p50_ms"] / lat["int8"][n]["p50_ms"], 2) for n in lat["int8"]
         },
         "gates": {
+            "metric": metric,
             "int8_tolerance_points": args.int8_tolerance,
             "require_beat_baseline": args.require_beat_baseline,
-            "student_tolerance_points": args.student_tolerance if teacher_accuracy is not None else None,
+            "student_tolerance_points": args.student_tolerance if teacher_score is not None else None,
         },
     }
     (work / "evaluate.json").write_text(json.dumps(report, indent=2))
-    check_gates(table, args.int8_tolerance, args.require_beat_baseline, args.student_tolerance)
+    check_gates(table, args.int8_tolerance, args.require_beat_baseline, args.student_tolerance, metric)
     return report
+
+
+def sigmoid_scores(classifier: Classifier, texts: Sequence[str]) -> np.ndarray:
+    """A multi-label model's score of every label, a row per text, one unpadded text at a time."""
+    return np.array([sigmoid(classifier.predict(t)[0].logits) for t in texts])
+
+
+def _judge_multi_label(
+    classifiers: dict[str, Classifier], labels: Sequence[str], data_dir: Path, test: Sequence[data.Example]
+) -> tuple[dict[str, dict[str, Any]], float, dict[str, float]]:
+    """Each model's F1 on test, at thresholds chosen on validation (each model its own); the share of
+    test texts both models answer with the same labels; the int8 model's thresholds."""
+    validation = data.read_split(data_dir, "validation")
+    gold_validation = multi_label.gold_matrix([e.labels for e in validation], labels)
+    gold_test = multi_label.gold_matrix([e.labels for e in test], labels)
+    table: dict[str, dict[str, Any]] = {}
+    selected, thresholds = {}, {}
+    for name, classifier in classifiers.items():
+        chosen = multi_label.choose_thresholds(
+            sigmoid_scores(classifier, [e.text for e in validation]), gold_validation
+        )
+        selected[name] = sigmoid_scores(classifier, [e.text for e in test]) >= np.array(chosen)
+        table[name] = multi_label.f1_table(selected[name], gold_test, labels)
+        thresholds[name] = chosen
+    agreement = float(np.mean(np.all(selected["fp32"] == selected["int8"], axis=1)))
+    return table, agreement, dict(zip(labels, thresholds["int8"], strict=True))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

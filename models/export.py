@@ -16,7 +16,7 @@ from transformers import AutoTokenizer, PreTrainedModel
 
 from models import data
 from models.options import from_args
-from models.train import load_classifier
+from models.train import load_classifier, problem_of
 from service.model.session import OnnxClassifierSession
 from service.model.tokenizer import TextTokenizer
 
@@ -102,6 +102,7 @@ def run(checkpoint: Path, data_dir: Path, work: Path, args: ExportOptions) -> di
         "opset": OPSET,
         "inputs": names,
         "labels": labels,
+        "problem_type": problem_of(model),
         "max_sequence_length": max_length,
         "parity_texts": len(texts),
         "parity_max_abs_diff": diff,

@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, nargs="+", default=[16, 128])
     parser.add_argument("--runs", type=int, default=300)
     args = parser.parse_args(argv)
-    texts = [e.text for e in data.read_jsonl(args.texts)[:400]]
+    texts = [e.text for e in data.read_jsonl(args.texts).rows[:400]]
     print(json.dumps(compare(args.artifacts, texts, args.tokens, args.runs), indent=2))
     return 0
 

@@ -53,6 +53,8 @@ def build(
         "name": name,
         "version": version,
         "labels": exported["labels"],
+        "problem_type": evaluated["problem_type"],
+        "thresholds": evaluated["thresholds"],
         "max_sequence_length": exported["max_sequence_length"],
         "inputs": exported["inputs"],
         "files": hashes,

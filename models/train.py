@@ -19,16 +19,21 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreT
 
 from models import data, source
 from models.options import from_args
+from service.artifact import MULTI_LABEL, SINGLE_LABEL, ProblemType
 
 
-def load_classifier(location: str, labels: Sequence[str] | None = None) -> PreTrainedModel:
-    """Load a sequence classifier with eager attention (the pattern ORT's fusions recognise)."""
+def load_classifier(
+    location: str, labels: Sequence[str] | None = None, problem: ProblemType = SINGLE_LABEL
+) -> PreTrainedModel:
+    """Load a sequence classifier with eager attention (the pattern ORT's fusions recognise); with
+    `labels`, a new head for them, single- or multi-label."""
     kwargs: dict[str, object] = {"attn_implementation": "eager"}
     if labels is not None:
         kwargs |= {
             "num_labels": len(labels),
             "id2label": dict(enumerate(labels)),
             "label2id": {label: i for i, label in enumerate(labels)},
+            "problem_type": problem,
         }
     model: PreTrainedModel = AutoModelForSequenceClassification.from_pretrained(location, **kwargs)
     return model
@@ -56,29 +61,58 @@ def padded(ids: Sequence[list[int]], batch: Sequence[int], pad: int) -> tuple[to
     return input_ids, mask
 
 
+def problem_of(model: PreTrainedModel) -> ProblemType:
+    """A classifier's problem type; a config without one is single-label (transformers' default)."""
+    return MULTI_LABEL if model.config.problem_type == MULTI_LABEL else SINGLE_LABEL
+
+
 @torch.no_grad()
-def predict_ids(
+def predict_logits(
     model: PreTrainedModel, tokenizer: object, texts: Sequence[str], max_length: int
-) -> list[int]:
-    """The PyTorch model's label ids for texts (batched, padded: a quick build-time check)."""
+) -> torch.Tensor:
+    """The PyTorch model's logits for texts (batched, padded: a quick build-time check)."""
     model.eval()
-    pred: list[int] = []
+    chunks = []
     for i in range(0, len(texts), 64):
         enc = tokenizer(  # type: ignore[operator]
             list(texts[i : i + 64]), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
         )
-        pred += model(**enc).logits.argmax(-1).tolist()
-    return pred
+        chunks.append(model(**enc).logits)
+    return torch.cat(chunks)
 
 
-def accuracy(
+def predict_ids(
+    model: PreTrainedModel, tokenizer: object, texts: Sequence[str], max_length: int
+) -> list[int]:
+    """The PyTorch model's top label ids for texts."""
+    return cast(list[int], predict_logits(model, tokenizer, texts, max_length).argmax(-1).tolist())
+
+
+def multi_hot(examples: Sequence[data.Example], label2id: dict[str, int]) -> torch.Tensor:
+    """One row per example, 1.0 in the columns of its labels."""
+    y = torch.zeros(len(examples), len(label2id))
+    for row, e in enumerate(examples):
+        y[row, [label2id[label] for label in e.labels]] = 1.0
+    return y
+
+
+def micro_f1(selected: torch.Tensor, gold: torch.Tensor) -> float:
+    """Micro-averaged F1 of 0/1 label matrices."""
+    true_positives = float((selected * gold).sum())
+    return 2 * true_positives / max(float(selected.sum() + gold.sum()), 1.0)
+
+
+def quality(
     model: PreTrainedModel, tokenizer: object, examples: Sequence[data.Example], max_length: int
-) -> float:
-    """Accuracy of the PyTorch model on examples."""
+) -> tuple[str, float]:
+    """The PyTorch model's accuracy on examples, or a multi-label model's micro-F1 at 0.5."""
     label2id = cast(dict[str, int], model.config.label2id)
-    pred = predict_ids(model, tokenizer, [e.text for e in examples], max_length)
+    logits = predict_logits(model, tokenizer, [e.text for e in examples], max_length)
+    if problem_of(model) == MULTI_LABEL:
+        return "micro_f1", micro_f1((logits > 0).float(), multi_hot(examples, label2id))
+    pred = logits.argmax(-1).tolist()
     correct = sum(p == label2id[e.label] for p, e in zip(pred, examples, strict=True))
-    return correct / max(len(examples), 1)
+    return "accuracy", correct / max(len(examples), 1)
 
 
 @dataclass(frozen=True)
@@ -145,6 +179,7 @@ def train(args: TrainOptions, data_dir: Path, out: Path) -> dict[str, object]:
     tokenizer = AutoTokenizer.from_pretrained(src.location)
     train_rows = data.read_split(data_dir, "train")
     labels = data.labels_of(train_rows)
+    problem = data.problem_type(data_dir)
     if src.fine_tuned:
         model = load_classifier(src.location)
         own = sorted(str(label) for label in (model.config.id2label or {}).values())
@@ -153,10 +188,18 @@ def train(args: TrainOptions, data_dir: Path, out: Path) -> dict[str, object]:
                 f"--source {src.name} classifies into {own}, the data is labelled {labels}: "
                 "use data with the model's labels, or an encoder (not a classifier) to fine-tune"
             )
+        # A multi-label classifier reads rows of one label as label sets; the reverse cannot be.
+        if problem == MULTI_LABEL and problem_of(model) == SINGLE_LABEL:
+            raise SystemExit(
+                f"--source {src.name} is a single-label classifier (problem_type "
+                f"{model.config.problem_type!r}), the data is multi-label (rows with several labels or "
+                "none): use single-label data, or a multi-label classifier or an encoder to fine-tune"
+            )
         report: dict[str, object] = {"trained": False, "reason": "source is already a sequence classifier"}
     else:
-        model = load_classifier(src.location, labels)
+        model = load_classifier(src.location, labels, problem)
         report = fit(model, tokenizer, train_rows, data.read_split(data_dir, "validation"), args)
+    report["problem_type"] = problem_of(model)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     report |= {"source": src.name, "source_location": src.location, "license": src.license}
@@ -178,22 +221,21 @@ def fit(
     ids = tokenizer([e.text for e in train_rows], truncation=True, max_length=args.train_max_length)[  # type: ignore[operator]
         "input_ids"
     ]
-    y = torch.tensor([label2id[e.label] for e in train_rows])
     pad = tokenizer.pad_token_id  # type: ignore[attr-defined]
+    loss_of: LossOf
+    if problem_of(model) == MULTI_LABEL:  # a sigmoid per label: each label learnt on its own
+        hot = multi_hot(train_rows, label2id)
+        loss_of = lambda batch, logits: torch.nn.functional.binary_cross_entropy_with_logits(  # noqa: E731
+            logits, hot[batch]
+        )
+    else:
+        y = torch.tensor([label2id[e.label] for e in train_rows])
+        loss_of = lambda batch, logits: torch.nn.functional.cross_entropy(logits, y[batch])  # noqa: E731
     started = time.monotonic()
-    total = optimise(
-        model,
-        ids,
-        pad,
-        lambda batch, logits: torch.nn.functional.cross_entropy(logits, y[batch]),
-        args.epochs,
-        args.learning_rate,
-        args,
-        "fine-tune",
-    )
+    total = optimise(model, ids, pad, loss_of, args.epochs, args.learning_rate, args, "fine-tune")
     seconds = time.monotonic() - started
-    val_acc = accuracy(model, tokenizer, validation, args.train_max_length)
-    print(f"fine-tuned {total} steps in {seconds:.0f} s; validation accuracy {val_acc:.4f}", file=sys.stderr)
+    metric, value = quality(model, tokenizer, validation, args.train_max_length)
+    print(f"fine-tuned {total} steps in {seconds:.0f} s; validation {metric} {value:.4f}", file=sys.stderr)
     return {
         "trained": True,
         "train_rows": len(ids),
@@ -202,7 +244,7 @@ def fit(
         "learning_rate": args.learning_rate,
         "train_max_length": args.train_max_length,
         "seconds": round(seconds, 1),
-        "validation_accuracy_pytorch": round(val_acc, 4),
+        f"validation_{metric}_pytorch": round(value, 4),
     }
 
 

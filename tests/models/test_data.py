@@ -10,13 +10,14 @@ from models.data import Example
 
 
 def test_deduplicate_keeps_one_row_per_text_with_majority_label() -> None:
-    rows = [Example("a", "pos"), Example("b", "neg"), Example("a", "neg"), Example("a", "pos")]
-    rows.append(Example("", "x"))
-    assert sorted(data.deduplicate(rows), key=lambda e: e.text) == [Example("a", "pos"), Example("b", "neg")]
+    rows = [Example("a", ("pos",)), Example("b", ("neg",)), Example("a", ("neg",)), Example("a", ("pos",))]
+    rows.append(Example("", ("x",)))
+    kept = sorted(data.deduplicate(rows), key=lambda e: e.text)
+    assert kept == [Example("a", ("pos",)), Example("b", ("neg",))]
 
 
 def test_split_is_deterministic_disjoint_and_sized() -> None:
-    rows = [Example(f"text {i}", "pos" if i % 2 else "neg") for i in range(1000)]
+    rows = [Example(f"text {i}", ("pos" if i % 2 else "neg",)) for i in range(1000)]
     a = data.split(rows, seed=3, validation_size=100, test_size=200)
     b = data.split(list(reversed(rows)), seed=3, validation_size=100, test_size=200)
     assert a == b  # row order in the source file does not matter
@@ -27,7 +28,7 @@ def test_split_is_deterministic_disjoint_and_sized() -> None:
 
 
 def test_split_caps_training_rows_without_touching_held_out_sets() -> None:
-    rows = [Example(f"t{i}", "x") for i in range(500)]
+    rows = [Example(f"t{i}", ("x",)) for i in range(500)]
     full = data.split(rows, seed=1, validation_size=50, test_size=50)
     capped = data.split(rows, seed=1, validation_size=50, test_size=50, train_size=10)
     assert len(capped["train"]) == 10
@@ -61,7 +62,8 @@ def test_json_lines_are_read_by_their_suffix(tmp_path: Path) -> None:
     path.write_text(
         "".join(json.dumps({"text": t, "label": "positive"}) + "\n" for t in TEXTS), encoding="utf-8"
     )
-    assert data.read_labelled(path, "text", "label", "latin-1") == [Example(t, "positive") for t in TEXTS]
+    read = data.read_labelled(path, "text", "label", "latin-1")
+    assert read == data.Labelled([Example(t, ("positive",)) for t in TEXTS], multi_label=False)
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "no label"}\n', encoding="utf-8")
     with pytest.raises(SystemExit, match="bad.jsonl:1"):
@@ -85,5 +87,5 @@ def test_the_data_step_keeps_utf8_texts_intact_from_csv_and_json_lines(tmp_path:
 
 
 def test_the_label_mix_is_each_labels_share_of_the_examples_given() -> None:
-    rows = [data.Example(f"t{i}", label) for i, label in enumerate(["a", "a", "a", "c"])]
+    rows = [data.Example(f"t{i}", (label,)) for i, label in enumerate(["a", "a", "a", "c"])]
     assert data.label_mix(rows, ["a", "b", "c"]) == {"a": 0.75, "b": 0.0, "c": 0.25}

@@ -155,7 +155,10 @@ class ClassifyRoutes:
         head, binary = open_inference.split_body(body, headers.get(open_inference.JSON_LENGTH_HEADER))
         request = parse(head, open_inference.InferRequest)
         asked = open_inference.read_request(
-            request, binary, lambda count: loaded.classify.check_count(count, open_inference.INPUT)
+            request,
+            binary,
+            lambda count: loaded.classify.check_count(count, open_inference.INPUT),
+            open_inference.outputs_of(artifact.thresholds is not None),
         )
         cut = None if asked.truncate else 'send the parameter "truncate": true'
         outcomes = await loaded.classify.many(asked.texts, open_inference.INPUT, refuse_cut=cut)
@@ -169,9 +172,10 @@ class ClassifyRoutes:
 
 def _result(loaded: Loaded, outcome: Outcome) -> dict[str, Any]:
     p = outcome.prediction
-    return {
-        "label": p.label,
-        "score": p.score,
+    result = {"label": p.label, "score": p.score}
+    if p.selected is not None:  # a multi-label model's answer
+        result["labels"] = list(p.selected)
+    return result | {
         "scores": dict(zip(loaded.artifact.labels, p.scores, strict=True)),
         "tokens": p.tokens,
         "truncated": p.truncated,

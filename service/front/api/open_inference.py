@@ -8,6 +8,8 @@ texts go through the same normalization, cache and model as every other route
     output  "label"   BYTES  [n]             the most probable label of each
             "score"   FP32   [n]             its probability (its logit with raw_scores)
             "scores"  FP32   [n, labels]     every label's, in the model's label order
+            "selected" BOOL  [n, labels]     a multi-label model's only: each label at or above its
+                                             threshold (the answer; "label" is the top one)
 
 Request parameters: "raw_scores" (logits instead of probabilities), "truncate" (false: a text
 longer than the model's tokens is refused, as text-embeddings-inference does), and the binary
@@ -29,6 +31,14 @@ from service.prediction import Prediction
 
 INPUT = "text"
 OUTPUTS = ("label", "score", "scores")
+MULTI_LABEL_OUTPUTS = (*OUTPUTS, "selected")
+
+
+def outputs_of(multi_label: bool) -> tuple[str, ...]:
+    """The output tensors of a model, single- or multi-label."""
+    return MULTI_LABEL_OUTPUTS if multi_label else OUTPUTS
+
+
 JSON_LENGTH_HEADER = b"inference-header-content-length"
 # More digits than any body's length has: int() never sees Python's 4,300-digit limit (a ValueError).
 JSON_LENGTH_DIGITS = 20
@@ -115,10 +125,13 @@ def split_body(body: bytes, json_length: bytes | None) -> tuple[bytes, bytes]:
     return body[:split], body[split:]
 
 
-def read_request(request: InferRequest, binary: bytes, check_count: Callable[[int], None]) -> Asked:
+def read_request(
+    request: InferRequest, binary: bytes, check_count: Callable[[int], None], model_outputs: Sequence[str]
+) -> Asked:
     """The texts and answer options of a validated request; 400 `invalid_tensor` for a tensor this
-    model cannot take (name, datatype, shape, size, encoding) or an output it does not have.
-    `check_count` (the routes' batch bound) sees the shape's count before any text is decoded."""
+    model cannot take (name, datatype, shape, size, encoding) or an output it does not have (its
+    `model_outputs`). `check_count` (the routes' batch bound) sees the shape's count before any
+    text is decoded."""
     if len(request.inputs) != 1:
         raise _invalid(f"{len(request.inputs)} input tensors; this model takes one, {INPUT!r}")
     [tensor] = request.inputs
@@ -145,11 +158,12 @@ def read_request(request: InferRequest, binary: bytes, check_count: Callable[[in
             )
         texts = _binary_texts(binary, count)
     binary_output = _flag(request.parameters, "binary_data_output", False, "")
-    asked = request.outputs if request.outputs is not None else [RequestedOutput(name=n) for n in OUTPUTS]
+    default = [RequestedOutput(name=n) for n in model_outputs]
+    asked = request.outputs if request.outputs is not None else default
     outputs = []
     for i, output in enumerate(asked):
-        if output.name not in OUTPUTS:
-            raise _invalid(f"output {output.name!r}: this model's outputs are {', '.join(OUTPUTS)}")
+        if output.name not in model_outputs:
+            raise _invalid(f"output {output.name!r}: this model's outputs are {', '.join(model_outputs)}")
         outputs.append(
             (output.name, _flag(output.parameters, "binary_data", binary_output, f"outputs[{i}]."))
         )
@@ -213,6 +227,9 @@ def encode_response(
         elif output == "score":
             values = [p.logits[p.scores.index(p.score)] if asked.raw_scores else p.score for p in predictions]
             datatype, shape = "FP32", [n]
+        elif output == "selected":
+            values = [label in (p.selected or ()) for p in predictions for label in labels]
+            datatype, shape = "BOOL", [n, len(labels)]
         else:
             values = [v for p in predictions for v in (p.logits if asked.raw_scores else p.scores)]
             datatype, shape = "FP32", [n, len(labels)]
@@ -236,6 +253,8 @@ def encode_response(
 def _pack(values: list[Any], datatype: str) -> bytes:
     if datatype == "FP32":
         return struct.pack(f"<{len(values)}f", *values)
+    if datatype == "BOOL":  # one byte each, as Triton packs them
+        return bytes(values)
     return b"".join(LENGTH.pack(len(b)) + b for b in (v.encode() for v in values))
 
 
@@ -250,8 +269,9 @@ def check_model(path_params: dict[str, str], name: str, version: str) -> None:
         )
 
 
-def metadata(name: str, version: str, labels: Sequence[str]) -> dict[str, Any]:
+def metadata(name: str, version: str, labels: Sequence[str], multi_label: bool) -> dict[str, Any]:
     """GET /v2/models/{name}: the model's tensors."""
+    selected = [{"name": "selected", "datatype": "BOOL", "shape": [-1, len(labels)]}] if multi_label else []
     return {
         "name": name,
         "versions": [version],
@@ -261,5 +281,6 @@ def metadata(name: str, version: str, labels: Sequence[str]) -> dict[str, Any]:
             {"name": "label", "datatype": "BYTES", "shape": [-1]},
             {"name": "score", "datatype": "FP32", "shape": [-1]},
             {"name": "scores", "datatype": "FP32", "shape": [-1, len(labels)]},
+            *selected,
         ],
     }

@@ -35,7 +35,14 @@ class ModelRef(BaseModel):
 class Classification(BaseModel):
     label: str = Field(description="most probable label")
     score: float = Field(description="probability of `label`")
-    scores: dict[str, float] = Field(description="probability of every label")
+    labels: list[str] | None = Field(
+        None,
+        description="multi-label models only: every label whose probability is at or above its "
+        "threshold (chosen on validation), maybe none",
+    )
+    scores: dict[str, float] = Field(
+        description="probability of every label (a softmax; a multi-label model's: a sigmoid each)"
+    )
     tokens: int = Field(description="tokens fed to the model, special tokens included")
     truncated: bool = Field(description="true when the text was cut at the model's maximum length")
     cached: bool = Field(description="true when served from the result cache")

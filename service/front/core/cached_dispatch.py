@@ -108,7 +108,7 @@ class CachedDispatch:
         hit = self.cache.get((self.version, text))
         if hit is not None:
             self._hits.inc()
-            self._predictions[hit.label, True].inc()
+            self._count(hit, True)
             outcome = Outcome(hit, True, NO_TIME)
             if self.trace is not None:
                 self.trace((outcome,))
@@ -123,10 +123,18 @@ class CachedDispatch:
         if isinstance(result, Exception):
             raise _fresh(result)
         outcome = self._computed(text, *result)
-        self._predictions[outcome.prediction.label, False].inc()
+        self._count(outcome.prediction, False)
         if self.trace is not None:
             self.trace((outcome,))
         return outcome
+
+    def _count(self, prediction: Prediction, cached: bool) -> None:
+        """An answer in the label mix: its label, or each label a multi-label model selected."""
+        if prediction.selected is None:
+            self._predictions[prediction.label, cached].inc()
+        else:
+            for label in prediction.selected:
+                self._predictions[label, cached].inc()
 
     async def classify_many(self, texts: Sequence[str]) -> list[Outcome]:
         """Classify texts one by one (unpadded); a text repeated within the call, or already on its
@@ -148,7 +156,7 @@ class CachedDispatch:
             await self._compute(misses, joined, outcomes)
         done = [o for o in outcomes if o is not None]
         for o in done:
-            self._predictions[o.prediction.label, o.cached].inc()
+            self._count(o.prediction, o.cached)
         if self.trace is not None:
             self.trace(done)
         return done
