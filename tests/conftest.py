@@ -47,3 +47,38 @@ def small_model(tmp_path_factory: pytest.TempPathFactory) -> Built:
     result = run_build(out)
     assert result.returncode == 0, result.stderr[-4000:]
     return Built(out, out.with_name("small.work"))
+
+
+@pytest.fixture(scope="session")
+def tweet_tags(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The multi-label corpus (models.tweet_tags) of 1,200 tweets, as tweet-tags.csv and .jsonl."""
+    out = tmp_path_factory.mktemp("tweet-tags")
+    command = [sys.executable, "-m", "models.tweet_tags", "--out", str(out), "--rows", "1200"]
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
+    return out
+
+
+@pytest.fixture(scope="session")
+def multi_label_model(tweet_tags: Path, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """A small multi-label artifact from the JSON lines: a teacher fine-tuned from the packaged
+    MiniLM and a 2-layer student distilled from it (served whatever its score: a 13-step teacher is
+    not expected to be good)."""
+    out = tmp_path_factory.mktemp("multi-label") / "tags"
+    jsonl = str(tweet_tags / "tweet-tags.jsonl")
+    result = run_build(out, "--csv", jsonl, "--student-layers", "2", "--student-tolerance", "100")
+    assert result.returncode == 0, result.stderr[-4000:]
+    return Built(out, out.with_name("tags.work"))
+
+
+@pytest.fixture(scope="session")
+def multi_label_classifier(
+    tweet_tags: Path, multi_label_model: Built, tmp_path_factory: pytest.TempPathFactory
+) -> Built:
+    """The same corpus as a CSV with a label separator, packaged from the multi-label teacher above
+    as a source that already is a classifier: exported, quantized and gated without retraining."""
+    out = tmp_path_factory.mktemp("multi-label-csv") / "tags"
+    csv, teacher = str(tweet_tags / "tweet-tags.csv"), str(multi_label_model.work / "checkpoint")
+    separated = ["--label-column", "tags", "--label-separator", "|"]
+    result = run_build(out, "--csv", csv, *separated, "--source", teacher)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return Built(out, out.with_name("tags.work"))
