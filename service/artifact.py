@@ -119,6 +119,11 @@ class Artifact:
         return self.manifest.max_sequence_length
 
     @property
+    def multi_label(self) -> bool:
+        """Whether its labels are scored each on its own (sigmoid) and answered at thresholds."""
+        return self.manifest.problem_type == MULTI_LABEL
+
+    @property
     def thresholds(self) -> tuple[float, ...] | None:
         """A multi-label model's thresholds in label order; None for a single-label one."""
         given = self.manifest.thresholds
@@ -159,10 +164,18 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def artifact_version(files: Mapping[str, str], labels: Sequence[str], max_sequence_length: int) -> str:
+def artifact_version(
+    files: Mapping[str, str],
+    labels: Sequence[str],
+    max_sequence_length: int,
+    thresholds: Mapping[str, float] | None = None,
+) -> str:
     """The version a manifest carries: a hash of all that decides the answers, so the same model
-    files give the same version (and warm caches) wherever they are shipped."""
-    decided = [dict(files), list(labels), max_sequence_length]
+    files give the same version (and warm caches) wherever they are shipped. A multi-label model's
+    thresholds are in it (new thresholds, new answers); a single-label model's version is as it was."""
+    decided: list[object] = [dict(files), list(labels), max_sequence_length]
+    if thresholds is not None:
+        decided.append(dict(thresholds))
     return hashlib.sha256(json.dumps(decided, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -184,7 +197,9 @@ def load_artifact(folder: Path) -> Artifact:
             raise ArtifactError(
                 f"{file} does not match the SHA-256 in {MANIFEST} (corrupt or edited): {hint}"
             )
-    expected = artifact_version(manifest.files, manifest.labels, manifest.max_sequence_length)
+    expected = artifact_version(
+        manifest.files, manifest.labels, manifest.max_sequence_length, manifest.thresholds
+    )
     if manifest.version != expected:
         raise ArtifactError(
             f"{path} says version {manifest.version} but its files, labels and limit make "

@@ -95,11 +95,14 @@ class Codec:
         if not ok:
             return Reply(job_id, busy, None)
         scores, logits = tuple(numbers[:n]), tuple(numbers[n:])
-        # Cheap enough for every reply: NaN fails every comparison, and a sum is finite only if
-        # every term is (float32 logits are too small to add up to an overflow).
+        # Cheap enough for every reply: NaN fails every comparison (a sum holds any NaN among its
+        # terms), and a sum is finite only if every term is (float32 logits are too small to add
+        # up to an overflow).
+        total = sum(scores)
         if not (
-            (abs(sum(scores) - 1.0) <= SCORE_SUM_TOLERANCE if self.thresholds is None else max(scores) <= 1.0)
+            (abs(total - 1.0) <= SCORE_SUM_TOLERANCE if self.thresholds is None else total <= len(scores))
             and min(scores) >= 0.0
+            and max(scores) <= 1.0
             and math.isfinite(sum(logits))
             and 0.0 <= tokenize < math.inf
             and 0.0 <= inference < math.inf

@@ -22,13 +22,13 @@ def sigmoid(logits: Sequence[float]) -> Scores:
     return tuple(1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x)) for x in logits)
 
 
-def none(logits: Sequence[float]) -> Scores:
-    """The logits as they are."""
+def unchanged(logits: Sequence[float]) -> Scores:
+    """The logits as they are ("none")."""
     return tuple(logits)
 
 
 SCORE_FUNCTIONS: dict[str, Callable[[Sequence[float]], Scores]] = {
     "softmax": softmax,
     "sigmoid": sigmoid,
-    "none": none,
+    "none": unchanged,
 }

@@ -82,3 +82,13 @@ def multi_label_classifier(
     result = run_build(out, "--csv", csv, *separated, "--source", teacher)
     assert result.returncode == 0, result.stderr[-4000:]
     return Built(out, out.with_name("tags.work"))
+
+
+@pytest.fixture
+def local_hub_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let huggingface_hub's InferenceClient reach the service on 127.0.0.1: importing `models`
+    sets HF_HUB_OFFLINE=1 (the build never downloads), and the hub library, once imported under it,
+    refuses every request, local ones included."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)

@@ -74,8 +74,8 @@ async def start_backend(settings: Settings, artifact: Artifact, metrics: Metrics
     return local
 
 
-def lifespan(runtime: Runtime, labels: list[str], tracing: Tracing | None) -> Lifespan:
-    """The lifespan of an app serving `runtime`; `labels` are its routes' metric labels."""
+def lifespan(runtime: Runtime, route_labels: list[str], tracing: Tracing | None) -> Lifespan:
+    """The lifespan of an app serving `runtime`; `route_labels` are its routes' metric labels."""
     settings, metrics = runtime.settings, runtime.metrics
 
     # Error responses are counted by the edge; the connection protocol's refusals, made where there
@@ -107,7 +107,7 @@ def lifespan(runtime: Runtime, labels: list[str], tracing: Tracing | None) -> Li
         if tracing is not None:
             tracing.model = {"textclf.model.name": artifact.name, "textclf.model.version": artifact.version}
             dispatch.trace = tracing.record
-        metrics.initialize(labels, [e.value for e in ErrorType], artifact.name, artifact.labels)
+        metrics.initialize(route_labels, [e.value for e in ErrorType], artifact.name, artifact.labels)
         if artifact.manifest.label_mix is not None:
             for label, share in artifact.manifest.label_mix.items():
                 metrics.expected_label_share.labels(model=artifact.name, label=label).set(share)

@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     classifier.warm_up(settings.warmup_runs)
     log.info("model %s loaded; %d start-up objects frozen", artifact.version, freeze_start_up_heap())
     try:
-        serve(sock, classifier, Codec(artifact.labels, artifact.thresholds), artifact.version)
+        serve(sock, classifier, Codec(artifact.labels), artifact.version)
     except (BrokenPipeError, ConnectionResetError):
         pass  # the front went away mid-reply: nobody is left to answer
     return 0

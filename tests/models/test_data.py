@@ -86,6 +86,17 @@ def test_the_data_step_keeps_utf8_texts_intact_from_csv_and_json_lines(tmp_path:
         assert sorted(written) == sorted(texts)
 
 
+def test_multi_label_rows_are_label_sets_whatever_order_or_repeats(tmp_path: Path) -> None:
+    path = tmp_path / "tags.csv"
+    path.write_text("text,tags\nx,b|a\nx,a|b| a\nx,c\ny,\n", encoding="utf-8")
+    rows = data.read_labelled(path, "text", "tags", "utf-8", separator="|")
+    assert rows.multi_label and [e.labels for e in rows.rows] == [("a", "b"), ("a", "b"), ("c",), ()]
+    assert sorted(data.deduplicate(rows.rows), key=lambda e: e.text) == [
+        Example("x", ("a", "b")),
+        Example("y", ()),
+    ]
+
+
 def test_the_label_mix_is_each_labels_share_of_the_examples_given() -> None:
     rows = [data.Example(f"t{i}", (label,)) for i, label in enumerate(["a", "a", "a", "c"])]
     assert data.label_mix(rows, ["a", "b", "c"]) == {"a": 0.75, "b": 0.0, "c": 0.25}

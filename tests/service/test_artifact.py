@@ -55,6 +55,18 @@ def test_manifest_without_required_keys_is_rejected(small_model: Built, tmp_path
         ({"name": 7}, "name"),
         ({"label_mix": {"yes": 0.5, "no": 0.5}}, "label_mix"),  # not the model's labels
         ({"label_mix": {"negative": 1.5, "neutral": 0.0, "positive": 0.0}}, "label_mix"),
+        # Thresholds are a multi-label model's, one per label, each a probability.
+        ({"thresholds": {"negative": 0.5, "neutral": 0.5, "positive": 0.5}}, "thresholds"),
+        ({"problem_type": "multi_label_classification"}, "thresholds"),
+        ({"problem_type": "multi_label_classification", "thresholds": {"negative": 0.5}}, "thresholds"),
+        (
+            {
+                "problem_type": "multi_label_classification",
+                "thresholds": {"negative": 0.5, "neutral": 1.2, "positive": 0.5},
+            },
+            "thresholds",
+        ),
+        ({"problem_type": "multi_label"}, "problem_type"),
     ],
 )
 def test_a_manifest_of_the_wrong_shape_is_refused_at_load(

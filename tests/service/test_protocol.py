@@ -61,3 +61,31 @@ def test_a_reply_for_another_label_count_is_refused_before_it_is_all_there() -> 
     with pytest.raises(BadReply):
         CODEC.check_start(short[: REPLY_HEADER.size])
     CODEC.check_start(reply()[: REPLY_HEADER.size])  # ours: nothing to say yet
+
+
+THRESHOLDS = (0.5, 0.9, 0.3)
+MULTI = Codec(LABELS, THRESHOLDS)
+
+
+def test_a_multi_label_reply_carries_a_probability_per_label_and_the_labels_at_their_thresholds() -> None:
+    computed = Prediction.from_logits(
+        LABELS, (0.5, 1.0, -3.0), tokens=7, truncated=False, thresholds=THRESHOLDS
+    )
+    assert computed.scores == pytest.approx([1 / (1 + math.exp(-x)) for x in (0.5, 1.0, -3.0)])
+    assert (computed.label, computed.selected) == ("neutral", ("negative",))  # neutral: 0.73 < 0.9
+    unpacked = MULTI.unpack_reply(MULTI.pack_reply(42, computed, Timing(0.001, 0.002), busy=0.004))
+    assert unpacked.result is not None and unpacked.result[0] == computed
+    # None selected is an answer too: no label, while `label` stays the top one.
+    shy = Prediction.from_logits(LABELS, (-2.0, -1.0, -4.0), tokens=7, truncated=False, thresholds=THRESHOLDS)
+    assert (shy.label, shy.selected) == ("neutral", ())
+
+
+@pytest.mark.parametrize(
+    "scores",
+    [(0.5, math.nan, 0.5), (0.5, 0.5, math.nan), (0.5, 1.5, 0.2), (-0.1, 0.5, 0.5), (0.5, math.inf, 0.5)],
+)
+def test_a_multi_label_reply_with_a_score_that_is_no_probability_is_refused(
+    scores: tuple[float, ...],
+) -> None:
+    with pytest.raises(BadReply):
+        MULTI.unpack_reply(reply(scores=scores))

@@ -146,7 +146,8 @@ class ClassifyRoutes:
 
     async def infer(self, body: bytes, match: Match, headers: Mapping[bytes, bytes]) -> tuple[bytes, Headers]:
         """Classify texts: one BYTES input "text", shape [n] or [n, 1], in JSON or binary tensor data
-        (Inference-Header-Content-Length); outputs "label", "score", "scores"; parameters
+        (Inference-Header-Content-Length); outputs "label", "score", "scores" (and a multi-label
+        model's BOOL "selected"); parameters
         "raw_scores", "truncate", "binary_data_output". Same cache, limits, auth, errors and metrics
         as /v1/classify/batch."""
         loaded = self.runtime.require_loaded()
@@ -158,7 +159,7 @@ class ClassifyRoutes:
             request,
             binary,
             lambda count: loaded.classify.check_count(count, open_inference.INPUT),
-            open_inference.outputs_of(artifact.thresholds is not None),
+            open_inference.outputs_of(artifact.multi_label),
         )
         cut = None if asked.truncate else 'send the parameter "truncate": true'
         outcomes = await loaded.classify.many(asked.texts, open_inference.INPUT, refuse_cut=cut)
@@ -193,10 +194,10 @@ def _tei_text(item: str | list[str], where: str) -> str:
     return item[0]
 
 
-LabelScores = Callable[[Sequence[str], Prediction], list[dict[str, Any]]]
+Scoring = Callable[[Sequence[str], Prediction], list[dict[str, Any]]]
 
 
-def _scoring(request: PredictRequest) -> LabelScores:
+def _scoring(request: PredictRequest) -> Scoring:
     """How /predict scores one prediction: Hugging Face's `function_to_apply` when given, else TEI's
     `raw_scores` (the logits) or the model's own scores; every label, or the `top_k`, by descending score."""
     parameters = request.parameters or PredictParameters()

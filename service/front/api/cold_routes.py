@@ -104,9 +104,7 @@ def build_router(runtime: Runtime, table: RouteTable) -> APIRouter:
         served = {"model_name": model_name} | ({"model_version": model_version} if model_version else {})
         open_inference.check_model(served, artifact.name, artifact.version)
         return ModelMetadata.model_validate(
-            open_inference.metadata(
-                artifact.name, artifact.version, artifact.labels, artifact.thresholds is not None
-            )
+            open_inference.metadata(artifact.name, artifact.version, artifact.labels, artifact.multi_label)
         )
 
     @endpoint(responses=NOT_FOUND, tags=V2)

@@ -115,7 +115,8 @@ class LabelScore(BaseModel):
 
 
 class Predictions(RootModel[list[LabelScore] | list[list[LabelScore]]]):
-    """Every label by descending score; a list of those for a batch."""
+    """Every label (or the `top_k`) by descending score; a list of those for a batch, or for any
+    request with `parameters`."""
 
 
 class Empty(BaseModel):

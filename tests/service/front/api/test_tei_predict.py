@@ -13,6 +13,8 @@ from load_tests.server import RunningService
 from tests.conftest import Built
 from tests.service.conftest import classify, sample
 
+pytestmark = pytest.mark.usefixtures("local_hub_client")  # InferenceClient talks to 127.0.0.1
+
 
 def predict(svc: RunningService, body: object) -> httpx.Response:
     return httpx.post(svc.url + "/predict", json=body, timeout=30)
