@@ -80,11 +80,6 @@ def _save(path: Path, report: dict[str, object]) -> None:
     path.write_text(json.dumps(report, indent=2))
 
 
-def _gate_key(problem: str) -> str:
-    """Where a distillation report keeps its teacher's int8 score by the gates' metric."""
-    return f"test_{evaluate.GATE_METRIC[problem]}_int8"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Build the service's model artifact offline, from the PyPI-packaged encoder and data."""
     args = parser().parse_args(argv)
@@ -102,11 +97,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     evaluating = from_args(evaluate.EvalOptions, args)
 
     def package(
-        model: Path, model_work: Path, out: Path, distilled: dict[str, Any] | None = None
+        model: Path,
+        model_work: Path,
+        out: Path,
+        distilled: dict[str, Any] | None = None,
+        teacher_score: float | None = None,
     ) -> dict[str, Any]:
-        """Export, optimize, quantize, evaluate (the gates) and write the artifact `out`; its manifest."""
-        teacher = distilled["teacher"] if distilled else None
-        teacher_score = teacher[_gate_key(teacher["problem_type"])] if teacher else None
+        """Export, optimize, quantize, evaluate (the gates; a student's against `teacher_score`, its
+        teacher's int8 score) and write the artifact `out`; its manifest."""
         layers = distilled["student_layers"] if distilled else distill.layer_count(model)
         export.run(model, data_dir, model_work, exporting)
         optimize.run(model_work, args.allow_unfused)
@@ -121,6 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The teacher is packaged like any model: the fallback, and the ladder's reference.
     teacher = layout.packaged_teacher(work) if students else args.out
     served = taught = step("package the teacher", package, checkpoint, work, teacher)
+    # The teacher's int8 score by the gates' metric (accuracy; a multi-label model's macro-F1).
+    gate = evaluate.GATE_METRIC[taught["problem_type"]]
+    teacher_score = taught["accuracy"]["int8"][gate]
     for layers in students:
         student_work = layout.student_folder(work, layers)
         report = step(
@@ -134,9 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             data_dir,
             student_work / "checkpoint",
         )
-        # The teacher's int8 score by the gates' metric (accuracy; a multi-label model's macro-F1).
-        problem = report["teacher"]["problem_type"] = taught["problem_type"]
-        report["teacher"][_gate_key(problem)] = taught["accuracy"]["int8"][evaluate.GATE_METRIC[problem]]
+        report["teacher"]["problem_type"] = taught["problem_type"]
+        report["teacher"][f"test_{gate}_int8"] = teacher_score
         try:
             served = step(
                 f"package {layers}-layer student",
@@ -145,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 student_work,
                 args.out,
                 report,
+                teacher_score,
             )
         except evaluate.GateError as refused:
             print(f"the {layers}-layer student is not served: {refused}", file=sys.stderr)

@@ -23,10 +23,10 @@ from torch import nn
 from transformers import AutoConfig, AutoTokenizer, PreTrainedModel
 
 from models import data, source
+from models.multi_label import micro_f1
 from models.train import (
     TrainOptions,
     load_classifier,
-    micro_f1,
     multi_hot,
     optimise,
     padded,
@@ -232,8 +232,8 @@ def distil(
         predict_logits(model, tokenizer, test_texts, judged_length) for model in (teacher, student)
     )
     if multi_label:
-        gold = multi_hot(test, label2id)
-        teacher_score, student_score = (micro_f1((m > 0).float(), gold) for m in (by_teacher, by_student))
+        gold = multi_hot(test, label2id).numpy()
+        teacher_score, student_score = (micro_f1((m > 0).numpy(), gold) for m in (by_teacher, by_student))
         answers = [[tuple(row) for row in (m > 0).tolist()] for m in (by_teacher, by_student)]
     else:
         gold_ids = [label2id.get(e.label, NO_LABEL) for e in test]

@@ -30,11 +30,16 @@ def choose_thresholds(scores: np.ndarray, gold: np.ndarray) -> list[float]:
     return chosen
 
 
+def micro_f1(selected: np.ndarray, gold: np.ndarray) -> float:
+    """Micro-averaged F1 of 0/1 label matrices: every (text, label) decision counts the same."""
+    return float(f1_score(gold, selected, average="micro", zero_division=0.0))
+
+
 def f1_table(selected: np.ndarray, gold: np.ndarray, labels: Sequence[str]) -> dict[str, object]:
     """Macro and micro F1 and each label's F1, rounded for the manifest."""
     per_label = f1_score(gold, selected, average=None, zero_division=0.0)
     return {
         "macro_f1": round(float(f1_score(gold, selected, average="macro", zero_division=0.0)), 4),
-        "micro_f1": round(float(f1_score(gold, selected, average="micro", zero_division=0.0)), 4),
+        "micro_f1": round(micro_f1(selected, gold), 4),
         "per_label_f1": {label: round(float(f), 4) for label, f in zip(labels, per_label, strict=True)},
     }

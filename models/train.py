@@ -94,12 +94,6 @@ def multi_hot(examples: Sequence[data.Example], label2id: dict[str, int]) -> tor
     return torch.from_numpy(multi_label.gold_matrix([e.labels for e in examples], labels)).float()
 
 
-def micro_f1(selected: torch.Tensor, gold: torch.Tensor) -> float:
-    """Micro-averaged F1 of 0/1 label matrices."""
-    true_positives = float((selected * gold).sum())
-    return 2 * true_positives / max(float(selected.sum() + gold.sum()), 1.0)
-
-
 def quality(
     model: PreTrainedModel, tokenizer: object, examples: Sequence[data.Example], max_length: int
 ) -> tuple[str, float]:
@@ -107,7 +101,7 @@ def quality(
     label2id = cast(dict[str, int], model.config.label2id)
     logits = predict_logits(model, tokenizer, [e.text for e in examples], max_length)
     if problem_of(model) == MULTI_LABEL:
-        return "micro_f1", micro_f1((logits > 0).float(), multi_hot(examples, label2id))
+        return "micro_f1", multi_label.micro_f1((logits > 0).numpy(), multi_hot(examples, label2id).numpy())
     pred = logits.argmax(-1).tolist()
     correct = sum(p == label2id[e.label] for p, e in zip(pred, examples, strict=True))
     return "accuracy", correct / max(len(examples), 1)

@@ -100,7 +100,7 @@ class Codec:
         # up to an overflow).
         total = sum(scores)
         if not (
-            (abs(total - 1.0) <= SCORE_SUM_TOLERANCE if self.thresholds is None else total <= len(scores))
+            (abs(total - 1.0) <= SCORE_SUM_TOLERANCE if self.thresholds is None else math.isfinite(total))
             and min(scores) >= 0.0
             and max(scores) <= 1.0
             and math.isfinite(sum(logits))
