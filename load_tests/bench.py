@@ -27,12 +27,13 @@ import httpx
 from load_tests import ladder, plots
 from load_tests.cpu import CpuMeter
 from load_tests.loadgen import LoadConfig, run
+from load_tests.memory import heaviest_process_mib
 from load_tests.otlp_sink import otlp_sink
 from load_tests.report import markdown_table
 from load_tests.server import RunningService, free_port, peer_processes, running_service
 from load_tests.texts import held_out_texts
 from models import latency
-from models.layout import teacher_of, work_folder
+from models.layout import candidate, student_folder, teacher_of, work_folder
 from service.artifact import DEFAULT_MODEL_DIR, load_artifact
 from service.model.tokenizer import TextTokenizer
 
@@ -112,6 +113,8 @@ def load(
     meter.start()
     result = run(LoadConfig(url=served.url, **config), texts)
     result["cpu_us_per_request"] = meter.per_request(result["ok"])
+    if served.processes.get("model workers"):
+        result["model_worker_memory"] = heaviest_process_mib(served.processes["model workers"])
     if not result["passed"]:
         failure = f"{name}: {result['statuses']} {result['errors']} {result['stopped']}"
         shed_only = set(result["statuses"]) <= {"200", "429"} and not (result["errors"] or result["stopped"])
@@ -249,7 +252,14 @@ STUDENT_TARGETS = {3: (1.9, 0.3), 2: (2.7, 1.5)}
 
 def run_distillation(model_dir: Path, students: Sequence[Path], texts: Sequence[str]) -> dict[str, Any]:
     """The teacher's int8 model and each student's, one thread, alternating run by run (models.latency)."""
-    artifacts = list(dict.fromkeys([teacher_of(model_dir), *students, model_dir]))
+    served = load_artifact(model_dir).manifest
+    # A pruned model is compared with the student it was cut from, which the build kept.
+    unpruned = (
+        [candidate(student_folder(work_folder(model_dir), served.distillation["student_layers"]))]
+        if served.distillation and getattr(served, "pruning", None)
+        else []
+    )
+    artifacts = list(dict.fromkeys([teacher_of(model_dir), *students, *unpruned, model_dir]))
     longest = load_artifact(model_dir).max_sequence_length
     return latency.compare(artifacts, texts[:400], [n for n in DISTILL_TOKENS if n <= longest], runs=300)
 
@@ -258,15 +268,50 @@ def distillation_table(table: dict[str, Any]) -> str:
     """The distillation comparison as a Markdown table."""
     tokens = list(next(iter(table.values()))["latency"])
     head = " | ".join(f"p50 ms @{n}" for n in tokens)
-    lines = [f"| int8 model | layers | test acc. | {head} | speed-up @{'/@'.join(tokens)} |"]
-    lines.append("|---" * (4 + len(tokens)) + "|")
+    columns = f"| int8 model | layers | heads / FFN width a layer | test acc. | {head} |"
+    lines = [f"{columns} speed-up @{'/@'.join(tokens)} |"]
+    lines.append("|---" * (5 + len(tokens)) + "|")
     for name, row in table.items():
         ms = " | ".join(f"{row['latency'][n]['p50_ms']:.2f}" for n in tokens)
         up = " / ".join(f"{row['speedup_p50'][n]:.2f}x" for n in tokens)
-        lines.append(
-            f"| `{name}` | {row['layers'] or TEACHER_LAYERS} | {row['test_accuracy_int8']} | {ms} | {up} |"
-        )
+        kept = f"{row['pruned']['heads']} / {row['pruned']['ffn_width']} (pruned)" if row["pruned"] else "all"
+        layers = row["layers"] or TEACHER_LAYERS
+        lines.append(f"| `{name}` | {layers} | {kept} | {row['test_accuracy_int8']} | {ms} | {up} |")
     return "\n".join(lines)
+
+
+WORKER_PRIVATE_MIB = 56  # issue 33: half of a worker's private memory before it
+
+# Issue 33's targets for the pruned model against the student it was cut from: speed-up at 16 and
+# 128 tokens, accuracy points it may lose.
+PRUNED_TARGETS = {16: 1.3, 128: 1.5}
+PRUNED_POINTS = 1.0
+
+
+def pruning_targets(table: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """The pruned model's speed-up and accuracy against its unpruned student, same run."""
+    rows = list(table.values())
+    pruned = next((r for r in rows if r["pruned"]), None)
+    if pruned is None:
+        return []
+    student = next((r for r in rows if r["layers"] == pruned["layers"] and not r["pruned"]), None)
+    if student is None:
+        return []
+    ups = {
+        n: student["latency"][str(n)]["p50_ms"] / pruned["latency"][str(n)]["p50_ms"]
+        for n in PRUNED_TARGETS
+        if str(n) in pruned["latency"]  # a model shorter than 128 tokens is not timed there
+    }
+    behind = (student["test_accuracy_int8"] - pruned["test_accuracy_int8"]) * 100
+    want = " and ".join(f"≥ {x}x at {n}" for n, x in PRUNED_TARGETS.items())
+    return [
+        (
+            f"pruned {pruned['layers']}-layer student int8 vs the unpruned one: {want} tokens, "
+            f"within {PRUNED_POINTS} point of its accuracy",
+            f"{' / '.join(f'{u:.2f}x' for u in ups.values())}, {-behind:+.2f} points",
+            all(ups.get(n, 0) >= x for n, x in PRUNED_TARGETS.items()) and behind <= PRUNED_POINTS,
+        )
+    ]
 
 
 def distillation_targets(table: dict[str, Any], http: dict[str, Any]) -> list[tuple[str, str, bool]]:
@@ -274,7 +319,7 @@ def distillation_targets(table: dict[str, Any], http: dict[str, Any]) -> list[tu
     rows = []
     teacher = next(iter(table.values()))
     for row in list(table.values())[1:]:
-        if row["layers"] not in STUDENT_TARGETS:
+        if row["layers"] not in STUDENT_TARGETS or row["pruned"]:
             continue
         speedup, points = STUDENT_TARGETS[row["layers"]]
         ups = [row["speedup_p50"][str(n)] for n in (16, 128)]
@@ -287,6 +332,7 @@ def distillation_targets(table: dict[str, Any], http: dict[str, Any]) -> list[tu
                 min(ups) >= speedup and behind <= points,
             )
         )
+    rows += pruning_targets(table)
     student = next((v for k, v in http.items() if k.startswith("pool, test mix, closed")), None)
     taught = next((v for k, v in http.items() if k.startswith("teacher,")), None)
     if student and taught:
@@ -328,11 +374,9 @@ def targets(ladder_rows: list[dict[str, Any]], http: dict[str, Any]) -> list[tup
     miss, theirs_front = front("pool", "16-token"), front("mosec", "16-token")
     hit, floor = front("pool", "100% repeats"), front("floor", "on uvicorn")
     floor_miss = front("floor", "model workers")
-    # The served model's own time in process, one thread, 16 tokens (the ladder's step (e), or (d)
-    # when it serves the teacher): what a request would cost with nothing around the model.
-    served = next(
-        (r for r in ladder_rows if r["step"].startswith("(e)") and "service" in r["step"]), steps["(d)"]
-    )
+    # The served model's own time in process, one thread, 16 tokens (the ladder's step (e') or (e),
+    # or (d) when it serves the teacher): what a request would cost with nothing around the model.
+    served = next((r for r in ladder_rows if ladder.SERVED in r["step"]), steps["(d)"])
     model = float(served["p50_ms_16_tokens"]) * 1e3
     glue = workers("pool", "16-token") - model
     share = {
@@ -364,6 +408,17 @@ def targets(ladder_rows: list[dict[str, Any]], http: dict[str, Any]) -> list[tup
             hit <= 2.5 * floor,
         ),
     ]  # fmt: skip
+    memory = {s: find(s, "16-token")["model_worker_memory"] for s in ("pool", "mosec")}
+    rows.append(
+        (
+            f"model worker private memory (the heaviest worker), after 16-token load: ≤ "
+            f"{WORKER_PRIVATE_MIB} MiB (half of the 112 measured before issue 33)",
+            f"{memory['pool']['private_mib']:g} MiB private, {memory['pool']['resident_mib']:g} resident "
+            f"(mosec's workers on the same artifact: {memory['mosec']['private_mib']:g} / "
+            f"{memory['mosec']['resident_mib']:g})",
+            memory["pool"]["private_mib"] <= WORKER_PRIVATE_MIB,
+        )
+    )
     traced_miss, traced_hit = front("traced", "16-token"), front("traced", "100% repeats")
     rows.append(
         (

@@ -4,8 +4,9 @@
 
 Steps: (a) the fine-tuned 6-layer model in PyTorch fp32 padded to 128 tokens, their baseline;
 (b) PyTorch fp32 unpadded; (c) ONNX Runtime fp32 unpadded; (d) ONNX Runtime optimized + dynamic
-int8; (e) the student distilled from it, int8: the service's model (when the build made one);
-then the service's model behind the service's LRU result cache at 0, 40 and 80% hits. Rounds
+int8; (e) the student distilled from it, int8; (e') that student pruned (models.prune), int8: the
+service's model when the build served it (else (e) is, or (d) when no student was made); then
+the service's model behind the service's LRU result cache at 0, 40 and 80% hits. Rounds
 alternate the steps, so machine noise hits every row alike. No BERT-base is available offline
 from the registries this project may use, so the ladder starts at the 6-layer MiniLM.
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from load_tests.texts import DEFAULT_TEXTS, held_out_texts, mix
-from models.layout import teacher_of, work_folder
+from models.layout import candidate, student_folder, teacher_of, work_folder
 from service.artifact import DEFAULT_MODEL_DIR, load_artifact
 from service.front.core.result_cache import ResultCache
 from service.model.classifier import Classifier
@@ -29,6 +30,7 @@ from service.model.session import OnnxClassifierSession
 from service.model.tokenizer import TextTokenizer
 
 Predict = Callable[[str], object]
+SERVED = "the service's model"  # in the name of the step that is the served model
 PADDED_LENGTH = 128
 LATENCY_TOKENS = 16
 
@@ -113,8 +115,18 @@ def run_ladder(
     cache_step = "(e) (d)"  # the cache rows put the service's model behind the cache
     if artifact.manifest.distillation:
         layers = artifact.manifest.distillation["student_layers"]
-        steps[f"(e) (d) distilled to {layers} layers, int8: the service's model"] = classifier.predict
-        cache_step = "(f) (e)"
+        pruned = getattr(artifact.manifest, "pruning", None)
+        if pruned:
+            # The student before pruning, as the build packaged it beside the pruned one.
+            student = load_artifact(candidate(student_folder(work_dir, layers)))
+            steps[f"(e) (d) distilled to {layers} layers, int8"] = Classifier.from_artifact(student).predict
+            heads, width = len(pruned["kept_heads"][0]), pruned["kept_ffn_width"][0]
+            name = f"(e') (e) pruned to {heads} heads and {width} feed-forward width a layer, int8: {SERVED}"
+            cache_step = "(f) (e')"
+        else:
+            name = f"(e) (d) distilled to {layers} layers, int8: {SERVED}"
+            cache_step = "(f) (e)"
+        steps[name] = classifier.predict
     cached = {
         f"{cache_step} + LRU cache, {r:.0%} hits": mix(texts, 3 * mix_size, r, seed=1)
         for r in (0.0, 0.4, 0.8)

@@ -37,6 +37,21 @@ def rss_bytes(pid: int) -> int:
     return int(match.group(1)) * 1024 if match else 0
 
 
+def heaviest_process_mib(pids: Sequence[int]) -> dict[str, float]:
+    """Resident and private memory, MiB (from /proc's smaps_rollup), of the process with the most
+    private memory: what no other process shares (a weights file mapped by each worker is shared),
+    for the heaviest, so a per-worker bound holds for every worker."""
+    rows = []
+    for pid in pids:
+        fields = {}
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+            name, value, *_ = line.split()
+            fields[name.rstrip(":")] = int(value) * 1024
+        private = fields["Private_Clean"] + fields["Private_Dirty"]
+        rows.append({"resident_mib": round(fields["Rss"] / MIB, 1), "private_mib": round(private / MIB, 1)})
+    return max(rows, key=lambda r: r["private_mib"], default={"resident_mib": 0.0, "private_mib": 0.0})
+
+
 class RssSampler:
     """Samples the resident memory of some processes on a thread, every `interval` seconds."""
 

@@ -16,19 +16,25 @@ from models import (
     distill,
     evaluate,
     export,
+    latency,
     layout,
     manifest,
     naming,
     optimize,
+    prune,
     quantize,
     source,
     train,
 )
 from models.options import from_args
-from service.artifact import DEFAULT_MODEL_DIR
+from service.artifact import DEFAULT_MODEL_DIR, MANIFEST
 
 T = TypeVar("T")
 DEFAULT_STUDENTS = [2]  # the smallest student that kept its teacher's accuracy, measured (docs/model.md)
+# The candidates that passed the gates are timed on the build machine at these lengths (tweets
+# are ~16-50 tokens; 128 is the long tail), int8, one thread, alternating run by run.
+CHOICE_TOKENS = (16, 128)
+CHOICE_RUNS = 200
 
 
 def parser() -> argparse.ArgumentParser:
@@ -57,6 +63,7 @@ def parser() -> argparse.ArgumentParser:
         data.add_arguments,
         train.add_arguments,
         distill.add_arguments,
+        prune.add_arguments,
         export.add_arguments,
         optimize.add_arguments,
         quantize.add_arguments,
@@ -80,6 +87,28 @@ def _save(path: Path, report: dict[str, object]) -> None:
     path.write_text(json.dumps(report, indent=2))
 
 
+def serve_fastest(
+    candidates: dict[str, Path], refused: dict[str, str], data_dir: Path, out: Path
+) -> dict[str, Any]:
+    """Swap the fastest candidate into `out` (timed here when there are several), its manifest
+    recording the choice; that manifest."""
+    choice: dict[str, Any] = {"refused_by_the_gates": refused}
+    if len(candidates) > 1:
+        texts = [e.text for e in data.read_split(data_dir, "test")[:400]]
+        chosen, measured = latency.fastest(candidates, texts, CHOICE_TOKENS, CHOICE_RUNS)
+        rule = f"lowest geometric mean of int8 p50 at {' and '.join(map(str, CHOICE_TOKENS))} tokens"
+        choice |= {"rule": rule, **measured}
+    else:
+        chosen = next(iter(candidates))
+        choice["rule"] = "the only candidate that passed the gates"
+    choice["served"] = chosen
+    manifest.annotate(candidates[chosen], "choice", choice)
+    manifest.copy_artifact(candidates[chosen], out)
+    print(f"serving the {chosen} ({choice['rule']})", file=sys.stderr)
+    served: dict[str, Any] = json.loads((out / MANIFEST).read_text())
+    return served
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Build the service's model artifact offline, from the PyPI-packaged encoder and data."""
     args = parser().parse_args(argv)
@@ -93,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         training = from_args(train.TrainOptions, args, source=str(args.teacher))
     name = args.name or naming.base_name(training.source, args.csv)
     students = [k for k in args.students if k]
+    pruning = from_args(prune.PruneOptions, args)
+    prune.check(pruning)
     exporting = from_args(export.ExportOptions, args)
     evaluating = from_args(evaluate.EvalOptions, args)
 
@@ -102,6 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out: Path,
         distilled: dict[str, Any] | None = None,
         teacher_score: float | None = None,
+        pruned: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Export, optimize, quantize, evaluate (the gates; a student's against `teacher_score`, its
         teacher's int8 score) and write the artifact `out`; its manifest."""
@@ -110,7 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         optimize.run(model_work, args.allow_unfused)
         quantize.run(model_work, quantize.options_from(args))
         evaluate.run(model_work, data_dir, evaluating, teacher_score)
-        return manifest.build(model_work, out, naming.model_name(name, layers), distilled, shared=work)
+        model_name = naming.model_name(name, layers)
+        return manifest.build(model_work, out, model_name, distilled, shared=work, pruning=pruned)
 
     started = time.monotonic()
     work.mkdir(parents=True, exist_ok=True)
@@ -124,10 +157,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     teacher_score = taught["accuracy"]["int8"][gate]
     for layers in students:
         student_work = layout.student_folder(work, layers)
+        distilling = from_args(distill.DistillOptions, args, student_layers=layers)
         report = step(
             f"distil {layers} layers",
             distill.distil,
-            from_args(distill.DistillOptions, args, student_layers=layers),
+            distilling,
             training,
             exporting.max_length,
             checkpoint,
@@ -137,20 +171,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         report["teacher"]["problem_type"] = taught["problem_type"]
         report["teacher"][f"test_{gate}_int8"] = teacher_score
-        try:
-            served = step(
-                f"package {layers}-layer student",
-                package,
+        # Each candidate is gated like a student; the fastest that passes is served.
+        kinds: list[tuple[str, Path, dict[str, Any] | None]] = [("student", student_work, None)]
+        if pruning.prunes:
+            pruned_work = layout.pruned_folder(work, layers)
+            pruned = step(
+                f"prune the {layers}-layer student",
+                prune.prune,
+                pruning,
+                distilling,
+                training,
                 student_work / "checkpoint",
-                student_work,
-                args.out,
-                report,
-                teacher_score,
+                pruned_work / "checkpoint",
             )
-        except evaluate.GateError as refused:
-            print(f"the {layers}-layer student is not served: {refused}", file=sys.stderr)
-            continue
-        break
+            kinds.append(("pruned student", pruned_work, pruned))
+        candidates: dict[str, Path] = {}
+        refused: dict[str, str] = {}
+        for kind, folder, pruned_report in kinds:
+            try:
+                step(
+                    f"package the {layers}-layer {kind}",
+                    package,
+                    folder / "checkpoint",
+                    folder,
+                    layout.candidate(folder),
+                    report,
+                    teacher_score,
+                    pruned_report,
+                )
+            except evaluate.GateError as gate_error:
+                print(f"the {layers}-layer {kind} is not served: {gate_error}", file=sys.stderr)
+                refused[kind] = str(gate_error)
+                continue
+            candidates[kind] = layout.candidate(folder)
+        if candidates:
+            served = step("choose what to serve", serve_fastest, candidates, refused, data_dir, args.out)
+            break
     else:
         if students:
             print(f"no student passed the gates: serving the teacher ({teacher})", file=sys.stderr)

@@ -23,6 +23,7 @@ from torch import nn
 from transformers import AutoConfig, AutoTokenizer, PreTrainedModel
 
 from models import data, source
+from models.encoder_layers import layer_stack
 from models.multi_label import micro_f1
 from models.train import (
     TrainOptions,
@@ -36,6 +37,7 @@ from models.train import (
 from service.artifact import MULTI_LABEL
 
 NO_LABEL = -1  # an unlabelled text's label (multi-label: a row of them): only the teacher teaches it
+LESSON = "lesson.pt"  # beside a student: what it learnt from, for a later step (models.prune)
 
 
 def layer_count(model_dir: Path) -> int:
@@ -49,20 +51,6 @@ def kept_layers(total: int, keep: int) -> list[int]:
     if not 1 <= keep < total:
         raise SystemExit(f"--student-layers must be between 1 and {total - 1} (the teacher has {total})")
     return [i * total // keep for i in range(keep)]
-
-
-def layer_stack(model: PreTrainedModel) -> tuple[nn.Module, str, nn.ModuleList]:
-    """The encoder's list of transformer layers, with its parent and attribute name.
-
-    BERT and RoBERTa keep it in `encoder.layer`, DistilBERT in `transformer.layer`: the one
-    ModuleList as long as the config's layer count.
-    """
-    total = model.config.num_hidden_layers
-    for module in model.modules():
-        for attribute, child in module.named_children():
-            if isinstance(child, nn.ModuleList) and len(child) == total:
-                return module, attribute, child
-    raise SystemExit(f"no list of {total} layers in {type(model).__name__}: cannot make a student of it")
 
 
 def make_student(teacher: PreTrainedModel, layers: int) -> tuple[PreTrainedModel, list[int]]:
@@ -136,6 +124,33 @@ def read_unlabelled(path: Path) -> list[str]:
         if text.strip():
             texts.append(text.strip())
     return texts
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """What a student learnt from: the training texts' token ids, the teacher's logits for them and
+    their labels (NO_LABEL where a text has none)."""
+
+    ids: list[list[int]]
+    pad: int
+    soft_targets: torch.Tensor
+    labels: torch.Tensor
+
+    def save(self, folder: Path) -> None:
+        """Write it beside a student's checkpoint."""
+        torch.save(
+            {"ids": self.ids, "pad": self.pad, "soft_targets": self.soft_targets, "labels": self.labels},
+            folder / LESSON,
+        )
+
+
+def load_lesson(folder: Path) -> Lesson:
+    """The lesson saved beside the student in `folder`."""
+    path = folder / LESSON
+    if not path.is_file():
+        raise SystemExit(f"{path}: no lesson beside this student; distil it with models.distill first")
+    saved = torch.load(path, weights_only=True)
+    return Lesson(saved["ids"], saved["pad"], saved["soft_targets"], saved["labels"])
 
 
 @dataclass(frozen=True)
@@ -222,6 +237,7 @@ def distil(
     seconds = time.monotonic() - started
     student.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    Lesson(ids, pad, soft_targets, labels).save(out)
 
     test = data.read_split(data_dir, "test")
     # Judged at the length the service feeds, like the ONNX models: accuracy, or a multi-label

@@ -123,7 +123,7 @@ def run(
         preds = {name: predict(classifier, texts) for name, classifier in classifiers.items()}
         table = {name: scores(gold, p) for name, p in preds.items()}
         agreement = sum(a == b for a, b in zip(preds["fp32"], preds["int8"], strict=True)) / len(texts)
-    table["baseline"] = baseline.run(data_dir, problem)
+    table["baseline"] = baseline.measured(data_dir, problem)
     if teacher_score is not None:
         table["teacher"] = {metric: teacher_score}
     single = {name: OnnxClassifierSession(path, threads=1) for name, path in models.items()}

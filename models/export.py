@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer, PreTrainedModel
 
-from models import data
+from models import data, encoder_layers
 from models.options import from_args
 from models.train import load_classifier, problem_of
 from service.model.session import OnnxClassifierSession
@@ -98,6 +98,12 @@ def run(checkpoint: Path, data_dir: Path, work: Path, args: ExportOptions) -> di
             f"ONNX logits differ from PyTorch by {diff:.2e} > --parity-tolerance {args.parity_tolerance}"
         )
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    # What the optimizer's attention fusion needs: a pruned model's attention is narrower than its
+    # hidden size, and its graph's reshapes do not say how many heads it has.
+    heads, width = encoder_layers.attention_shape(model) or (
+        int(getattr(model.config, "num_attention_heads", getattr(model.config, "n_heads", 0))),
+        int(getattr(model.config, "hidden_size", getattr(model.config, "dim", 0))),
+    )
     report: dict[str, object] = {
         "opset": OPSET,
         "inputs": names,
@@ -107,8 +113,8 @@ def run(checkpoint: Path, data_dir: Path, work: Path, args: ExportOptions) -> di
         "parity_texts": len(texts),
         "parity_max_abs_diff": diff,
         "model_type": model.config.model_type,
-        "num_heads": int(getattr(model.config, "num_attention_heads", getattr(model.config, "n_heads", 0))),
-        "hidden_size": int(getattr(model.config, "hidden_size", getattr(model.config, "dim", 0))),
+        "num_heads": heads,
+        "hidden_size": width,
     }
     (work / "export.json").write_text(json.dumps(report, indent=2))
     return report

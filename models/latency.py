@@ -10,17 +10,35 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from models import data
-from service.artifact import load_artifact
+from service.artifact import Manifest, load_artifact
 from service.model.session import OnnxClassifierSession
 from service.model.tokenizer import TextTokenizer
+
+INT8_FLAGS = frozenset({"avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_tile"})
+
+
+def cpu() -> dict[str, Any]:
+    """The CPU measuring: its model name, cores and the instruction sets int8 kernels use (a
+    speed is a fact about a CPU, not about a model)."""
+    info = Path("/proc/cpuinfo").read_text()
+    flags = re.search(r"^flags\s*:(.*)$", info, re.M)
+    name = re.search(r"^model name\s*:\s*(.*)$", info, re.M)
+    return {
+        "cpu": name.group(1) if name else "unknown",
+        "cores": len(re.findall(r"^processor\s*:", info, re.M)),
+        "int8_flags": sorted(INT8_FLAGS & set(flags.group(1).split() if flags else ())),
+    }
 
 
 def inputs_of_length(tokenizer: TextTokenizer, texts: Sequence[str], n_tokens: int) -> npt.NDArray[np.int64]:
@@ -73,6 +91,7 @@ def compare(
     return {
         name: {
             "layers": (a.manifest.distillation or {}).get("student_layers"),
+            "pruned": _kept(a.manifest),
             "test_accuracy_int8": (a.manifest.accuracy or {}).get("int8", {}).get("accuracy"),
             "latency": table[name],
             "speedup_p50": {
@@ -81,6 +100,31 @@ def compare(
         }
         for name, a in loaded.items()
     }
+
+
+def _kept(manifest: Manifest) -> dict[str, int] | None:
+    """Heads and feed-forward width a pruned model kept in each layer; None when it is not pruned."""
+    pruning = getattr(manifest, "pruning", None)
+    if not pruning:
+        return None
+    return {"heads": len(pruning["kept_heads"][0]), "ffn_width": pruning["kept_ffn_width"][0]}
+
+
+def fastest(
+    candidates: Mapping[str, Path], texts: Sequence[str], tokens: Sequence[int], runs: int
+) -> tuple[str, dict[str, object]]:
+    """Of artifacts with one tokenizer, the one with the lowest p50 measured here side by side
+    (geometric mean over the `tokens` lengths the models take), and the measurements."""
+    loaded = {name: load_artifact(path) for name, path in candidates.items()}
+    first = next(iter(loaded.values()))
+    tokenizer = TextTokenizer(first.tokenizer_path, first.max_sequence_length)
+    inputs = {n: inputs_of_length(tokenizer, texts, n) for n in tokens if n <= first.max_sequence_length}
+    sessions = {name: OnnxClassifierSession(a.model_path, threads=1) for name, a in loaded.items()}
+    table = measure(sessions, inputs, runs)
+    p50 = {name: {n: row["p50_ms"] for n, row in rows.items()} for name, rows in table.items()}
+    mean = {name: math.prod(row.values()) ** (1 / len(row)) for name, row in p50.items()}
+    chosen = min(mean, key=mean.__getitem__)
+    return chosen, {"p50_ms": p50, "runs": runs, "machine": cpu()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,7 +9,7 @@ from service.artifact import MANIFEST
 
 def work_folder(artifact: Path) -> Path:
     """The build's intermediate files beside the artifact: data/, checkpoint/ (the fine-tuned teacher),
-    the teacher's ONNX files, teacher/ and student-K/."""
+    the teacher's ONNX files, teacher/, student-K/ and student-K-pruned/."""
     return artifact.with_name(artifact.name + ".work")
 
 
@@ -21,6 +21,16 @@ def packaged_teacher(work: Path) -> Path:
 def student_folder(work: Path, layers: int) -> Path:
     """A student's checkpoint/ and ONNX files."""
     return work / f"student-{layers}"
+
+
+def pruned_folder(work: Path, layers: int) -> Path:
+    """A K-layer student's pruned copy: its checkpoint/ and ONNX files."""
+    return work / f"student-{layers}-pruned"
+
+
+def candidate(folder: Path) -> Path:
+    """The artifact a student (pruned or not) is packaged into, before the build picks what it serves."""
+    return folder / "artifact"
 
 
 def teacher_of(artifact: Path) -> Path:

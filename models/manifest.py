@@ -1,4 +1,5 @@
-"""Assemble the artifact folder the service loads: model.onnx (int8), tokenizer.json, manifest.json."""
+"""Assemble the artifact folder the service loads: model.onnx (the int8 graph), model.weights (its
+weights), tokenizer.json, manifest.json."""
 
 from __future__ import annotations
 
@@ -11,12 +12,28 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import onnx
 import onnxruntime
 
 from service.artifact import MANIFEST, Manifest, artifact_version, sha256
 
 BUILD_PACKAGES = ("torch", "transformers", "tokenizers", "onnx", "onnxruntime", "numpy")
-FILES = {"model.onnx": "model.int8.onnx", "tokenizer.json": "tokenizer.json"}
+MODEL, WEIGHTS, TOKENIZER = "model.onnx", "model.weights", "tokenizer.json"
+
+
+def write_model(int8: Path, folder: Path) -> None:
+    """The int8 graph as model.onnx, its weights beside it in model.weights. ONNX Runtime maps an
+    external weights file into memory rather than copying it, so the model workers of a node share
+    one copy in the page cache (the fp32 embedding table is most of it: docs/model.md, Memory)."""
+    onnx.save_model(
+        onnx.load(str(int8)),
+        str(folder / MODEL),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=WEIGHTS,
+        size_threshold=1024,
+    )
+    (folder / WEIGHTS).chmod(0o644)  # onnx writes it private to its owner; the service may be another user
 
 
 def _report(work: Path, step: str) -> dict[str, Any]:
@@ -29,11 +46,13 @@ def build(
     name: str,
     distillation: dict[str, object] | None = None,
     shared: Path | None = None,
+    pruning: dict[str, object] | None = None,
 ) -> dict[str, object]:
     """Copy the int8 model and tokenizer from `work` into `out` with a manifest; atomic swap.
 
-    `distillation` is models.distill's report when the model is a student; the data and training
-    reports are read from `shared`, the build's work folder (default `work`).
+    `distillation` is models.distill's report when the model is a student, `pruning` models.prune's
+    when it is a pruned one; the data and training reports are read from `shared`, the build's work
+    folder (default `work`).
     """
     shared = shared or work
     exported, trained = _report(work, "export"), _report(shared, "train")
@@ -45,9 +64,9 @@ def build(
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    for dst, src in FILES.items():
-        shutil.copyfile(work / src, staging / dst)
-    hashes = {f: sha256(staging / f) for f in FILES}
+    write_model(work / "model.int8.onnx", staging)
+    shutil.copyfile(work / "tokenizer.json", staging / TOKENIZER)
+    hashes = {f: sha256(staging / f) for f in (MODEL, WEIGHTS, TOKENIZER)}
     version = artifact_version(
         hashes, exported["labels"], exported["max_sequence_length"], evaluated["thresholds"]
     )
@@ -66,6 +85,7 @@ def build(
         "training": {k: v for k, v in trained.items() if k not in {"source", "license", "source_location"}},
         "export": {k: exported[k] for k in ("opset", "parity_texts", "parity_max_abs_diff")},
         "distillation": distillation,
+        "pruning": pruning,
         "fusions": optimized["fusions"],
         "missing_fusions": optimized["missing_fusions"],
         "quantization": _report(work, "quantize"),
@@ -95,6 +115,18 @@ def _swap_in(staging: Path, out: Path) -> None:
     if out.exists():
         shutil.rmtree(out)
     staging.rename(out)
+
+
+def annotate(artifact: Path, key: str, value: object) -> None:
+    """Add a report to a built artifact's manifest (not to its version: the files are the same)."""
+    path = artifact / MANIFEST
+    manifest = json.loads(path.read_text())
+    manifest[key] = value
+    text = json.dumps(manifest, indent=2)
+    Manifest.parse(text)
+    staging = path.with_name(path.name + ".partial")
+    staging.write_text(text)
+    staging.replace(path)
 
 
 def copy_artifact(artifact: Path, out: Path) -> None:

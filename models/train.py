@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
+import safetensors.torch
 import torch
 from tqdm import tqdm
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
-from models import data, multi_label, source
+from models import data, encoder_layers, multi_label, source
 from models.options import from_args
 from service.artifact import MULTI_LABEL, SINGLE_LABEL, ProblemType
 
@@ -35,6 +36,15 @@ def load_classifier(
             "label2id": {label: i for i, label in enumerate(labels)},
             "problem_type": problem,
         }
+    config = AutoConfig.from_pretrained(location)
+    if getattr(config, encoder_layers.CONFIG_KEY, None):
+        # A pruned model (models.prune): its matrices are smaller than its config says.
+        if labels is not None:
+            raise SystemExit(f"{location} is a pruned classifier: it cannot take a new head")
+        pruned: PreTrainedModel = AutoModelForSequenceClassification.from_config(config, **kwargs)
+        encoder_layers.restore(pruned)
+        pruned.load_state_dict(safetensors.torch.load_file(str(Path(location) / "model.safetensors")))
+        return pruned
     model: PreTrainedModel = AutoModelForSequenceClassification.from_pretrained(location, **kwargs)
     return model
 

@@ -35,7 +35,7 @@ from tests.conftest import Built, run_build
 
 def test_manifest_describes_the_artifact(small_model: Built) -> None:
     m = small_model.manifest
-    files = ("model.onnx", "tokenizer.json")
+    files = ("model.onnx", "model.weights", "tokenizer.json")
     assert sorted(p.name for p in small_model.artifact.iterdir()) == ["manifest.json", *files]
     assert m["labels"] == ["negative", "neutral", "positive"]
     assert m["max_sequence_length"] == 64

@@ -20,7 +20,7 @@ from transformers import (
 )
 
 from load_tests import bench, ladder
-from models import source
+from models import layout, source
 from models.data import read_split
 from models.distill import (
     NO_LABEL,
@@ -156,6 +156,67 @@ def test_build_distils_a_student_from_a_given_teacher(small_model: Built, studen
     assert load_classifier(str(built.work / "student-2" / "checkpoint")).config.num_hidden_layers == 2
 
 
+def attention_heads(model: Path) -> list[int]:
+    """The head count of each fused attention node of an ONNX graph."""
+    graph = onnx.load(str(model)).graph
+    return [
+        next(a.i for a in node.attribute if a.name == "num_heads")
+        for node in graph.node
+        if node.op_type.endswith("Attention")
+    ]
+
+
+def test_the_build_serves_the_faster_of_the_student_and_its_pruned_copy(student: Built) -> None:
+    dense = Built(layout.candidate(layout.student_folder(student.work, 2)), student.work)
+    pruned = Built(layout.candidate(layout.pruned_folder(student.work, 2)), student.work)
+    # The pruned copy: half the heads and a quarter of the feed-forward width of each layer (the
+    # defaults), cut out of the matrices: a smaller graph whose attention still fuses.
+    report = pruned.manifest["pruning"]
+    assert [len(kept) for kept in report["kept_heads"]] == [6, 6]
+    assert report["kept_ffn_width"] == [384, 384] and report["ffn_width"] == [1536, 1536]
+    assert dense.manifest["pruning"] is None
+    assert attention_heads(dense.artifact / "model.onnx") == [12, 12]
+    assert attention_heads(pruned.artifact / "model.onnx") == [6, 6]
+    weights = [(a.artifact / "model.weights").stat().st_size for a in (pruned, dense)]
+    assert weights[0] < weights[1]
+    assert pruned.manifest["version"] != dense.manifest["version"]
+    # Both passed the gates, were timed side by side here, and the faster is what is served.
+    choice = student.manifest["choice"]
+    assert choice["refused_by_the_gates"] == {}
+    p50 = choice["p50_ms"]
+    assert set(p50) == {"student", "pruned student"}
+    assert all(set(row) == {"16"} for row in p50.values())  # 128 is past this model's 64 tokens
+    assert choice["served"] == min(p50, key=lambda name: p50[name]["16"])
+    assert choice["machine"]["cores"] >= 1 and isinstance(choice["machine"]["int8_flags"], list)
+    served = {"student": dense, "pruned student": pruned}[choice["served"]]
+    assert student.manifest["files"] == served.manifest["files"]
+    assert student.manifest["version"] == served.manifest["version"]
+
+
+def test_the_prune_sweep_measures_each_point_against_the_unpruned_student(student: Built) -> None:
+    args = ["--work", str(student.work), "--heads", "0.5", "--ffn", "0.5", "--runs", "5", "--quiet"]
+    result = subprocess.run(
+        [sys.executable, "-m", "models.prune_sweep", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    rows = {
+        r.pop("point"): r
+        for r in (json.loads(line) for line in result.stdout.splitlines() if line[:1] == "{")
+    }
+    assert list(rows) == ["unpruned", "heads 0.5, FFN 0.5"]
+    for row in rows.values():
+        assert 0 <= row["validation"] <= 1 and 0 <= row["test"] <= 1
+        assert set(row["p50_ms"]) == {"16", "64"}  # 128 is past this model's 64 tokens
+    assert rows["unpruned"]["speedup"] == {"16": 1.0, "64": 1.0}
+    point = student.work / "prune-sweep" / "h0.5-f0.5"
+    assert attention_heads(point / "model.int8.onnx") == [6, 6]
+    assert "| 50% | 50% |" in result.stdout
+
+
 def test_when_no_student_passes_the_gate_the_teacher_is_served(small_model: Built, tmp_path: Path) -> None:
     out = tmp_path / "served"
     # A negative tolerance asks each student to beat its teacher by 100 points: both are refused.
@@ -167,11 +228,17 @@ def test_when_no_student_passes_the_gate_the_teacher_is_served(small_model: Buil
     assert result.returncode == 0, result.stderr[-4000:]
     assert "the 1-layer student is not served" in result.stderr
     assert "the 3-layer student is not served" in result.stderr
+    assert "the 3-layer pruned student is not served" in result.stderr
     assert "no student passed the gates: serving the teacher" in result.stderr
     served = Built(out, out.with_name("served.work"))
     assert served.manifest == Built(served.work / "teacher", served.work).manifest
     assert served.manifest["distillation"] is None
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.onnx", "tokenizer.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "manifest.json",
+        "model.onnx",
+        "model.weights",
+        "tokenizer.json",
+    ]
 
 
 def test_unlabelled_texts_are_read_from_json_lines_or_plain_lines(tmp_path: Path) -> None:
@@ -216,16 +283,40 @@ def test_sweep_variants_keep_the_labelled_share_and_hide_the_rest() -> None:
 def test_the_ladder_and_the_bench_put_the_student_beside_its_teacher(student: Built) -> None:
     texts = [e.text for e in read_split(student.work / "data", "test")]
     steps = [row["step"] for row in ladder.run_ladder(student.artifact, student.work, texts, 20, 1)]
-    assert steps[3:] == [
-        "(d) ONNX Runtime optimized + dynamic int8",
-        "(e) (d) distilled to 2 layers, int8: the service's model",
-        "(f) (e) + LRU cache, 0% hits",
-        "(f) (e) + LRU cache, 40% hits",
-        "(f) (e) + LRU cache, 80% hits",
-    ]
     table = bench.run_distillation(student.artifact, [], texts)
-    assert list(table) == [str(student.work / "teacher"), str(student.artifact)]
-    assert [row["layers"] for row in table.values()] == [None, 2]
+    teacher, unpruned = (
+        str(student.work / "teacher"),
+        layout.candidate(layout.student_folder(student.work, 2)),
+    )
+    # Which of the two the build served was decided by timing them: each has its rows.
+    if student.manifest["pruning"]:
+        assert steps[3:] == [
+            "(d) ONNX Runtime optimized + dynamic int8",
+            "(e) (d) distilled to 2 layers, int8",
+            "(e') (e) pruned to 6 heads and 384 feed-forward width a layer, int8: the service's model",
+            "(f) (e') + LRU cache, 0% hits",
+            "(f) (e') + LRU cache, 40% hits",
+            "(f) (e') + LRU cache, 80% hits",
+        ]
+        assert list(table) == [teacher, str(unpruned), str(student.artifact)]
+        assert [row["pruned"] for row in table.values()] == [None, None, {"heads": 6, "ffn_width": 384}]
+        assert "| 6 / 384 (pruned) |" in bench.distillation_table(table)
+        targets = bench.pruning_targets(table)
+        assert len(targets) == 1 and targets[0][0].startswith(
+            "pruned 2-layer student int8 vs the unpruned one"
+        )
+    else:
+        assert steps[3:] == [
+            "(d) ONNX Runtime optimized + dynamic int8",
+            "(e) (d) distilled to 2 layers, int8: the service's model",
+            "(f) (e) + LRU cache, 0% hits",
+            "(f) (e) + LRU cache, 40% hits",
+            "(f) (e) + LRU cache, 80% hits",
+        ]
+        assert list(table) == [teacher, str(student.artifact)]
+        assert bench.pruning_targets(table) == []
+    assert [row["layers"] for row in table.values()][0] is None
+    assert all(row["layers"] == 2 for row in list(table.values())[1:])
     # Lengths past the model's 64-token limit are left out.
     assert set(table[str(student.artifact)]["speedup_p50"]) == {"16", "64"}
-    assert bench.distillation_table(table).count("\n") == 3  # head, rule, two models
+    assert bench.distillation_table(table).count("\n") == 1 + len(table)  # head, rule, a row each

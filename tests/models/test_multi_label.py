@@ -97,6 +97,12 @@ def test_the_student_is_distilled_with_a_sigmoid_per_label(multi_label_model: Bu
     assert (config["problem_type"], config["num_hidden_layers"]) == (MULTI_LABEL, 2)
     report = json.loads((student / "distill.json").read_text())
     assert 0.0 <= report["student_test_micro_f1_pytorch"] <= 1.0
+    # Its pruned copy learns the same way (ranked and recovered on the binary cross-entropy
+    # distillation), is gated on macro-F1 too, and both were timed for the choice.
+    pruned = Built(layout.candidate(layout.pruned_folder(multi_label_model.work, 2)), multi_label_model.work)
+    assert pruned.manifest["problem_type"] == MULTI_LABEL
+    assert [len(h) for h in pruned.manifest["pruning"]["kept_heads"]] == [6, 6]
+    assert set(multi_label_model.manifest["choice"]["p50_ms"]) == {"student", "pruned student"}
 
 
 def test_a_multi_label_classifier_is_packaged_without_retraining(

@@ -109,7 +109,7 @@ def test_the_verify_command_passes_a_built_artifact_and_names_its_version(small_
     assert small_model.manifest["version"] in result.stdout
 
 
-@pytest.mark.parametrize("damage", ["unlisted file", "corrupt tokenizer", "no manifest"])
+@pytest.mark.parametrize("damage", ["unlisted file", "corrupt tokenizer", "corrupt weights", "no manifest"])
 def test_the_verify_command_refuses_what_should_not_ship(
     small_model: Built, tmp_path: Path, damage: str
 ) -> None:
@@ -119,6 +119,11 @@ def test_the_verify_command_refuses_what_should_not_ship(
         (copy / "model.fp32.onnx").write_bytes(b"left over from a build")
     elif damage == "corrupt tokenizer":
         (copy / "tokenizer.json").write_text("{}")
+    elif damage == "corrupt weights":  # the graph's weights are a file of their own
+        with (copy / "model.weights").open("r+b") as f:
+            first = f.read(1)
+            f.seek(0)
+            f.write(bytes([first[0] ^ 0xFF]))
     else:
         (copy / "manifest.json").unlink()
     result = verify(copy)
@@ -126,5 +131,6 @@ def test_the_verify_command_refuses_what_should_not_ship(
     expected = {
         "unlisted file": "does not list: model.fp32.onnx",
         "corrupt tokenizer": "tokenizer.json does not",
+        "corrupt weights": "model.weights does not",
     }
     assert expected.get(damage, "manifest.json missing") in result.stderr

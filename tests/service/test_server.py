@@ -146,6 +146,15 @@ def test_answers_are_counted_by_model_and_label_beside_the_validation_splits_mix
     wait_until(lambda: counts() == expected, f"the answers counted by label: {expected}")
 
 
+def test_model_workers_map_the_weights_file_they_share(service: RunningService, small_model: Built) -> None:
+    # ONNX Runtime maps model.weights into each worker (page cache, one copy a node) instead of
+    # reading a private copy of it: the file is in every worker's address space.
+    weights = str((small_model.artifact / "model.weights").resolve())
+    for pid in service.model_worker_pids():
+        mapped = {line.split(maxsplit=5)[-1] for line in Path(f"/proc/{pid}/maps").read_text().splitlines()}
+        assert weights in mapped, pid
+
+
 def test_front_and_model_workers_freeze_their_start_up_heaps(service: RunningService) -> None:
     # Kept out of every later full collection: one front and 2 model workers say how many.
     frozen = [int(n) for n in re.findall(r"(\d+) start-up objects frozen", service.log.read_text())]
