@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,7 @@ from load_tests.report import markdown_table
 from load_tests.server import RunningService, free_port, peer_processes, running_service
 from load_tests.texts import held_out_texts
 from models import latency
-from models.layout import candidate, student_folder, teacher_of, work_folder
+from models.layout import teacher_of, work_folder
 from service.artifact import DEFAULT_MODEL_DIR, load_artifact
 from service.model.tokenizer import TextTokenizer
 
@@ -44,12 +43,7 @@ CACHE_OFF = {"TEXTCLF_CACHE_ENTRIES": "0"}
 
 def machine() -> dict[str, Any]:
     """CPU model, cores, the instruction sets that matter for int8, and library versions."""
-    cpuinfo = Path("/proc/cpuinfo").read_text()
-    flags = set(re.search(r"^flags\s*:(.*)$", cpuinfo, re.M).group(1).split())  # type: ignore[union-attr]
-    return {
-        "cpu": re.search(r"^model name\s*:\s*(.*)$", cpuinfo, re.M).group(1),  # type: ignore[union-attr]
-        "cores": len(re.findall(r"^processor\s*:", cpuinfo, re.M)),
-        "int8_flags": sorted(f for f in flags if f in {"avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni"}),
+    return latency.cpu() | {
         "python": platform.python_version(),
         "versions": {
             p: version(p)
@@ -254,12 +248,9 @@ def run_distillation(model_dir: Path, students: Sequence[Path], texts: Sequence[
     """The teacher's int8 model and each student's, one thread, alternating run by run (models.latency)."""
     served = load_artifact(model_dir).manifest
     # A pruned model is compared with the student it was cut from, which the build kept.
-    unpruned = (
-        [candidate(student_folder(work_folder(model_dir), served.distillation["student_layers"]))]
-        if served.distillation and getattr(served, "pruning", None)
-        else []
-    )
-    artifacts = list(dict.fromkeys([teacher_of(model_dir), *students, *unpruned, model_dir]))
+    unpruned = ladder.unpruned_student(model_dir, served)
+    unpruned_rows = [unpruned] if unpruned else []
+    artifacts = list(dict.fromkeys([teacher_of(model_dir), *students, *unpruned_rows, model_dir]))
     longest = load_artifact(model_dir).max_sequence_length
     return latency.compare(artifacts, texts[:400], [n for n in DISTILL_TOKENS if n <= longest], runs=300)
 
@@ -302,6 +293,8 @@ def pruning_targets(table: dict[str, Any]) -> list[tuple[str, str, bool]]:
         for n in PRUNED_TARGETS
         if str(n) in pruned["latency"]  # a model shorter than 128 tokens is not timed there
     }
+    if pruned["test_accuracy_int8"] is None or student["test_accuracy_int8"] is None:
+        return []  # a multi-label model's gate metric is macro-F1: no accuracy to compare
     behind = (student["test_accuracy_int8"] - pruned["test_accuracy_int8"]) * 100
     want = " and ".join(f"≥ {x}x at {n}" for n, x in PRUNED_TARGETS.items())
     return [

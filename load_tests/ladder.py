@@ -23,7 +23,7 @@ from typing import Any
 
 from load_tests.texts import DEFAULT_TEXTS, held_out_texts, mix
 from models.layout import candidate, student_folder, teacher_of, work_folder
-from service.artifact import DEFAULT_MODEL_DIR, load_artifact
+from service.artifact import DEFAULT_MODEL_DIR, MANIFEST, Manifest, load_artifact
 from service.front.core.result_cache import ResultCache
 from service.model.classifier import Classifier
 from service.model.session import OnnxClassifierSession
@@ -91,6 +91,15 @@ def throughput(predict: Predict, texts: Sequence[str]) -> float:
     return len(texts) / (time.perf_counter() - start)
 
 
+def unpruned_student(artifact_dir: Path, manifest: Manifest) -> Path | None:
+    """The student a served pruned model was cut from, as its build packaged it, when that build
+    did (a gate may have refused it); None for a model that is not a pruned student."""
+    if not (manifest.distillation and getattr(manifest, "pruning", None)):
+        return None
+    folder = candidate(student_folder(work_folder(artifact_dir), manifest.distillation["student_layers"]))
+    return folder if (folder / MANIFEST).is_file() else None
+
+
 def run_ladder(
     artifact_dir: Path, work_dir: Path, texts: Sequence[str], mix_size: int = 300, rounds: int = 3
 ) -> list[dict[str, Any]]:
@@ -117,9 +126,10 @@ def run_ladder(
         layers = artifact.manifest.distillation["student_layers"]
         pruned = getattr(artifact.manifest, "pruning", None)
         if pruned:
-            # The student before pruning, as the build packaged it beside the pruned one.
-            student = load_artifact(candidate(student_folder(work_dir, layers)))
-            steps[f"(e) (d) distilled to {layers} layers, int8"] = Classifier.from_artifact(student).predict
+            unpruned = unpruned_student(artifact_dir, artifact.manifest)
+            if unpruned:
+                student = Classifier.from_artifact(load_artifact(unpruned))
+                steps[f"(e) (d) distilled to {layers} layers, int8"] = student.predict
             heads, width = len(pruned["kept_heads"][0]), pruned["kept_ffn_width"][0]
             name = f"(e') (e) pruned to {heads} heads and {width} feed-forward width a layer, int8: {SERVED}"
             cache_step = "(f) (e')"

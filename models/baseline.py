@@ -20,7 +20,7 @@ from service.artifact import MULTI_LABEL, SINGLE_LABEL, ProblemType, sha256
 C_GRID = (2.0, 4.0, 8.0, 16.0)
 
 
-CACHE = "baseline.json"  # in the data folder: the build packages up to three models on the same splits
+CACHE = "baseline.json"  # in the data folder: the build packages several models on the same splits
 
 
 def measured(data_dir: Path, problem: ProblemType = SINGLE_LABEL) -> dict[str, object]:

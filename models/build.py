@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -100,7 +101,7 @@ def serve_fastest(
         choice |= {"rule": rule, **measured}
     else:
         chosen = next(iter(candidates))
-        choice["rule"] = "the only candidate that passed the gates"
+        choice["rule"] = "the only candidate that passed the gates" if refused else "the only candidate built"
     choice["served"] = chosen
     manifest.annotate(candidates[chosen], "choice", choice)
     manifest.copy_artifact(candidates[chosen], out)
@@ -173,7 +174,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         report["teacher"][f"test_{gate}_int8"] = teacher_score
         # Each candidate is gated like a student; the fastest that passes is served.
         kinds: list[tuple[str, Path, dict[str, Any] | None]] = [("student", student_work, None)]
-        if pruning.prunes:
+        unprunable = prune.unprunable(student_work / "checkpoint") if pruning.prunes else None
+        if unprunable:
+            print(f"the {layers}-layer student is not pruned: {unprunable}", file=sys.stderr)
+        elif pruning.prunes:
             pruned_work = layout.pruned_folder(work, layers)
             pruned = step(
                 f"prune the {layers}-layer student",
@@ -188,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         candidates: dict[str, Path] = {}
         refused: dict[str, str] = {}
         for kind, folder, pruned_report in kinds:
+            # Only what this build packaged may be served or compared (tools read the folder).
+            shutil.rmtree(layout.candidate(folder), ignore_errors=True)
             try:
                 step(
                     f"package the {layers}-layer {kind}",

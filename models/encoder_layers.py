@@ -36,7 +36,9 @@ def layer_stack(model: PreTrainedModel) -> tuple[nn.Module, str, nn.ModuleList]:
         for attribute, child in module.named_children():
             if isinstance(child, nn.ModuleList) and len(child) == total:
                 return module, attribute, child
-    raise SystemExit(f"no list of {total} layers in {type(model).__name__}: cannot make a student of it")
+    raise SystemExit(
+        f"no list of {total} layers in {type(model).__name__}: no layer, head or neuron can be cut"
+    )
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,13 @@ def shrink(model: PreTrainedModel, heads: Sequence[Sequence[int]], neurons: Sequ
         for path in layout.qkv:
             _set(layer, path, prune_linear_layer(part(layer, path), rows, dim=0))
         _set(layer, layout.attention_out, prune_linear_layer(part(layer, layout.attention_out), rows, dim=1))
+        # Transformers 5 reshapes with -1 heads; older releases read the module's own counts.
+        attention = part(layer, layout.attention)
+        for count in ("num_attention_heads", "n_heads"):
+            if hasattr(attention, count):
+                setattr(attention, count, len(kept_heads))
+        if hasattr(attention, "all_head_size"):
+            attention.all_head_size = len(kept_heads) * size
         kept = cast(torch.LongTensor, torch.tensor(list(kept_neurons), dtype=torch.long))
         _set(layer, layout.ffn_in, prune_linear_layer(part(layer, layout.ffn_in), kept, dim=0))
         _set(layer, layout.ffn_out, prune_linear_layer(part(layer, layout.ffn_out), kept, dim=1))

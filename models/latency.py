@@ -118,7 +118,8 @@ def fastest(
     loaded = {name: load_artifact(path) for name, path in candidates.items()}
     first = next(iter(loaded.values()))
     tokenizer = TextTokenizer(first.tokenizer_path, first.max_sequence_length)
-    inputs = {n: inputs_of_length(tokenizer, texts, n) for n in tokens if n <= first.max_sequence_length}
+    lengths = [n for n in tokens if n <= first.max_sequence_length] or [first.max_sequence_length]
+    inputs = {n: inputs_of_length(tokenizer, texts, n) for n in lengths}
     sessions = {name: OnnxClassifierSession(a.model_path, threads=1) for name, a in loaded.items()}
     table = measure(sessions, inputs, runs)
     p50 = {name: {n: row["p50_ms"] for n, row in rows.items()} for name, rows in table.items()}

@@ -33,7 +33,8 @@ def write_model(int8: Path, folder: Path) -> None:
         location=WEIGHTS,
         size_threshold=1024,
     )
-    (folder / WEIGHTS).chmod(0o644)  # onnx writes it private to its owner; the service may be another user
+    # onnx writes it readable by its owner only; the service may run as another user.
+    shutil.copymode(folder / MODEL, folder / WEIGHTS)
 
 
 def _report(work: Path, step: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from transformers import AutoTokenizer, PreTrainedModel
 
 from models import distill, train
 from models.distill import DistillOptions, Lesson, distillation_loss, load_lesson
-from models.encoder_layers import head_size, known_layout, layer_stack, part, shrink
+from models.encoder_layers import head_size, known_layout, layer_stack, layout_of, part, shrink
 from models.options import from_args
 from models.train import LossOf, TrainOptions, length_bucketed_batches, load_classifier, optimise, padded
 
@@ -91,6 +91,14 @@ def importance(
         for hook in hooks:
             hook.remove()
     return scores
+
+
+def unprunable(student_dir: Path) -> str | None:
+    """Why the model in `student_dir` cannot be pruned (layers of a kind pruning does not know), or None."""
+    model = load_classifier(str(student_dir))
+    if layout_of(model) is None:
+        return f"pruning knows BERT-like and DistilBERT layers, not {type(model).__name__}'s"
+    return None
 
 
 def most_important(scores: torch.Tensor, keep: float) -> list[int]:

@@ -24,6 +24,7 @@ from models.evaluate import predict, scores
 from models.layout import student_folder
 from models.options import from_args
 from models.prune import PruneOptions, prune
+from service.artifact import MULTI_LABEL
 from service.model.classifier import Classifier
 from service.model.session import OnnxClassifierSession
 from service.model.tokenizer import TextTokenizer
@@ -51,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--recover-epochs", type=int, default=1)
     p.add_argument("--runs", type=int, default=300, help="timed runs per model and length")
     p.add_argument("--seed", type=int, default=13)
-    for add in (train.add_arguments, distill.add_arguments, export.add_arguments):
+    for add in (train.add_arguments, distill.add_arguments, export.add_arguments, quantize.add_arguments):
         add(p)
     args = p.parse_args(argv)
     student = student_folder(args.work, args.student_layers)
@@ -60,6 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     distilling = from_args(distill.DistillOptions, args, student_layers=args.student_layers)
     exporting = from_args(export.ExportOptions, args)
     exported = json.loads((student / "export.json").read_text())
+    if exported.get("problem_type") == MULTI_LABEL:
+        raise SystemExit(
+            "the sweep judges a single-label model by accuracy; prune a multi-label one with the build"
+        )
     labels, longest = exported["labels"], exported["max_sequence_length"]
     tokenizer = TextTokenizer(student / "tokenizer.json", longest)
     splits = {name: data.read_split(data_dir, name) for name in ("validation", "test")}
@@ -71,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = prune(options, distilling, training, student / "checkpoint", out / "checkpoint")
         export.run(out / "checkpoint", data_dir, out, exporting)
         optimize.run(out)
-        quantize.run(out, quantize.QuantOptions())
+        quantize.run(out, quantize.options_from(args))
         models[name] = out / "model.int8.onnx"
         rows[name] = {"heads": heads, "ffn": ffn, "seconds": report["seconds"]}
         print(f"{name}: pruned and packaged", file=sys.stderr, flush=True)

@@ -43,7 +43,9 @@ def load_classifier(
             raise SystemExit(f"{location} is a pruned classifier: it cannot take a new head")
         pruned: PreTrainedModel = AutoModelForSequenceClassification.from_config(config, **kwargs)
         encoder_layers.restore(pruned)
+        # models.prune saves one file (save_pretrained's default shard size is far above a student's).
         pruned.load_state_dict(safetensors.torch.load_file(str(Path(location) / "model.safetensors")))
+        pruned.eval()  # as from_pretrained leaves a model
         return pruned
     model: PreTrainedModel = AutoModelForSequenceClassification.from_pretrained(location, **kwargs)
     return model

@@ -18,8 +18,7 @@ from transformers import (
     RobertaConfig,
 )
 
-from models import baseline, encoder_layers
-from models.data import SPLITS
+from models import encoder_layers
 from models.prune import PruneOptions, check, importance, most_important
 from models.train import load_classifier
 
@@ -113,19 +112,3 @@ def test_options_outside_what_pruning_can_follow_stop_the_build() -> None:
     for bad in (PruneOptions(0, 0.5, 10, 1), PruneOptions(0.5, 1.5, 10, 1), PruneOptions(0.5, 0.5, 0, 1)):
         with pytest.raises(SystemExit):
             check(bad)
-
-
-def test_the_baseline_is_fitted_once_per_set_of_splits(tmp_path: Path) -> None:
-    rows = [f'{{"text": "good day {i}", "label": "positive"}}' for i in range(12)]
-    rows += [f'{{"text": "awful night {i}", "label": "negative"}}' for i in range(12)]
-    for split in SPLITS:
-        (tmp_path / f"{split}.jsonl").write_text("\n".join(rows) + "\n")
-    first = baseline.measured(tmp_path)
-    assert (tmp_path / baseline.CACHE).is_file()
-    # A result read back, not refitted: an edited cache shows through while the splits are the same.
-    cached = (tmp_path / baseline.CACHE).read_text().replace(f'"C": {first["C"]}', '"C": -1.0')
-    (tmp_path / baseline.CACHE).write_text(cached)
-    assert baseline.measured(tmp_path)["C"] == -1.0
-    # New splits: fitted again.
-    (tmp_path / "test.jsonl").write_text("\n".join(rows[::-1]) + "\n")
-    assert baseline.measured(tmp_path)["C"] == first["C"]

@@ -146,13 +146,22 @@ def test_answers_are_counted_by_model_and_label_beside_the_validation_splits_mix
     wait_until(lambda: counts() == expected, f"the answers counted by label: {expected}")
 
 
-def test_model_workers_map_the_weights_file_they_share(service: RunningService, small_model: Built) -> None:
-    # ONNX Runtime maps model.weights into each worker (page cache, one copy a node) instead of
-    # reading a private copy of it: the file is in every worker's address space.
+def test_model_workers_share_the_pages_of_the_weights_file(
+    service: RunningService, small_model: Built
+) -> None:
+    # ONNX Runtime maps model.weights into each worker instead of reading a private copy of it:
+    # the pages both workers read (both warmed up on the same texts) are shared, one copy a node.
     weights = str((small_model.artifact / "model.weights").resolve())
     for pid in service.model_worker_pids():
-        mapped = {line.split(maxsplit=5)[-1] for line in Path(f"/proc/{pid}/maps").read_text().splitlines()}
-        assert weights in mapped, pid
+        shared = 0
+        mapping = None
+        for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+            fields = line.split()
+            if fields and "-" in fields[0] and ":" not in fields[0]:  # a mapping's first line
+                mapping = fields[5] if len(fields) > 5 else None
+            elif mapping == weights and fields[0] in ("Shared_Clean:", "Shared_Dirty:"):
+                shared += int(fields[1])
+        assert shared > 0, f"worker {pid} shares no page of {weights}"
 
 
 def test_front_and_model_workers_freeze_their_start_up_heaps(service: RunningService) -> None:
