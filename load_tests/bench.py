@@ -246,12 +246,12 @@ STUDENT_TARGETS = {3: (1.9, 0.3), 2: (2.7, 1.5)}
 
 def run_distillation(model_dir: Path, students: Sequence[Path], texts: Sequence[str]) -> dict[str, Any]:
     """The teacher's int8 model and each student's, one thread, alternating run by run (models.latency)."""
-    served = load_artifact(model_dir).manifest
+    served = load_artifact(model_dir)
     # A pruned model is compared with the student it was cut from, which the build kept.
-    unpruned = ladder.unpruned_student(model_dir, served)
+    unpruned = ladder.unpruned_student(model_dir, served.manifest)
     unpruned_rows = [unpruned] if unpruned else []
     artifacts = list(dict.fromkeys([teacher_of(model_dir), *students, *unpruned_rows, model_dir]))
-    longest = load_artifact(model_dir).max_sequence_length
+    longest = served.max_sequence_length
     return latency.compare(artifacts, texts[:400], [n for n in DISTILL_TOKENS if n <= longest], runs=300)
 
 

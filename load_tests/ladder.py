@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from load_tests.texts import DEFAULT_TEXTS, held_out_texts, mix
+from models.latency import kept_shape
 from models.layout import candidate, student_folder, teacher_of, work_folder
 from service.artifact import DEFAULT_MODEL_DIR, MANIFEST, Manifest, load_artifact
 from service.front.core.result_cache import ResultCache
@@ -94,7 +95,7 @@ def throughput(predict: Predict, texts: Sequence[str]) -> float:
 def unpruned_student(artifact_dir: Path, manifest: Manifest) -> Path | None:
     """The student a served pruned model was cut from, as its build packaged it, when that build
     did (a gate may have refused it); None for a model that is not a pruned student."""
-    if not (manifest.distillation and getattr(manifest, "pruning", None)):
+    if not (manifest.distillation and kept_shape(manifest)):
         return None
     folder = candidate(student_folder(work_folder(artifact_dir), manifest.distillation["student_layers"]))
     return folder if (folder / MANIFEST).is_file() else None
@@ -124,14 +125,14 @@ def run_ladder(
     cache_step = "(e) (d)"  # the cache rows put the service's model behind the cache
     if artifact.manifest.distillation:
         layers = artifact.manifest.distillation["student_layers"]
-        pruned = getattr(artifact.manifest, "pruning", None)
+        pruned = kept_shape(artifact.manifest)
         if pruned:
             unpruned = unpruned_student(artifact_dir, artifact.manifest)
             if unpruned:
                 student = Classifier.from_artifact(load_artifact(unpruned))
                 steps[f"(e) (d) distilled to {layers} layers, int8"] = student.predict
-            heads, width = len(pruned["kept_heads"][0]), pruned["kept_ffn_width"][0]
-            name = f"(e') (e) pruned to {heads} heads and {width} feed-forward width a layer, int8: {SERVED}"
+            kept = f"{pruned['heads']} heads and {pruned['ffn_width']} feed-forward width a layer"
+            name = f"(e') (e) pruned to {kept}, int8: {SERVED}"
             cache_step = "(f) (e')"
         else:
             name = f"(e) (d) distilled to {layers} layers, int8: {SERVED}"

@@ -28,7 +28,7 @@ from models import (
     train,
 )
 from models.options import from_args
-from service.artifact import DEFAULT_MODEL_DIR, MANIFEST
+from service.artifact import DEFAULT_MODEL_DIR
 
 T = TypeVar("T")
 DEFAULT_STUDENTS = [2]  # the smallest student that kept its teacher's accuracy, measured (docs/model.md)
@@ -103,10 +103,9 @@ def serve_fastest(
         chosen = next(iter(candidates))
         choice["rule"] = "the only candidate that passed the gates" if refused else "the only candidate built"
     choice["served"] = chosen
-    manifest.annotate(candidates[chosen], "choice", choice)
+    served = manifest.annotate(candidates[chosen], "choice", choice)
     manifest.copy_artifact(candidates[chosen], out)
     print(f"serving the {chosen} ({choice['rule']})", file=sys.stderr)
-    served: dict[str, Any] = json.loads((out / MANIFEST).read_text())
     return served
 
 

@@ -91,7 +91,7 @@ def compare(
     return {
         name: {
             "layers": (a.manifest.distillation or {}).get("student_layers"),
-            "pruned": _kept(a.manifest),
+            "pruned": kept_shape(a.manifest),
             "test_accuracy_int8": (a.manifest.accuracy or {}).get("int8", {}).get("accuracy"),
             "latency": table[name],
             "speedup_p50": {
@@ -102,7 +102,7 @@ def compare(
     }
 
 
-def _kept(manifest: Manifest) -> dict[str, int] | None:
+def kept_shape(manifest: Manifest) -> dict[str, int] | None:
     """Heads and feed-forward width a pruned model kept in each layer; None when it is not pruned."""
     pruning = getattr(manifest, "pruning", None)
     if not pruning:

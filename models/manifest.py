@@ -118,8 +118,9 @@ def _swap_in(staging: Path, out: Path) -> None:
     staging.rename(out)
 
 
-def annotate(artifact: Path, key: str, value: object) -> None:
-    """Add a report to a built artifact's manifest (not to its version: the files are the same)."""
+def annotate(artifact: Path, key: str, value: object) -> dict[str, Any]:
+    """Add a report to a built artifact's manifest (not to its version: the files are the same);
+    the manifest."""
     path = artifact / MANIFEST
     manifest = json.loads(path.read_text())
     manifest[key] = value
@@ -128,6 +129,7 @@ def annotate(artifact: Path, key: str, value: object) -> None:
     staging = path.with_name(path.name + ".partial")
     staging.write_text(text)
     staging.replace(path)
+    return manifest  # type: ignore[no-any-return]
 
 
 def copy_artifact(artifact: Path, out: Path) -> None:
