@@ -140,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         layers = distilled["student_layers"] if distilled else distill.layer_count(model)
         export.run(model, data_dir, model_work, exporting)
         optimize.run(model_work, args.allow_unfused)
-        quantize.run(model_work, quantize.options_from(args))
+        quantize.run(model_work, quantize.options_from(args), args.unfused_graph)
         evaluate.run(model_work, data_dir, evaluating, teacher_score)
         model_name = naming.model_name(name, layers)
         return manifest.build(model_work, out, model_name, distilled, shared=work, pruning=pruned)

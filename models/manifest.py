@@ -1,5 +1,6 @@
-"""Assemble the artifact folder the service loads: model.onnx (the int8 graph), model.weights (its
-weights), tokenizer.json, manifest.json."""
+"""Assemble the artifact folder the service loads: model.onnx (the fused int8 graph), model.weights
+(its weights), the other int8 graphs that passed the gates (model.unfused.onnx and .weights),
+tokenizer.json, manifest.json."""
 
 from __future__ import annotations
 
@@ -15,26 +16,36 @@ from typing import Any
 import onnx
 import onnxruntime
 
-from service.artifact import MANIFEST, Manifest, artifact_version, sha256
+from models.quantize import INT8_GRAPHS
+from service.artifact import MANIFEST, PRIMARY_GRAPH, Manifest, artifact_version, sha256
 
 BUILD_PACKAGES = ("torch", "transformers", "tokenizers", "onnx", "onnxruntime", "numpy")
-MODEL, WEIGHTS, TOKENIZER = "model.onnx", "model.weights", "tokenizer.json"
+MODEL, TOKENIZER = "model.onnx", "tokenizer.json"
 
 
-def write_model(int8: Path, folder: Path) -> None:
-    """The int8 graph as model.onnx, its weights beside it in model.weights. ONNX Runtime maps an
+def graph_files(graph: str) -> tuple[str, str]:
+    """An int8 graph's ONNX file and weights file in the artifact: model.onnx and model.weights for
+    the primary graph, model.NAME.onnx and model.NAME.weights for another."""
+    stem = "model" if graph == PRIMARY_GRAPH else f"model.{graph}"
+    return f"{stem}.onnx", f"{stem}.weights"
+
+
+def write_model(int8: Path, folder: Path, graph: str = PRIMARY_GRAPH) -> tuple[str, str]:
+    """An int8 graph in `folder`, its weights in a file beside it; their names. ONNX Runtime maps an
     external weights file into memory rather than copying it, so the model workers of a node share
     one copy in the page cache (the fp32 embedding table is most of it: docs/model.md, Memory)."""
+    model, weights = graph_files(graph)
     onnx.save_model(
         onnx.load(str(int8)),
-        str(folder / MODEL),
+        str(folder / model),
         save_as_external_data=True,
         all_tensors_to_one_file=True,
-        location=WEIGHTS,
+        location=weights,
         size_threshold=1024,
     )
     # onnx writes it readable by its owner only; the service may run as another user.
-    shutil.copymode(folder / MODEL, folder / WEIGHTS)
+    shutil.copymode(folder / model, folder / weights)
+    return model, weights
 
 
 def _report(work: Path, step: str) -> dict[str, Any]:
@@ -65,9 +76,10 @@ def build(
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    write_model(work / "model.int8.onnx", staging)
+    # Only the graphs that passed the gates (evaluate.json), the primary first.
+    graphs = {graph: write_model(work / INT8_GRAPHS[graph], staging, graph) for graph in evaluated["graphs"]}
     shutil.copyfile(work / "tokenizer.json", staging / TOKENIZER)
-    hashes = {f: sha256(staging / f) for f in (MODEL, WEIGHTS, TOKENIZER)}
+    hashes = {f: sha256(staging / f) for f in (*(f for pair in graphs.values() for f in pair), TOKENIZER)}
     version = artifact_version(
         hashes, exported["labels"], exported["max_sequence_length"], evaluated["thresholds"]
     )
@@ -80,6 +92,8 @@ def build(
         "max_sequence_length": exported["max_sequence_length"],
         "inputs": exported["inputs"],
         "files": hashes,
+        "graphs": {graph: model for graph, (model, _) in graphs.items()},
+        "graphs_refused": evaluated["graphs_refused"],
         "source": {"model": trained["source"], "license": trained["license"]},
         "data": prepared,
         "label_mix": prepared["label_mix"],

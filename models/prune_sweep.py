@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = prune(options, distilling, training, student / "checkpoint", out / "checkpoint")
         export.run(out / "checkpoint", data_dir, out, exporting)
         optimize.run(out)
-        quantize.run(out, quantize.options_from(args))
+        quantize.run(out, quantize.options_from(args), unfused=False)
         models[name] = out / "model.int8.onnx"
         rows[name] = {"heads": heads, "ffn": ffn, "seconds": report["seconds"]}
         print(f"{name}: pruned and packaged", file=sys.stderr, flush=True)

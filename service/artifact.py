@@ -25,6 +25,11 @@ MULTI_LABEL: ProblemType = "multi_label_classification"
 # Where `make model` writes the default model and the service looks for it.
 DEFAULT_MODEL_DIR = Path("artifacts/sentiment")
 REQUIRED_FILES = ("model.onnx", "tokenizer.json")
+# The graph in model.onnx: ORT's transformer optimizer fused it (attention, layer norms) before
+# int8. An artifact may carry others that passed the same gates (`graphs`); each node serves the
+# one its CPU runs fastest (service.model.graphs).
+PRIMARY_GRAPH = "fused"
+AUTO_GRAPH = "auto"  # TEXTCLF_MODEL_GRAPH's default: serve the graph timed fastest
 
 
 class Manifest(BaseModel):
@@ -51,6 +56,11 @@ class Manifest(BaseModel):
     thresholds: dict[str, float] | None = Field(
         None, description="multi-label: the score from which each label is answered, chosen on validation"
     )
+    graphs: dict[str, str] | None = Field(
+        None,
+        description="int8 graphs that passed the same gates, name -> ONNX file (listed in `files`); "
+        f"absent: only {PRIMARY_GRAPH!r}, model.onnx",
+    )
 
     @field_validator("labels")
     @classmethod
@@ -69,6 +79,14 @@ class Manifest(BaseModel):
                 raise ValueError(f"{field} must give each label a value between 0 and 1")
         if (self.thresholds is not None) != (self.problem_type == MULTI_LABEL):
             raise ValueError("thresholds are given for a multi-label model, and only for one")
+        return self
+
+    @model_validator(mode="after")
+    def _graphs_listed(self) -> Manifest:
+        if self.graphs is not None and (
+            self.graphs.get(PRIMARY_GRAPH) != "model.onnx" or not set(self.graphs.values()) <= set(self.files)
+        ):
+            raise ValueError(f"graphs must name {PRIMARY_GRAPH!r} model.onnx, and only files it lists")
         return self
 
     @field_validator("files")
@@ -131,7 +149,14 @@ class Artifact:
 
     @property
     def model_path(self) -> Path:
+        """The primary (fused) int8 graph."""
         return self.folder / "model.onnx"
+
+    @property
+    def graphs(self) -> dict[str, Path]:
+        """Each int8 graph it carries by name, the primary first."""
+        given = self.manifest.graphs or {PRIMARY_GRAPH: "model.onnx"}
+        return {PRIMARY_GRAPH: self.model_path} | {name: self.folder / file for name, file in given.items()}
 
     @property
     def tokenizer_path(self) -> Path:

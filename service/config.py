@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from service.artifact import DEFAULT_MODEL_DIR
+from service.artifact import AUTO_GRAPH, DEFAULT_MODEL_DIR
 from service.cpus import available_cpus
 from service.tokens import TOKENS_FILE_FORMAT, read_tokens_file, token_problem
 
@@ -77,6 +77,19 @@ class ModelSettings(BaseSettings):
     )
     intra_op_spinning: bool = Field(False, description="let ONNX Runtime spin-wait between ops")
     warmup_runs: int = Field(10, ge=0, le=10_000, description="inferences run before reporting ready")
+    model_graph: str = Field(
+        AUTO_GRAPH,
+        min_length=1,
+        description="which of the artifact's int8 graphs to serve (`fused`, `unfused`...); auto = the one "
+        "each model worker times fastest at start-up",
+    )
+    graph_trial_seconds: float = Field(
+        1.0,
+        ge=0,
+        le=60,
+        description="how long a model worker times the artifact's graphs at start-up (auto); 0 = serve "
+        "the fused one untimed",
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         "info", description="log level"
     )

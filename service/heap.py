@@ -1,7 +1,9 @@
-"""A process's start-up heap, frozen once it is loaded and before it serves."""
+"""A process's start-up heap: what it dropped given back, the rest frozen before it serves."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 
 
@@ -15,3 +17,16 @@ def freeze_start_up_heap() -> int:
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()
+
+
+def release_free_memory() -> bool:
+    """Collect, then hand the C heap's free pages back to the kernel (glibc's malloc_trim); whether
+    it could. glibc keeps freed memory for reuse, so what a process loaded and dropped at start-up
+    (a model worker's other graphs) would stay in its private memory for good."""
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return False  # another C library (musl): nothing to ask
+    return bool(trim(0))

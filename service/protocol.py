@@ -4,8 +4,9 @@ A front sends a worker one job at a time over a Unix stream socket and sends the
 when the reply came back (pull by completion, as mosec's workers do), so a worker never holds a
 queue of its own. Both sides build their structs here, from the artifact's labels.
 
-    hello: !H version length, then the artifact version (UTF-8): a worker's first message, once
-           its model is warm; the front refuses a worker whose version is not its own
+    hello: !H length, then a JSON object {"version": the artifact's, "graph": which of its graphs
+           the worker serves and why (service.model.graphs)}: a worker's first message, once its
+           model is warm; the front refuses a worker whose version is not its own
     job:   !I job id, !I text length in bytes, then the text (UTF-8)
     reply: !I job id, !H labels, !? ok, !H tokens, !? truncated, !d tokenize s, !d inference s,
            !d busy s (receive to send, the worker's own clock), then one !d probability and one !d
@@ -20,11 +21,13 @@ so a short one does not wait for bytes that never come), scores that are not pro
 
 from __future__ import annotations
 
+import json
 import math
 import socket
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from service.prediction import Prediction, Timing
 
@@ -122,23 +125,44 @@ class Codec:
             raise BadReply(f"a reply for {count} labels, not {len(self.labels)}")
 
 
-def pack_hello(version: str) -> bytes:
-    """A worker's first message: the version of the model it loaded and warmed up."""
-    data = version.encode()
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """What a worker loaded: the model's version, and the graph it serves (with how it chose it)."""
+
+    version: str
+    graph: dict[str, Any]
+
+    @property
+    def served(self) -> str:
+        """The name of the graph it serves."""
+        return str(self.graph["served"])
+
+
+def pack_hello(version: str, graph: dict[str, Any]) -> bytes:
+    """A worker's first message, once its model is loaded and warm."""
+    data = json.dumps({"version": version, "graph": graph}).encode()
     return HELLO_HEADER.pack(len(data)) + data
 
 
-def take_hello(buffer: bytearray) -> str | None:
-    """The version in a hello at the start of `buffer`, removed from it; None until it is all there."""
+def take_hello(buffer: bytearray) -> Hello | None:
+    """The hello at the start of `buffer`, removed from it; None until it is all there; BadReply if
+    it is not one."""
     if len(buffer) < HELLO_HEADER.size:
         return None
     (length,) = HELLO_HEADER.unpack_from(buffer)
     end = HELLO_HEADER.size + length
     if len(buffer) < end:
         return None
-    version = buffer[HELLO_HEADER.size : end].decode(errors="replace")
+    data = bytes(buffer[HELLO_HEADER.size : end])
     del buffer[:end]
-    return version
+    try:
+        hello = json.loads(data)
+        version, graph = hello["version"], hello["graph"]
+        if not (isinstance(version, str) and isinstance(graph, dict) and isinstance(graph["served"], str)):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        raise BadReply(f"a hello that is not one: {data[:200]!r}") from None
+    return Hello(version, graph)
 
 
 def pack_job(job_id: int, text: str) -> bytes:

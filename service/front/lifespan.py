@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from service.artifact import Artifact, load_artifact
+from service.artifact import AUTO_GRAPH, Artifact, load_artifact
 from service.config import Settings
 from service.front.core.cached_dispatch import Backend, CachedDispatch
 from service.front.core.classify import Classify
@@ -43,6 +43,12 @@ async def _publish(metrics: Metrics, backend: Backend) -> None:
         await asyncio.sleep(PUBLISH_SECONDS)
 
 
+def _publish_graphs(metrics: Metrics, artifact: Artifact, backend: Backend) -> None:
+    serving = backend.graphs()
+    for graph in artifact.graphs:
+        metrics.model_graph_workers.labels(graph=graph).set(serving.get(graph, 0))
+
+
 async def start_backend(settings: Settings, artifact: Artifact, metrics: Metrics) -> Backend:
     """The model workers this process feeds (pool), or its own model (colocated), loaded and warm."""
     if settings.serving == "pool":
@@ -55,13 +61,24 @@ async def start_backend(settings: Settings, artifact: Artifact, metrics: Metrics
             job_timeout=settings.job_timeout_seconds,
             shutdown_seconds=settings.graceful_shutdown_seconds,
             thresholds=artifact.thresholds,
+            choose_graph=(
+                settings.model_graph == AUTO_GRAPH
+                and len(artifact.graphs) > 1
+                and settings.graph_trial_seconds > 0
+            ),
         )
         await pool.start()
         return pool
     # Imported here: a front feeding model workers never loads the model runtime (test_imports.py).
     from service.model.classifier import Classifier
 
-    classifier = Classifier.from_artifact(artifact, threads=1, spinning=settings.intra_op_spinning)
+    classifier = Classifier.from_artifact(
+        artifact,
+        threads=1,
+        spinning=settings.intra_op_spinning,
+        graph=settings.model_graph,
+        trial_seconds=settings.graph_trial_seconds,
+    )
     busy = metrics.counter(metrics.model_worker_busy)
     local = LocalModel(
         classifier,
@@ -115,6 +132,8 @@ def lifespan(runtime: Runtime, route_labels: list[str], tracing: Tracing | None)
         metrics.model_info.labels(
             name=artifact.name, version=artifact.version, quantization=quantization
         ).set(1)
+        metrics.on_publish(lambda: _publish_graphs(metrics, artifact, backend))
+        _publish_graphs(metrics, artifact, backend)
         publisher = asyncio.create_task(_publish(metrics, backend))
         classify = Classify(
             dispatch, settings.max_text_chars, settings.max_batch, artifact.max_sequence_length

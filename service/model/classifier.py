@@ -6,7 +6,8 @@ import time
 from collections.abc import Sequence
 from typing import Self
 
-from service.artifact import Artifact
+from service.artifact import AUTO_GRAPH, Artifact
+from service.model import graphs
 from service.model.session import OnnxClassifierSession
 from service.model.tokenizer import TextTokenizer
 from service.prediction import Prediction, Timing
@@ -30,13 +31,24 @@ class Classifier:
         self.session = session
         self.labels = tuple(labels)
         self.thresholds = None if thresholds is None else tuple(thresholds)  # multi-label models only
+        self.graph: graphs.GraphChoice | None = None  # which of an artifact's graphs runs, and why
 
     @classmethod
-    def from_artifact(cls, artifact: Artifact, threads: int = 1, spinning: bool = False) -> Self:
-        """The classifier the service runs for an artifact."""
+    def from_artifact(
+        cls,
+        artifact: Artifact,
+        threads: int = 1,
+        spinning: bool = False,
+        graph: str = AUTO_GRAPH,
+        trial_seconds: float = 1.0,
+    ) -> Self:
+        """The classifier the service runs for an artifact, on the graph `graph` or, by default, the
+        one this CPU runs fastest (timed for `trial_seconds`: service.model.graphs)."""
         tokenizer = TextTokenizer(artifact.tokenizer_path, artifact.max_sequence_length)
-        session = OnnxClassifierSession(artifact.model_path, threads=threads, spinning=spinning)
-        return cls(tokenizer, session, artifact.labels, artifact.thresholds)
+        session, choice = graphs.choose(artifact, tokenizer, graph, trial_seconds, threads, spinning)
+        classifier = cls(tokenizer, session, artifact.labels, artifact.thresholds)
+        classifier.graph = choice
+        return classifier
 
     def predict(self, text: str) -> tuple[Prediction, Timing]:
         """Classify one text, unpadded, batch size 1."""

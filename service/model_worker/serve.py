@@ -28,8 +28,9 @@ log = logging.getLogger("service.model_worker")
 
 
 def serve(sock: socket.socket, classifier: Classifier, codec: Codec, version: str) -> None:
-    """Say which model is loaded, then answer jobs until the front closes the socket."""
-    sock.sendall(pack_hello(version))
+    """Say which model and graph are loaded, then answer jobs until the front closes the socket."""
+    assert classifier.graph is not None, "built from an artifact"
+    sock.sendall(pack_hello(version, classifier.graph.report()))
     jobs = JobReader(sock)
     while (job := jobs.next()) is not None:
         received = time.perf_counter()
@@ -49,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Load the model named by the settings and serve the front on the inherited socket."""
     parser = argparse.ArgumentParser(prog="python -m service.model_worker", description=main.__doc__)
     parser.add_argument("--fd", type=int, required=True, help="inherited Unix socket to the front")
+    parser.add_argument("--graph", help="the model graph to serve, as its front says (else the settings')")
     args = parser.parse_args(argv)
     # The front decides when this process ends (it closes the socket). A Ctrl-C or a SIGTERM sent
     # to the whole process group must not kill a worker while its front is still draining.
@@ -64,9 +66,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Hashes checked again: a replacement started after the folder was rebuilt in place must load
     # a whole artifact, and its hello names that artifact's version for the front to check.
     artifact = load_artifact(settings.model_dir)
-    classifier = Classifier.from_artifact(artifact, threads=1, spinning=settings.intra_op_spinning)
+    classifier = Classifier.from_artifact(
+        artifact,
+        threads=1,
+        spinning=settings.intra_op_spinning,
+        graph=args.graph or settings.model_graph,
+        trial_seconds=settings.graph_trial_seconds,
+    )
     classifier.warm_up(settings.warmup_runs)
-    log.info("model %s loaded; %d start-up objects frozen", artifact.version, freeze_start_up_heap())
+    choice = classifier.graph
+    assert choice is not None
+    log.info(
+        "model %s loaded, serving its %s graph (%s: %s); %d start-up objects frozen",
+        artifact.version,
+        choice.served,
+        choice.rule,
+        choice.p50_ms or "-",
+        freeze_start_up_heap(),
+    )
     try:
         serve(sock, classifier, Codec(artifact.labels), artifact.version)
     except (BrokenPipeError, ConnectionResetError):

@@ -123,7 +123,8 @@ def test_dockerignore_lets_in_exactly_what_the_build_copies() -> None:
         assert (ROOT / source).exists(), source
         assert dockerignore_sends(source + ("__init__.py" if source.endswith("/") else "")), source
     model_dir = build_args()["MODEL_DIR"]
-    for part in ["manifest.json", "model.onnx", "model.weights", "tokenizer.json"]:
+    parts = ["manifest.json", "model.onnx", "model.weights", "model.unfused.onnx", "model.unfused.weights"]
+    for part in [*parts, "tokenizer.json"]:
         assert dockerignore_sends(f"{model_dir}/{part}"), part
         assert dockerignore_sends(f"artifacts/another-model/{part}"), part
     left_out = [".venv/bin/python", ".git/HEAD", "tests/conftest.py", "bench-results/a.json"]

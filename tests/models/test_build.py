@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from onnx import numpy_helper
 from transformers import (
     AutoModel,
     AutoModelForSequenceClassification,
@@ -23,11 +25,11 @@ from transformers import (
     RobertaConfig,
 )
 
-from models import data, optimize
+from models import data, evaluate, manifest, optimize, quantize
 from models.optimize import EXPECTED_FUSIONS, optimizer_type
 from models.source import packaged_minilm
 from models.train import load_classifier
-from service.artifact import sha256
+from service.artifact import load_artifact, sha256
 from service.model.session import OnnxClassifierSession, session_options
 from service.model.tokenizer import TextTokenizer
 from tests.conftest import Built, run_build
@@ -35,8 +37,11 @@ from tests.conftest import Built, run_build
 
 def test_manifest_describes_the_artifact(small_model: Built) -> None:
     m = small_model.manifest
-    files = ("model.onnx", "model.weights", "tokenizer.json")
+    files = ("model.onnx", "model.unfused.onnx", "model.unfused.weights", "model.weights", "tokenizer.json")
     assert sorted(p.name for p in small_model.artifact.iterdir()) == ["manifest.json", *files]
+    # Both int8 graphs passed the gates (service.model.graphs serves the faster on each node).
+    assert m["graphs"] == {"fused": "model.onnx", "unfused": "model.unfused.onnx"}
+    assert m["graphs_refused"] == {}
     assert m["labels"] == ["negative", "neutral", "positive"]
     assert m["max_sequence_length"] == 64
     assert m["files"] == {f: sha256(small_model.artifact / f) for f in files}
@@ -45,9 +50,9 @@ def test_manifest_describes_the_artifact(small_model: Built) -> None:
     assert m["data"]["splits"] == {"train": 400, "validation": 100, "test": 200}
     assert m["data"]["unique_texts"] < m["data"]["rows"]
     assert m["quantization"]["weight_type"] in {"QInt8", "QUInt8"}
-    for model in ("fp32", "int8", "baseline"):
+    for model in ("fp32", "int8", "int8_unfused", "baseline"):
         assert 0.0 < m["accuracy"][model]["accuracy"] <= 1.0
-    assert set(m["latency_single_thread"]) == {"fp32", "int8"}
+    assert set(m["latency_single_thread"]) == {"fp32", "int8", "int8_unfused"}
     assert isinstance(m["version"], str) and len(m["version"]) == 12
     assert m["build_date"]
 
@@ -64,6 +69,12 @@ def test_int8_model_is_quantized(small_model: Built) -> None:
     ops = {n.op_type for n in onnx.load(str(small_model.artifact / "model.onnx")).graph.node}
     assert {"DynamicQuantizeLinear", "MatMulInteger"} & ops or "QAttention" in ops
     assert "Attention" not in ops  # every attention block runs quantized
+    # The unfused graph: the raw export's MatMuls quantized, nothing fused before ORT loads it.
+    graph = onnx.load(str(small_model.artifact / "model.unfused.onnx")).graph
+    weights, ops = {i.name for i in graph.initializer}, {n.op_type for n in graph.node}
+    assert "MatMulInteger" in ops
+    assert not [n.name for n in graph.node if n.op_type == "MatMul" and set(n.input) & weights]
+    assert not ops & {"QAttention", "Attention", "SkipLayerNormalization", "EmbedLayerNormalization"}
 
 
 def _texts(built: Built, n: int) -> list[str]:
@@ -156,6 +167,24 @@ def test_evaluate_gate_fails_the_step_and_names_the_flag(small_model: Built) -> 
     )
     assert result.returncode != 0
     assert "--int8-tolerance" in result.stderr
+
+
+def test_an_unfused_graph_that_fails_the_gates_is_not_shipped(small_model: Built, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    shutil.copytree(small_model.work, work, ignore=shutil.ignore_patterns("checkpoint", "*.int8*.onnx"))
+    # A wrong classifier head in the raw export only: the fused graph is made from model.opt.onnx.
+    exported = onnx.load(str(work / "model.fp32.onnx"))
+    (head,) = [i for i in exported.graph.initializer if i.name == "classifier.weight"]
+    head.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(head), head.name))
+    onnx.save(exported, str(work / "model.fp32.onnx"))
+    quantize.run(work, quantize.QuantOptions())
+    evaluate.run(work, work / "data", evaluate.EvalOptions(1.0, False, 1.5, 5, 2))  # the fused graph passes
+    out = tmp_path / "artifact"
+    manifest.build(work, out, "one-graph")
+    written = json.loads((out / "manifest.json").read_text())
+    assert written["graphs"] == {"fused": "model.onnx"}
+    assert "--int8-tolerance" in written["graphs_refused"]["unfused"]
+    assert not (out / "model.unfused.onnx").exists() and list(load_artifact(out).graphs) == ["fused"]
 
 
 def test_local_classifier_folder_skips_training(small_model: Built, tmp_path: Path) -> None:

@@ -82,9 +82,9 @@ def test_a_multi_label_build_is_gated_on_macro_f1_at_thresholds_chosen_on_valida
     assert m["accuracy"]["baseline"]["model"] == "tfidf-1-2gram+one-vs-rest-logreg"
     assert m["distillation"]["teacher"]["problem_type"] == MULTI_LABEL
     assert sum(m["label_mix"].values()) == pytest.approx(1.0)
-    # The served thresholds are the int8 model's best on the validation split, never on test.
+    # The served thresholds are the (fused) int8 model's best on the validation split, never on test.
     artifact = load_artifact(multi_label_model.artifact)
-    classifier = Classifier.from_artifact(artifact)
+    classifier = Classifier.from_artifact(artifact, graph="fused")
     validation = data.read_split(multi_label_model.work / "data", "validation")
     gold = multi_label.gold_matrix([e.labels for e in validation], LABELS)
     chosen = multi_label.choose_thresholds(sigmoid_scores(classifier, [e.text for e in validation]), gold)

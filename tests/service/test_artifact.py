@@ -67,6 +67,10 @@ def test_manifest_without_required_keys_is_rejected(small_model: Built, tmp_path
             "thresholds",
         ),
         ({"problem_type": "multi_label"}, "problem_type"),
+        # Each graph a file it lists, the primary one model.onnx.
+        ({"graphs": {"fused": "model.onnx", "unfused": "model.other.onnx"}}, "graphs"),
+        ({"graphs": {"unfused": "model.unfused.onnx"}}, "graphs"),
+        ({"graphs": {"fused": "model.unfused.onnx"}}, "graphs"),
     ],
 )
 def test_a_manifest_of_the_wrong_shape_is_refused_at_load(

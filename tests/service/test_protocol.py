@@ -1,4 +1,4 @@
-"""The wire codec refuses replies no worker computing this model sends (in process, no worker)."""
+"""The wire codec refuses replies and hellos no worker computing this model sends (in process, no worker)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import struct
 import pytest
 
 from service.prediction import Prediction, Timing
-from service.protocol import REPLY_HEADER, BadReply, Codec
+from service.protocol import HELLO_HEADER, REPLY_HEADER, BadReply, Codec, pack_hello, take_hello
 
 LABELS = ("negative", "neutral", "positive")
 CODEC = Codec(LABELS)
@@ -89,3 +89,34 @@ def test_a_multi_label_reply_with_a_score_that_is_no_probability_is_refused(
 ) -> None:
     with pytest.raises(BadReply):
         MULTI.unpack_reply(reply(scores=scores))
+
+
+def test_a_hello_names_the_version_and_the_graph_and_is_taken_only_when_whole() -> None:
+    graph = {"served": "unfused", "rule": "timed", "p50_ms": {"fused": {"16": 0.3}}, "rounds": 30}
+    sent = pack_hello("0123456789ab", graph)
+    buffer = bytearray(sent[:-1])
+    assert take_hello(buffer) is None and len(buffer) == len(sent) - 1  # nothing taken yet
+    buffer += sent[-1:] + b"reply bytes"
+    hello = take_hello(buffer)
+    assert hello is not None and (hello.version, hello.served, hello.graph) == (
+        "0123456789ab",
+        "unfused",
+        graph,
+    )
+    assert buffer == b"reply bytes"  # what follows stays for the reply reader
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"0123456789ab",
+        b"[]",
+        b'{"version": "v"}',
+        b'{"version": 3, "graph": {"served": "fused"}}',
+        b'{"version": "v", "graph": {"rule": "timed"}}',
+        b'{"version": "v", "graph": {"served": 1}}',
+    ],
+)
+def test_a_hello_that_is_not_one_is_refused(body: bytes) -> None:
+    with pytest.raises(BadReply, match="hello"):
+        take_hello(bytearray(HELLO_HEADER.pack(len(body)) + body))

@@ -32,7 +32,8 @@ def without_cached(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_http_predictions_equal_in_process_predictions(service: RunningService, small_model: Built) -> None:
-    classifier = Classifier.from_artifact(load_artifact(small_model.artifact))
+    served = httpx.get(service.url + "/v1/model", timeout=10).json()["graph"]["choice"]["served"]
+    classifier = Classifier.from_artifact(load_artifact(small_model.artifact), graph=served)
     for example in data.read_split(small_model.work / "data", "test")[:30]:
         body = classify(service, example.text).json()
         assert "labels" not in body  # a single-label model answers as it always did
@@ -114,6 +115,15 @@ def test_model_route_and_openapi(service: RunningService, small_model: Built) ->
         small_model.manifest["version"],
     )
     assert model["labels"] == small_model.manifest["labels"]
+    # Each worker timed the model's two graphs at start-up and serves the faster (one of them).
+    graph = model["graph"]
+    assert graph["available"] == ["fused", "unfused"]
+    assert sum(graph["serving"].values()) == 2 and set(graph["serving"]) <= {"fused", "unfused"}
+    choice = graph["choice"]
+    assert choice["rule"] == "timed" and choice["served"] in graph["serving"]
+    assert set(choice["p50_ms"]) == {"fused", "unfused"} and set(choice["p50_ms"]["fused"]) == {"16", "64"}
+    for name in ("fused", "unfused"):
+        assert sample(service, "textclf_model_graph_workers", graph=name) == graph["serving"].get(name, 0)
     spec = httpx.get(service.url + "/openapi.json", timeout=10).json()
     assert {"/v1/classify", "/v1/classify/batch", "/v1/model", "/health/live", "/health/ready"} <= set(
         spec["paths"]
@@ -251,6 +261,31 @@ def test_corrupt_artifact_fails_start_up_before_listening(small_model: Built, tm
     assert result.returncode == 1
     assert "model.onnx does not match the SHA-256" in result.stderr
     assert "Traceback" not in result.stderr and "Uvicorn running" not in result.stderr
+
+
+def test_a_pinned_graph_is_served_by_a_colocated_model_too(small_model: Built, tmp_path: Path) -> None:
+    env = {"TEXTCLF_SERVING": "colocated", "TEXTCLF_MODEL_GRAPH": "unfused"}
+    with running_service(small_model.artifact, tmp_path / "service.log", workers=1, env=env) as svc:
+        graph = httpx.get(svc.url + "/v1/model", timeout=10).json()["graph"]
+        assert graph["serving"] == {"unfused": 1}
+        assert (graph["choice"]["served"], graph["choice"]["rule"]) == ("unfused", "pinned")
+        assert classify(svc, "served by the unfused graph").status_code == 200
+        assert sample(svc, "textclf_model_graph_workers", graph="unfused") == 1
+        assert sample(svc, "textclf_model_graph_workers", graph="fused") == 0
+
+
+def test_a_graph_the_model_lacks_fails_start_up_naming_those_it_has(small_model: Built) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "service"],
+        env={"TEXTCLF_MODEL_DIR": str(small_model.artifact), "TEXTCLF_MODEL_GRAPH": "matmul", "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "TEXTCLF_MODEL_GRAPH=matmul" in result.stderr and "fused, unfused; or auto" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize(("serving", "http_processes"), [("pool", 1), ("pool", 2), ("colocated", 2)])

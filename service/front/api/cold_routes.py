@@ -40,9 +40,17 @@ def build_router(runtime: Runtime, table: RouteTable) -> APIRouter:
 
     @endpoint(tags=["model"])
     async def model() -> dict[str, Any]:
-        """The loaded model's manifest summary: name, version, labels, limits, accuracy, latency."""
-        return runtime.require_loaded().artifact.summary() | {
-            "limits": {"max_text_chars": settings.max_text_chars, "max_batch": settings.max_batch}
+        """The loaded model's manifest summary: name, version, labels, limits, accuracy, latency, and
+        which of its int8 graphs the model workers serve."""
+        loaded = runtime.require_loaded()
+        backend = loaded.backend
+        return loaded.artifact.summary() | {
+            "limits": {"max_text_chars": settings.max_text_chars, "max_batch": settings.max_batch},
+            "graph": {
+                "available": list(loaded.artifact.graphs),
+                "serving": backend.graphs(),
+                "choice": backend.graph_choice,
+            },
         }
 
     @endpoint(tags=["metrics"], response_class=PlainTextResponse)

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import zip_longest
-from typing import Protocol
+from typing import Any, Protocol
 
 from service.front.core.errors import ErrorType, ServiceError
 from service.front.core.result_cache import ResultCache
@@ -46,6 +46,13 @@ class Backend(Protocol):
         """How long no model has been able to take a job; 0 while one can."""
 
     def pids(self) -> list[int]: ...
+
+    def graphs(self) -> dict[str, int]:
+        """How many ready models serve each of the artifact's graphs."""
+
+    @property
+    def graph_choice(self) -> dict[str, Any] | None:
+        """How the first model ready chose its graph (service.model.graphs.GraphChoice.report)."""
 
     async def predict_many(self, texts: Sequence[str]) -> list[Result]:
         """Each text's result, in order; one text's error does not discard the others' results."""

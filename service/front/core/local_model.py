@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from service.front.core.cached_dispatch import Result, moving_average
 from service.front.core.errors import queue_timeout
@@ -70,6 +70,16 @@ class LocalModel:
     def pids(self) -> list[int]:
         """No processes of its own."""
         return []
+
+    def graphs(self) -> dict[str, int]:
+        """The graph its classifier serves, while it is ready."""
+        choice = self.classifier.graph
+        return {choice.served: 1} if choice is not None and self.ready else {}
+
+    @property
+    def graph_choice(self) -> dict[str, Any] | None:
+        """How its classifier chose its graph."""
+        return None if self.classifier.graph is None else self.classifier.graph.report()
 
     def begin_shutdown(self, seconds: float) -> None:
         """Nothing to start: its texts are bounded by the queue timeout, and close() waits for them."""

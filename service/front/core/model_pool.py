@@ -26,16 +26,17 @@ import math
 import socket
 import subprocess
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from service.front.core.cached_dispatch import Result, moving_average
 from service.front.core.errors import ErrorType, ServiceError, queue_timeout
 from service.front.core.worker_link import WorkerLink, reap, spawn_worker
 from service.front.telemetry.metrics import Metrics
 from service.prediction import Prediction, Timing
-from service.protocol import BadReply, Codec, Reply, pack_job, take_hello
+from service.protocol import BadReply, Codec, Hello, Reply, pack_job, take_hello
 
 log = logging.getLogger("service.pool")
 READ_CHUNK = 1 << 16
@@ -86,8 +87,9 @@ class ModelPool:
         job_timeout: float = math.inf,
         shutdown_seconds: float = 25.0,
         start_timeout: float = 300.0,
-        spawn: Callable[[], tuple[subprocess.Popen[bytes], socket.socket]] = spawn_worker,
+        spawn: Callable[[Sequence[str]], tuple[subprocess.Popen[bytes], socket.socket]] = spawn_worker,
         thresholds: Sequence[float] | None = None,
+        choose_graph: bool = True,
     ) -> None:
         self.size = size
         self.labels = tuple(labels)
@@ -98,6 +100,10 @@ class ModelPool:
         self.shutdown_seconds = shutdown_seconds
         self.start_timeout = start_timeout
         self._spawn_process = spawn  # tests start misbehaving workers through it
+        # The model has graphs to time: the first worker times them alone, on a quiet machine, and
+        # every worker started after serves the graph it chose (one graph a pod, one answer a text).
+        self._choose_graph = choose_graph
+        self._worker_args: list[str] = []  # given to every worker started after the first hello
         self._codec = Codec(self.labels, thresholds)  # a multi-label model's
         self._workers: list[Worker] = []
         self._idle: list[Worker] = []
@@ -118,6 +124,7 @@ class ModelPool:
         self._watchdog: asyncio.Task[None] | None = None
         self._busy = metrics.counter(metrics.model_worker_busy)
         self.job_seconds = 0.0  # a moving average of the workers' own time per job
+        self.graph_choice: dict[str, Any] | None = None  # how the first worker ready chose its graph
         metrics.on_publish(lambda: metrics.queue_depth.set(len(self._queue)))
 
     @property
@@ -129,6 +136,10 @@ class ModelPool:
     def pending(self) -> int:
         """Texts waiting for a worker or running on one."""
         return self._pending
+
+    def graphs(self) -> dict[str, int]:
+        """How many ready workers serve each of the model's graphs (all the first worker's)."""
+        return dict(Counter(w.graph for w in self._workers if w.hello.done()))
 
     def unready_seconds(self) -> float:
         """How long no worker has been able to take a job; 0 while one can."""
@@ -142,10 +153,11 @@ class ModelPool:
         """Start every worker and wait until all are ready; raise PoolStartError if one dies first."""
         started = time.monotonic()
         self._loop = asyncio.get_running_loop()
-        workers = [self._spawn() for _ in range(self.size)]
         try:
             async with asyncio.timeout(self.start_timeout):
-                await asyncio.gather(*(w.hello for w in workers))
+                first = [self._spawn() for _ in range(1 if self._choose_graph else self.size)]
+                await asyncio.gather(*(w.hello for w in first))
+                await asyncio.gather(*(self._spawn().hello for _ in range(self.size - len(first))))
         except (PoolStartError, TimeoutError) as err:
             await self.close()
             raise PoolStartError(f"model workers did not start: {err or 'timed out'}") from None
@@ -233,7 +245,7 @@ class ModelPool:
     # Event-loop callbacks below: they never block.
 
     def _spawn(self) -> Worker:
-        process, sock = self._spawn_process()
+        process, sock = self._spawn_process(self._worker_args)
         worker: Worker = WorkerLink(process, sock, asyncio.get_running_loop().create_future())
         self._workers.append(worker)
         asyncio.get_running_loop().add_reader(sock.fileno(), self._on_readable, worker)
@@ -284,15 +296,15 @@ class ModelPool:
             return
         buffer, size = worker.received, self._codec.reply_size
         buffer += data
-        if not worker.hello.done():
-            version = take_hello(buffer)
-            if version is None:
-                return
-            if version != self.version:
-                self._refuse(worker, version)
-                return
-            self._on_hello(worker)
         try:
+            if not worker.hello.done():
+                hello = take_hello(buffer)
+                if hello is None:
+                    return
+                if hello.version != self.version:
+                    self._refuse(worker, hello.version)
+                    return
+                self._on_hello(worker, hello)
             while len(buffer) >= size and worker.attached:
                 reply = self._codec.unpack_reply(memoryview(buffer)[:size])
                 del buffer[:size]
@@ -302,7 +314,10 @@ class ModelPool:
         except BadReply as err:
             self._distrust(worker, f"model worker {worker.pid} sent {err}")
 
-    def _on_hello(self, worker: Worker) -> None:
+    def _on_hello(self, worker: Worker, hello: Hello) -> None:
+        worker.graph = hello.served
+        if self.graph_choice is None:  # the first worker ready: its graph is every later worker's
+            self.graph_choice, self._worker_args = hello.graph, ["--graph", hello.served]
         worker.hello.set_result(None)
         self._failed_starts = 0
         self.hello_timeout = self._hello_base

@@ -22,11 +22,15 @@ Job = TypeVar("Job")
 MODEL_WORKER = (sys.executable, "-m", "service.model_worker")
 
 
-def spawn_worker(command: Sequence[str] = MODEL_WORKER) -> tuple[subprocess.Popen[bytes], socket.socket]:
-    """Start `command --fd N` (a model worker) with N one end of a new socket pair."""
+def spawn_worker(
+    args: Sequence[str] = (), command: Sequence[str] = MODEL_WORKER
+) -> tuple[subprocess.Popen[bytes], socket.socket]:
+    """Start `command ARGS --fd N` (a model worker) with N one end of a new socket pair."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     with theirs:
-        process = subprocess.Popen([*command, "--fd", str(theirs.fileno())], pass_fds=(theirs.fileno(),))
+        process = subprocess.Popen(
+            [*command, *args, "--fd", str(theirs.fileno())], pass_fds=(theirs.fileno(),)
+        )
     ours.setblocking(False)
     return process, ours
 
@@ -43,6 +47,7 @@ class WorkerLink(Generic[Job]):
     jobs: deque[Job] = field(default_factory=deque)  # sent, in order; the first one is running
     started: float = 0.0  # perf_counter() when the running job (jobs[0]) started
     spawned: float = field(default_factory=time.monotonic)  # when its process was started
+    graph: str = ""  # which of the model's graphs it serves, from its hello
 
     @property
     def pid(self) -> int:

@@ -17,7 +17,7 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
-from service.artifact import ArtifactError, load_artifact
+from service.artifact import AUTO_GRAPH, ArtifactError, load_artifact
 from service.config import describe, load_settings
 from service.front.server.head_limits import HeadLimits
 from service.front.server.http_protocol import GuardedHttpProtocol
@@ -59,6 +59,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         artifact = load_artifact(settings.model_dir)
     except ArtifactError as err:
         log.error("cannot start: %s", err)
+        return 1
+    if settings.model_graph not in {AUTO_GRAPH, *artifact.graphs}:
+        log.error(
+            "cannot start: TEXTCLF_MODEL_GRAPH=%s: the model has no such graph (it has %s; or auto)",
+            settings.model_graph,
+            ", ".join(artifact.graphs),
+        )
         return 1
     try:
         processes = settings.http_processes()

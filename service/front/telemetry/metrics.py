@@ -126,6 +126,13 @@ class Metrics:
             multiprocess_mode="livemax",
             registry=registry,
         )
+        self.model_graph_workers = Gauge(
+            name("model_graph_workers"),
+            "Model workers ready, by the int8 graph of the model each serves (the one it timed fastest).",
+            ["graph"],
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
         self.workers_ready = Gauge(
             name("workers_ready"),
             "Model workers with the model loaded and warmed up.",

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from itertools import chain, repeat
 from pathlib import Path
@@ -58,6 +58,16 @@ async def running_pool(built: Built, size: int, **limits: Any) -> AsyncIterator[
         await pool.close()
 
 
+def then_real_workers(commands: Iterator[list[str]]) -> Callable[[Sequence[str]], tuple[Any, socket.socket]]:
+    """A pool's spawn: these commands' workers, then real ones (given what their front says)."""
+
+    def spawn(args: Sequence[str]) -> tuple[Any, socket.socket]:
+        command = next(commands, None)
+        return spawn_worker(args) if command is None else spawn_worker(command=command)
+
+    return spawn
+
+
 def value(pool: ModelPool, name: str) -> float:
     return published(pool.metrics, name)
 
@@ -69,12 +79,16 @@ def stop(pid: int) -> None:
 
 @pytest.mark.usefixtures("worker_env")
 def test_predictions_equal_the_in_process_classifier(small_model: Built) -> None:
-    classifier = Classifier.from_artifact(load_artifact(small_model.artifact))
     texts = ["what a great game", "so tired of this", "the bus leaves at 9", "ünïcödé ✓ 🙂", "x" * 2000]
 
     async def scenario() -> None:
         async with running_pool(small_model, 2) as pool:
             results = await pool.predict_many(texts)
+            # The first worker timed the model's graphs; the second serves the one it chose.
+            assert pool.graph_choice is not None and pool.graph_choice["rule"] == "timed"
+            served = pool.graph_choice["served"]
+            assert pool.graphs() == {served: 2}
+        classifier = Classifier.from_artifact(load_artifact(small_model.artifact), graph=served)
         for text, result in zip(texts, results, strict=True):
             assert not isinstance(result, Exception), result
             prediction, timing = result
@@ -181,7 +195,7 @@ import socket, sys
 from service.protocol import JobReader, pack_hello
 version, _, fd = sys.argv[1:]
 sock = socket.socket(fileno=int(fd))
-sock.sendall(pack_hello(version))
+sock.sendall(pack_hello(version, {"served": "fused", "rule": "pinned"}))
 jobs = JobReader(sock)
 while jobs.next() is not None:
     pass
@@ -195,7 +209,7 @@ def test_a_job_whose_retry_also_dies_is_answered_model_worker_lost(small_model: 
     commands = chain([MODEL_WORKER], repeat(swallows))  # a real worker, then ones that never answer
 
     async def scenario() -> None:
-        async with running_pool(small_model, 1, spawn=lambda: spawn_worker(next(commands))) as pool:
+        async with running_pool(small_model, 1, spawn=lambda _: spawn_worker(command=next(commands))) as pool:
             (first,) = pool.pids()
             stop(first)  # takes the job, never answers it
             job = asyncio.ensure_future(pool.predict("doomed"))
@@ -341,7 +355,7 @@ import socket, sys
 from service.protocol import Codec, JobReader, pack_hello
 version, *labels, _, fd = sys.argv[1:]
 sock = socket.socket(fileno=int(fd))
-sock.sendall(pack_hello(version))
+sock.sendall(pack_hello(version, {"served": "fused", "rule": "pinned"}))
 jobs = JobReader(sock)
 while (job := jobs.next()) is not None:
     sock.sendall(Codec(labels).failed(job[0] + 1))
@@ -360,7 +374,7 @@ def test_a_reply_for_another_job_replaces_the_worker(small_model: Built) -> None
             artifact.labels,
             artifact.version,
             Metrics(None),
-            spawn=lambda: spawn_worker(next(commands, MODEL_WORKER)),
+            spawn=then_real_workers(commands),
         )
         await pool.start()
         try:
@@ -397,7 +411,7 @@ elif kind == "infinite-logit":
 prediction = Prediction(labels[0], scores[0], scores, logits, 3, False)
 codec = Codec(labels)
 sock = socket.socket(fileno=int(fd))
-sock.sendall(pack_hello(version))
+sock.sendall(pack_hello(version, {"served": "fused", "rule": "pinned"}))
 jobs = JobReader(sock)
 while (job := jobs.next()) is not None:
     sock.sendall(codec.pack_reply(job[0], prediction, Timing(0.001, 0.001), 0.002))
@@ -411,7 +425,8 @@ def test_a_reply_no_model_computes_replaces_the_worker_and_is_neither_served_nor
 ) -> None:
     artifact = load_artifact(small_model.artifact)
     text = "an honest question"
-    expected, _ = Classifier.from_artifact(artifact).predict(text)
+    # The liar's hello says the fused graph: every worker after it serves that one.
+    expected, _ = Classifier.from_artifact(artifact, graph="fused").predict(text)
     commands = iter([[sys.executable, "-c", BAD_REPLIES, kind, artifact.version, *artifact.labels]])
     liars: list[int] = []
 
@@ -421,7 +436,7 @@ def test_a_reply_no_model_computes_replaces_the_worker_and_is_neither_served_nor
             artifact.labels,
             artifact.version,
             Metrics(None),
-            spawn=lambda: spawn_worker(next(commands, MODEL_WORKER)),  # the liar, then real ones
+            spawn=then_real_workers(commands),  # the liar, then real ones
         )
         await pool.start()
         inference = CachedDispatch(pool, ResultCache(100, 1 << 20), "m", pool.version, pool.metrics, 32)
@@ -451,9 +466,9 @@ def test_a_replacement_that_never_says_hello_is_killed_and_replaced_in_turn(
     spawned: list[int] = []
     spawned_at: list[float] = []  # monotonic, just before each start
 
-    def spawn() -> tuple[subprocess.Popen[bytes], socket.socket]:
+    def spawn(args: Sequence[str]) -> tuple[subprocess.Popen[bytes], socket.socket]:
         spawned_at.append(time.monotonic())
-        process, sock = spawn_worker()
+        process, sock = spawn_worker(args)
         if len(spawned) == 1:  # the first replacement: a real worker frozen before its hello
             stop(process.pid)
         spawned.append(process.pid)
@@ -496,11 +511,14 @@ def test_the_largest_texts_sent_ahead_and_queued_are_not_spliced(
     limit = next(m.le for m in longest if getattr(m, "le", None) is not None)
     texts = ["🙂 great " * (limit // 8), "awful ✗ " * (limit // 8), "a" * limit, "plain tweet", "é" * limit]
     assert max(map(len, texts)) == limit
-    classifier = Classifier.from_artifact(load_artifact(small_model.artifact))
 
     async def scenario() -> None:
         async with running_pool(small_model, 1) as pool:
             results = await asyncio.wait_for(asyncio.gather(*(pool.predict(t) for t in texts)), 120)
+            assert pool.graph_choice is not None
+        classifier = Classifier.from_artifact(
+            load_artifact(small_model.artifact), graph=pool.graph_choice["served"]
+        )
         for text, (prediction, _) in zip(texts, results, strict=True):
             expected, _ = classifier.predict(text)
             assert prediction.scores == pytest.approx(expected.scores, abs=1e-6)
