@@ -25,6 +25,7 @@ import httpx
 
 from load_tests import ladder, plots
 from load_tests.cpu import CpuMeter
+from load_tests.graph_choice import graph_targets, graphs_table, run_graphs
 from load_tests.loadgen import LoadConfig, run
 from load_tests.memory import heaviest_process_mib
 from load_tests.otlp_sink import otlp_sink
@@ -483,6 +484,7 @@ def render(
     info: dict[str, Any],
     ladder_rows: list[dict[str, Any]],
     distilled: dict[str, Any],
+    graphs: dict[str, Any],
     http: dict[str, Any],
     plots_dir: Path,
 ) -> str:
@@ -500,7 +502,9 @@ def render(
         "|---|---|---|",
         *(
             f"| {t} | {m} | {'yes' if ok else '**no**'} |"
-            for t, m, ok in targets(ladder_rows, http) + distillation_targets(distilled, http)
+            for t, m, ok in targets(ladder_rows, http)
+            + distillation_targets(distilled, http)
+            + graph_targets(graphs)
         ),
         "",
         f"![latency against offered load]({plots_dir / LATENCY_PNG})",
@@ -514,6 +518,10 @@ def render(
         "### Distillation (in-process, one thread, int8, models alternating run by run)",
         "",
         distillation_table(distilled),
+        "",
+        "### The artifact's int8 graphs on this CPU (in process, one thread, thread CPU time)",
+        "",
+        graphs_table(graphs),
         "",
         "### Over HTTP (client side; server stage times from response headers)",
         "",
@@ -546,17 +554,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     distilled = run_distillation(args.model_dir, args.students, texts)
     print(distillation_table(distilled), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
+        graphs = run_graphs(args.model_dir, texts[:400], Path(tmp) / "graphs.log")
+        print(graphs_table(graphs), flush=True)
         http, sweeps = run_http(args.model_dir, work / "checkpoint", texts, Path(tmp))
     args.results.mkdir(exist_ok=True)
     (args.results / "bench.json").write_text(
         json.dumps(
-            {"machine": info, "ladder": ladder_rows, "distillation": distilled, "http": http}, indent=2
+            {
+                "machine": info,
+                "ladder": ladder_rows,
+                "distillation": distilled,
+                "graphs": graphs,
+                "http": http,
+            },
+            indent=2,
         )
     )
     args.plots.mkdir(parents=True, exist_ok=True)
     plots.latency_vs_load(sweeps, args.plots / LATENCY_PNG)
     plots.ladder_bars(ladder_rows, args.plots / LADDER_PNG)
-    block = render(info, ladder_rows, distilled, http, Path(os.path.relpath(args.plots, args.out.parent)))
+    plots_dir = Path(os.path.relpath(args.plots, args.out.parent))
+    block = render(info, ladder_rows, distilled, graphs, http, plots_dir)
     old = args.out.read_text() if args.out.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
     before, _, rest = old.partition(START)
     args.out.write_text(before + block + rest.partition(END)[2])

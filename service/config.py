@@ -80,15 +80,15 @@ class ModelSettings(BaseSettings):
     model_graph: str = Field(
         AUTO_GRAPH,
         min_length=1,
-        description="which of the artifact's int8 graphs to serve (`fused`, `unfused`...); auto = the one "
-        "each model worker times fastest at start-up",
+        description="which of the artifact's int8 graphs to serve (`fused`, `unfused`); auto = the one "
+        "the first model worker times fastest at start-up",
     )
     graph_trial_seconds: float = Field(
         1.0,
         ge=0,
         le=60,
-        description="how long a model worker times the artifact's graphs at start-up (auto); 0 = serve "
-        "the fused one untimed",
+        description="how long the first model worker times the artifact's graphs at start-up (auto); "
+        "0 = serve the fused one untimed",
     )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         "info", description="log level"
