@@ -16,7 +16,7 @@ from typing import Any
 
 from mosec import Server, Worker
 
-from service.artifact import load_artifact
+from service.artifact import AUTO_GRAPH, load_artifact
 from service.model.classifier import Classifier
 
 
@@ -27,7 +27,8 @@ class ClassifyWorker(Worker):
         super().__init__()
         artifact = load_artifact(Path(os.environ["PEER_MODEL_DIR"]))
         self.labels = artifact.labels
-        self.classifier = Classifier.from_artifact(artifact, threads=1)
+        # Each of its workers times the artifact's graphs as ours do, on its own.
+        self.classifier = Classifier.from_artifact(artifact, threads=1, graph=AUTO_GRAPH)
         self.classifier.warm_up(10)
 
     def forward(self, data: dict[str, Any]) -> dict[str, Any]:

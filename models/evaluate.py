@@ -15,14 +15,14 @@ from sklearn.metrics import accuracy_score, f1_score
 from models import baseline, data, latency, multi_label
 from models.options import from_args
 from models.quantize import INT8_GRAPHS
-from service.artifact import MULTI_LABEL, SINGLE_LABEL
+from service.artifact import MULTI_LABEL, PRIMARY_GRAPH, SINGLE_LABEL, UNFUSED_GRAPH
 from service.model.classifier import Classifier
 from service.model.session import OnnxClassifierSession
 from service.model.tokenizer import TextTokenizer
 from service.scores import sigmoid
 
 LATENCY_TOKENS = (16, 128)
-UNFUSED_ROW = "int8_unfused"  # the accuracy and latency tables' row for the unfused int8 graph
+UNFUSED_ROW = f"int8_{UNFUSED_GRAPH}"  # the accuracy and latency tables' row for the unfused int8 graph
 # What the gates compare: a single-label model's accuracy, a multi-label model's macro-F1 (each
 # label counts the same, however rare).
 GATE_METRIC: dict[str, str] = {SINGLE_LABEL: "accuracy", MULTI_LABEL: "macro_f1"}
@@ -110,9 +110,9 @@ def run(
         )
     tokenizer = TextTokenizer(work / "tokenizer.json", exported["max_sequence_length"])
     texts = [e.text for e in test]
-    models = {"fp32": work / "model.opt.onnx", "int8": work / INT8_GRAPHS["fused"]}
-    if (work / INT8_GRAPHS["unfused"]).is_file():
-        models[UNFUSED_ROW] = work / INT8_GRAPHS["unfused"]
+    models = {"fp32": work / "model.opt.onnx", "int8": work / INT8_GRAPHS[PRIMARY_GRAPH]}
+    if (work / INT8_GRAPHS[UNFUSED_GRAPH]).is_file():
+        models[UNFUSED_ROW] = work / INT8_GRAPHS[UNFUSED_GRAPH]
     classifiers = {
         name: Classifier(tokenizer, OnnxClassifierSession(path, threads=args.eval_threads), labels)
         for name, path in models.items()
@@ -156,13 +156,13 @@ def run(
         },
     }
     gates = (args.int8_tolerance, args.require_beat_baseline, args.student_tolerance, metric)
-    graphs, refused = ["fused"], {}
+    graphs, refused = [PRIMARY_GRAPH], {}
     if UNFUSED_ROW in table:
         try:  # judged as if it were the int8 model: the same gates, or it is not shipped
             check_gates(table | {"int8": table[UNFUSED_ROW]}, *gates)
-            graphs.append("unfused")
+            graphs.append(UNFUSED_GRAPH)
         except GateError as gate_error:
-            refused["unfused"] = str(gate_error)
+            refused[UNFUSED_GRAPH] = str(gate_error)
     report |= {"graphs": graphs, "graphs_refused": refused}
     (work / "evaluate.json").write_text(json.dumps(report, indent=2))
     check_gates(table, *gates)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -22,6 +21,7 @@ import numpy.typing as npt
 
 from models import data
 from service.artifact import Manifest, load_artifact
+from service.model.graphs import geometric_mean
 from service.model.session import OnnxClassifierSession
 from service.model.tokenizer import TextTokenizer
 
@@ -123,7 +123,7 @@ def fastest(
     sessions = {name: OnnxClassifierSession(a.model_path, threads=1) for name, a in loaded.items()}
     table = measure(sessions, inputs, runs)
     p50 = {name: {n: row["p50_ms"] for n, row in rows.items()} for name, rows in table.items()}
-    mean = {name: math.prod(row.values()) ** (1 / len(row)) for name, row in p50.items()}
+    mean = {name: geometric_mean(list(row.values())) for name, row in p50.items()}
     chosen = min(mean, key=mean.__getitem__)
     return chosen, {"p50_ms": p50, "runs": runs, "machine": cpu()}
 

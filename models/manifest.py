@@ -17,17 +17,17 @@ import onnx
 import onnxruntime
 
 from models.quantize import INT8_GRAPHS
-from service.artifact import MANIFEST, PRIMARY_GRAPH, Manifest, artifact_version, sha256
+from service.artifact import (
+    MANIFEST,
+    PRIMARY_GRAPH,
+    TOKENIZER,
+    Manifest,
+    artifact_version,
+    graph_files,
+    sha256,
+)
 
 BUILD_PACKAGES = ("torch", "transformers", "tokenizers", "onnx", "onnxruntime", "numpy")
-MODEL, TOKENIZER = "model.onnx", "tokenizer.json"
-
-
-def graph_files(graph: str) -> tuple[str, str]:
-    """An int8 graph's ONNX file and weights file in the artifact: model.onnx and model.weights for
-    the primary graph, model.NAME.onnx and model.NAME.weights for another."""
-    stem = "model" if graph == PRIMARY_GRAPH else f"model.{graph}"
-    return f"{stem}.onnx", f"{stem}.weights"
 
 
 def write_model(int8: Path, folder: Path, graph: str = PRIMARY_GRAPH) -> tuple[str, str]:
@@ -76,9 +76,11 @@ def build(
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    # Only the graphs that passed the gates (evaluate.json), the primary first.
-    graphs = {graph: write_model(work / INT8_GRAPHS[graph], staging, graph) for graph in evaluated["graphs"]}
-    shutil.copyfile(work / "tokenizer.json", staging / TOKENIZER)
+    # Only the graphs that passed the gates (evaluate.json; only the primary in one written before
+    # graphs were), the primary first.
+    passed = evaluated.get("graphs", [PRIMARY_GRAPH])
+    graphs = {graph: write_model(work / INT8_GRAPHS[graph], staging, graph) for graph in passed}
+    shutil.copyfile(work / TOKENIZER, staging / TOKENIZER)
     hashes = {f: sha256(staging / f) for f in (*(f for pair in graphs.values() for f in pair), TOKENIZER)}
     version = artifact_version(
         hashes, exported["labels"], exported["max_sequence_length"], evaluated["thresholds"]
@@ -93,7 +95,7 @@ def build(
         "inputs": exported["inputs"],
         "files": hashes,
         "graphs": {graph: model for graph, (model, _) in graphs.items()},
-        "graphs_refused": evaluated["graphs_refused"],
+        "graphs_refused": evaluated.get("graphs_refused", {}),
         "source": {"model": trained["source"], "license": trained["license"]},
         "data": prepared,
         "label_mix": prepared["label_mix"],

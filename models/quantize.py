@@ -11,6 +11,8 @@ from pathlib import Path
 import onnx
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
+from service.artifact import PRIMARY_GRAPH, UNFUSED_GRAPH
+
 
 @dataclass(frozen=True)
 class QuantOptions:
@@ -50,27 +52,30 @@ def options_from(args: argparse.Namespace) -> QuantOptions:
 # first): the fused graph from the optimizer, and the raw export with only its MatMuls quantized,
 # which ORT fuses what it can of at load time. Which runs faster depends on the CPU (docs/model.md),
 # so both are shipped when both pass the gates and each node times them.
-INT8_GRAPHS = {"fused": "model.int8.onnx", "unfused": "model.int8.unfused.onnx"}
+INT8_GRAPHS = {PRIMARY_GRAPH: "model.int8.onnx", UNFUSED_GRAPH: "model.int8.unfused.onnx"}
 UNFUSED_OPS = ("MatMul",)
 
 
 def run(work: Path, options: QuantOptions, unfused: bool = True) -> dict[str, object]:
     """Write work/model.int8.onnx from work/model.opt.onnx and, with `unfused`,
     work/model.int8.unfused.onnx from the raw export work/model.fp32.onnx."""
-    quantize(work / "model.opt.onnx", work / INT8_GRAPHS["fused"], options)
-    (work / INT8_GRAPHS["unfused"]).unlink(missing_ok=True)  # a stale one is never evaluated
-    if unfused:
-        quantize(
-            work / "model.fp32.onnx", work / INT8_GRAPHS["unfused"], replace(options, op_types=UNFUSED_OPS)
+    if unfused and not (work / "model.fp32.onnx").is_file():
+        raise SystemExit(
+            f"{work}: no model.fp32.onnx (models.export) for the unfused graph; or --no-unfused-graph"
         )
+    quantize(work / "model.opt.onnx", work / INT8_GRAPHS[PRIMARY_GRAPH], options)
+    (work / INT8_GRAPHS[UNFUSED_GRAPH]).unlink(missing_ok=True)  # a stale one is never evaluated
+    if unfused:
+        unfused_options = replace(options, op_types=UNFUSED_OPS)
+        quantize(work / "model.fp32.onnx", work / INT8_GRAPHS[UNFUSED_GRAPH], unfused_options)
     report: dict[str, object] = {
         "method": "onnxruntime.quantization.quantize_dynamic",
         "activations": "QUInt8, dynamic range per tensor at run time",
         **asdict(options),
         "fp32_bytes": (work / "model.opt.onnx").stat().st_size,
-        "int8_bytes": (work / INT8_GRAPHS["fused"]).stat().st_size,
+        "int8_bytes": (work / INT8_GRAPHS[PRIMARY_GRAPH]).stat().st_size,
         "graphs": {
-            name: {"op_types": list(options.op_types if name == "fused" else UNFUSED_OPS)}
+            name: {"op_types": list(options.op_types if name == PRIMARY_GRAPH else UNFUSED_OPS)}
             for name, file in INT8_GRAPHS.items()
             if (work / file).is_file()
         },
@@ -98,7 +103,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Quantize work/model.opt.onnx into work/model.int8.onnx (and the unfused graph)."""
     parser = argparse.ArgumentParser(prog="python -m models.quantize", description=main.__doc__)
-    parser.add_argument("--work", type=Path, required=True, help="folder holding model.opt.onnx")
+    parser.add_argument(
+        "--work", type=Path, required=True, help="folder holding model.opt.onnx (and model.fp32.onnx)"
+    )
     add_arguments(parser)
     args = parser.parse_args(argv)
     print(json.dumps(run(args.work, options_from(args), args.unfused_graph), indent=2))

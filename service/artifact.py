@@ -24,12 +24,24 @@ SINGLE_LABEL: ProblemType = "single_label_classification"
 MULTI_LABEL: ProblemType = "multi_label_classification"
 # Where `make model` writes the default model and the service looks for it.
 DEFAULT_MODEL_DIR = Path("artifacts/sentiment")
-REQUIRED_FILES = ("model.onnx", "tokenizer.json")
+TOKENIZER = "tokenizer.json"
 # The graph in model.onnx: ORT's transformer optimizer fused it (attention, layer norms) before
 # int8. An artifact may carry others that passed the same gates (`graphs`); each node serves the
 # one its CPU runs fastest (service.model.graphs).
 PRIMARY_GRAPH = "fused"
+UNFUSED_GRAPH = "unfused"  # the raw export with its MatMuls quantized: ORT fuses it at load time
 AUTO_GRAPH = "auto"  # TEXTCLF_MODEL_GRAPH's default: serve the graph timed fastest
+
+
+def graph_files(graph: str) -> tuple[str, str]:
+    """An int8 graph's ONNX file and weights file in an artifact: model.onnx and model.weights for
+    the primary graph, model.NAME.onnx and model.NAME.weights for another."""
+    stem = "model" if graph == PRIMARY_GRAPH else f"model.{graph}"
+    return f"{stem}.onnx", f"{stem}.weights"
+
+
+MODEL = graph_files(PRIMARY_GRAPH)[0]
+REQUIRED_FILES = (MODEL, TOKENIZER)
 
 
 class Manifest(BaseModel):
@@ -59,7 +71,7 @@ class Manifest(BaseModel):
     graphs: dict[str, str] | None = Field(
         None,
         description="int8 graphs that passed the same gates, name -> ONNX file (listed in `files`); "
-        f"absent: only {PRIMARY_GRAPH!r}, model.onnx",
+        f"absent: only {PRIMARY_GRAPH!r}, {MODEL}",
     )
 
     @field_validator("labels")
@@ -84,9 +96,9 @@ class Manifest(BaseModel):
     @model_validator(mode="after")
     def _graphs_listed(self) -> Manifest:
         if self.graphs is not None and (
-            self.graphs.get(PRIMARY_GRAPH) != "model.onnx" or not set(self.graphs.values()) <= set(self.files)
+            self.graphs.get(PRIMARY_GRAPH) != MODEL or not set(self.graphs.values()) <= set(self.files)
         ):
-            raise ValueError(f"graphs must name {PRIMARY_GRAPH!r} model.onnx, and only files it lists")
+            raise ValueError(f"graphs must name {PRIMARY_GRAPH!r} {MODEL}, and only files it lists")
         return self
 
     @field_validator("files")
@@ -150,17 +162,22 @@ class Artifact:
     @property
     def model_path(self) -> Path:
         """The primary (fused) int8 graph."""
-        return self.folder / "model.onnx"
+        return self.folder / MODEL
 
     @property
     def graphs(self) -> dict[str, Path]:
         """Each int8 graph it carries by name, the primary first."""
-        given = self.manifest.graphs or {PRIMARY_GRAPH: "model.onnx"}
+        given = self.manifest.graphs or {PRIMARY_GRAPH: MODEL}
         return {PRIMARY_GRAPH: self.model_path} | {name: self.folder / file for name, file in given.items()}
 
     @property
     def tokenizer_path(self) -> Path:
-        return self.folder / "tokenizer.json"
+        return self.folder / TOKENIZER
+
+    def times_graphs(self, graph: str, trial_seconds: float) -> bool:
+        """Whether the graph to serve is chosen by timing: `graph` is auto, there is more than one,
+        and there is time to time them."""
+        return graph == AUTO_GRAPH and len(self.graphs) > 1 and trial_seconds > 0
 
     def summary(self) -> dict[str, Any]:
         """What clients may see: identity, labels, limits, quality; no local paths."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 
 
@@ -24,9 +23,8 @@ def release_free_memory() -> bool:
     it could. glibc keeps freed memory for reuse, so what a process loaded and dropped at start-up
     (a model worker's other graphs) would stay in its private memory for good."""
     gc.collect()
-    name = ctypes.util.find_library("c")
     try:
-        trim = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError, TypeError):
+        trim = ctypes.CDLL(None).malloc_trim  # the C library this process runs on
+    except AttributeError:
         return False  # another C library (musl): nothing to ask
     return bool(trim(0))

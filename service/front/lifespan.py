@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from service.artifact import AUTO_GRAPH, Artifact, load_artifact
+from service.artifact import Artifact, load_artifact
 from service.config import Settings
 from service.front.core.cached_dispatch import Backend, CachedDispatch
 from service.front.core.classify import Classify
@@ -61,11 +61,7 @@ async def start_backend(settings: Settings, artifact: Artifact, metrics: Metrics
             job_timeout=settings.job_timeout_seconds,
             shutdown_seconds=settings.graceful_shutdown_seconds,
             thresholds=artifact.thresholds,
-            choose_graph=(
-                settings.model_graph == AUTO_GRAPH
-                and len(artifact.graphs) > 1
-                and settings.graph_trial_seconds > 0
-            ),
+            choose_graph=artifact.times_graphs(settings.model_graph, settings.graph_trial_seconds),
         )
         await pool.start()
         return pool

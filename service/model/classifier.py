@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 from typing import Self
 
-from service.artifact import AUTO_GRAPH, Artifact
+from service.artifact import PRIMARY_GRAPH, Artifact
 from service.model import graphs
 from service.model.session import OnnxClassifierSession
 from service.model.tokenizer import TextTokenizer
@@ -39,11 +39,11 @@ class Classifier:
         artifact: Artifact,
         threads: int = 1,
         spinning: bool = False,
-        graph: str = AUTO_GRAPH,
+        graph: str = PRIMARY_GRAPH,
         trial_seconds: float = 1.0,
     ) -> Self:
-        """The classifier the service runs for an artifact, on the graph `graph` or, by default, the
-        one this CPU runs fastest (timed for `trial_seconds`: service.model.graphs)."""
+        """The classifier for an artifact, on its graph `graph` (the service passes its setting),
+        or with "auto" the one this CPU runs fastest, timed for `trial_seconds` (service.model.graphs)."""
         tokenizer = TextTokenizer(artifact.tokenizer_path, artifact.max_sequence_length)
         session, choice = graphs.choose(artifact, tokenizer, graph, trial_seconds, threads, spinning)
         classifier = cls(tokenizer, session, artifact.labels, artifact.thresholds)

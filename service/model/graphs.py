@@ -111,7 +111,7 @@ def choose(
 
     if graph != AUTO_GRAPH:
         return load(graph), GraphChoice(graph, "pinned")
-    if len(paths) == 1 or trial_seconds <= 0:
+    if not artifact.times_graphs(graph, trial_seconds):
         return load(PRIMARY_GRAPH), GraphChoice(PRIMARY_GRAPH, "only one" if len(paths) == 1 else "not timed")
     sessions = {name: load(name) for name in paths}
     p50_ms, rounds = time_graphs(sessions, trial_inputs(tokenizer), trial_seconds)

@@ -17,7 +17,7 @@ import socket
 import time
 from collections.abc import Sequence
 
-from service.artifact import load_artifact
+from service.artifact import AUTO_GRAPH, load_artifact
 from service.config import load_model_settings
 from service.heap import freeze_start_up_heap
 from service.logs import log_config
@@ -66,22 +66,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Hashes checked again: a replacement started after the folder was rebuilt in place must load
     # a whole artifact, and its hello names that artifact's version for the front to check.
     artifact = load_artifact(settings.model_dir)
+    graph = args.graph or settings.model_graph
+    if graph not in {AUTO_GRAPH, *artifact.graphs}:
+        # Its front chose a graph of the model it started with; this folder was rebuilt since.
+        log.error("model %s has no %s graph (rebuilt in place?): not serving", artifact.version, graph)
+        return 1
     classifier = Classifier.from_artifact(
         artifact,
         threads=1,
         spinning=settings.intra_op_spinning,
-        graph=args.graph or settings.model_graph,
+        graph=graph,
         trial_seconds=settings.graph_trial_seconds,
     )
     classifier.warm_up(settings.warmup_runs)
-    choice = classifier.graph
-    assert choice is not None
     log.info(
-        "model %s loaded, serving its %s graph (%s: %s); %d start-up objects frozen",
+        "model %s loaded, serving its graph %s; %d start-up objects frozen",
         artifact.version,
-        choice.served,
-        choice.rule,
-        choice.p50_ms or "-",
+        classifier.graph,
         freeze_start_up_heap(),
     )
     try:

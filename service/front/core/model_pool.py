@@ -47,7 +47,8 @@ MAX_RESPAWN_DELAY_SECONDS = 30.0
 WATCH_SECONDS = 0.1
 # A replacement that has not said hello this long after its start hangs loading (a stalled page-in,
 # a frozen cgroup, a debugger): it is killed and replaced. The deadline is the start-up's own load
-# time (every worker at once, one per core) times the margin, which covers a replacement loading
+# time (the workers started at once, one per core, after the first that times the model's graphs:
+# a replacement loads as they do) times the margin, which covers a replacement loading
 # beside busy workers on a shared core; the floor covers a start-up from a warm page cache that a
 # replacement may not find (a cold import of the model runtime alone takes seconds).
 HELLO_MARGIN = 10.0
@@ -114,7 +115,9 @@ class ModelPool:
         self._respawns: set[asyncio.Task[None]] = set()
         self._exited: list[subprocess.Popen[bytes]] = []  # lost workers, reaped by _replace or close
         self._failed_starts = 0
-        self.load_seconds = math.inf  # how long start() took to have every worker ready
+        self.load_seconds = (
+            math.inf
+        )  # how long start()'s last workers took to be ready (as a replacement loads)
         self.hello_timeout = math.inf  # a replacement not ready this long after its start is killed
         self._hello_base = math.inf  # what hello_timeout starts at, and returns to at each hello
         self._unready_since: float | None = None
@@ -151,13 +154,16 @@ class ModelPool:
 
     async def start(self) -> None:
         """Start every worker and wait until all are ready; raise PoolStartError if one dies first."""
-        started = time.monotonic()
+        began = started = time.monotonic()
         self._loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.start_timeout):
                 first = [self._spawn() for _ in range(1 if self._choose_graph else self.size)]
                 await asyncio.gather(*(w.hello for w in first))
-                await asyncio.gather(*(self._spawn().hello for _ in range(self.size - len(first))))
+                if len(first) < self.size:
+                    # A replacement loads as these do (told the graph, no trial): time them alone.
+                    started = time.monotonic()
+                    await asyncio.gather(*(self._spawn().hello for _ in range(self.size - len(first))))
         except (PoolStartError, TimeoutError) as err:
             await self.close()
             raise PoolStartError(f"model workers did not start: {err or 'timed out'}") from None
@@ -166,7 +172,7 @@ class ModelPool:
         self.hello_timeout = self._hello_base
         log.info(
             "model workers ready in %.1f s (%d); a replacement not ready within %.1f s is killed",
-            self.load_seconds,
+            time.monotonic() - began,
             self.size,
             self.hello_timeout,
         )
@@ -302,7 +308,15 @@ class ModelPool:
                 if hello is None:
                     return
                 if hello.version != self.version:
-                    self._refuse(worker, hello.version)
+                    self._refuse(
+                        worker, f"loaded model version {hello.version}, not this front's {self.version}"
+                    )
+                    return
+                if self.graph_choice is not None and hello.served != self.graph_choice["served"]:
+                    self._refuse(
+                        worker,
+                        f"serves the {hello.served} graph, not the pod's {self.graph_choice['served']}",
+                    )
                     return
                 self._on_hello(worker, hello)
             while len(buffer) >= size and worker.attached:
@@ -325,9 +339,10 @@ class ModelPool:
         self._publish()
         self._dispatch()
 
-    def _refuse(self, worker: Worker, version: str) -> None:
-        """A worker that loaded another model (its folder was rebuilt in place) never serves."""
-        reason = f"model worker {worker.pid} loaded model version {version}, not this front's {self.version}"
+    def _refuse(self, worker: Worker, why: str) -> None:
+        """A worker that loaded another model (its folder was rebuilt in place), or another graph of
+        it, never serves."""
+        reason = f"model worker {worker.pid} {why}"
         log.error("%s: refused (restart the service to serve the new model)", reason)
         worker.kill()
         self._retire(worker, ErrorType.MODEL_WORKER_LOST, reason, True)
@@ -381,8 +396,8 @@ class ModelPool:
                 # the next replacement has twice as long, up to the start-up's own bound.
                 self.hello_timeout = min(2 * self.hello_timeout, max(self.start_timeout, self._hello_base))
                 log.error(
-                    "%s of its start (%g x the %.1f s the pool took to start, at least %g s): killing it; "
-                    "the next has %.1f s",
+                    "%s of its start (%g x the %.1f s the pool's workers took to load, at least %g s): "
+                    "killing it; the next has %.1f s",
                     reason,
                     HELLO_MARGIN,
                     self.load_seconds,

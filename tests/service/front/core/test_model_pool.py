@@ -189,13 +189,14 @@ def test_a_replacement_is_not_lost_to_a_job_cancelled_while_it_started(small_mod
     asyncio.run(scenario())
 
 
-# A worker that says the right hello, takes each job and never answers it (as a hung one does).
+# A worker that says the right hello (serving the graph it is given), takes each job and never
+# answers it (as a hung one does).
 SWALLOWS = """
 import socket, sys
 from service.protocol import JobReader, pack_hello
-version, _, fd = sys.argv[1:]
+version, graph, _, fd = sys.argv[1:]
 sock = socket.socket(fileno=int(fd))
-sock.sendall(pack_hello(version, {"served": "fused", "rule": "pinned"}))
+sock.sendall(pack_hello(version, {"served": graph, "rule": "timed", "p50_ms": {}, "rounds": 3}))
 jobs = JobReader(sock)
 while jobs.next() is not None:
     pass
@@ -203,9 +204,12 @@ while jobs.next() is not None:
 
 
 @pytest.mark.usefixtures("worker_env")
-def test_a_job_whose_retry_also_dies_is_answered_model_worker_lost(small_model: Built) -> None:
+def test_a_job_whose_retry_also_dies_is_answered_model_worker_lost(
+    small_model: Built, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEXTCLF_MODEL_GRAPH", "fused")  # the graph the replacements say they serve
     artifact = load_artifact(small_model.artifact)
-    swallows = [sys.executable, "-c", SWALLOWS, artifact.version]
+    swallows = [sys.executable, "-c", SWALLOWS, artifact.version, "fused"]
     commands = chain([MODEL_WORKER], repeat(swallows))  # a real worker, then ones that never answer
 
     async def scenario() -> None:
@@ -346,6 +350,52 @@ def test_a_worker_serving_another_model_version_is_refused(small_model: Built) -
         assert pool.pids() == []
 
     asyncio.run(scenario())
+
+
+@pytest.mark.usefixtures("worker_env")
+def test_the_workers_after_the_first_serve_the_graph_it_chose(small_model: Built) -> None:
+    artifact = load_artifact(small_model.artifact)
+    commands = iter([[sys.executable, "-c", SWALLOWS, artifact.version, "unfused"]])
+    given: list[list[str]] = []
+
+    def spawn(args: Sequence[str]) -> tuple[Any, socket.socket]:
+        given.append(list(args))
+        return then_real_workers(commands)(args)
+
+    async def scenario() -> None:
+        async with running_pool(small_model, 3, spawn=spawn) as pool:
+            # Whatever the real workers would time here, they are told the first one's graph.
+            assert given == [[], ["--graph", "unfused"], ["--graph", "unfused"]]
+            assert pool.graph_choice is not None and pool.graph_choice["rule"] == "timed"
+            assert pool.graphs() == {"unfused": 3}
+            # A replacement is told it too.
+            os.kill(pool.pids()[1], signal.SIGKILL)
+            await until(lambda: len(given) == 4 and pool.ready == 3, "the replacement")
+            assert given[3] == ["--graph", "unfused"] and pool.graphs() == {"unfused": 3}
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.usefixtures("worker_env")
+def test_a_worker_serving_another_graph_than_the_pods_is_refused(
+    small_model: Built, caplog: pytest.LogCaptureFixture
+) -> None:
+    artifact = load_artifact(small_model.artifact)
+    # The first worker, told nothing, says it serves the unfused graph; the next one, also told
+    # nothing (a front bug or a hand-started worker), is pinned to the fused one by its settings.
+    commands = iter([[sys.executable, "-c", SWALLOWS, artifact.version, "unfused"]])
+
+    def spawn(args: Sequence[str]) -> tuple[Any, socket.socket]:
+        command = next(commands, None)
+        return spawn_worker(command=command) if command else spawn_worker(["--graph", "fused"])
+
+    async def scenario() -> None:
+        with pytest.raises(PoolStartError, match="serves the fused graph, not the pod's unfused"):
+            await running_pool(small_model, 2, spawn=spawn).__aenter__()
+
+    with caplog.at_level(logging.ERROR, logger="service.pool"):
+        asyncio.run(scenario())
+    assert any("refused" in r.getMessage() for r in caplog.records)
 
 
 # A worker out of step with its socket: it says the right hello, then answers each job with the
