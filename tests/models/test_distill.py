@@ -236,6 +236,8 @@ def test_when_no_student_passes_the_gate_the_teacher_is_served(small_model: Buil
     assert sorted(p.name for p in out.iterdir()) == [
         "manifest.json",
         "model.onnx",
+        "model.unfused.onnx",
+        "model.unfused.weights",
         "model.weights",
         "tokenizer.json",
     ]

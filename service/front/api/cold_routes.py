@@ -40,8 +40,7 @@ def build_router(runtime: Runtime, table: RouteTable) -> APIRouter:
 
     @endpoint(tags=["model"])
     async def model() -> dict[str, Any]:
-        """The loaded model's manifest summary: name, version, labels, limits, accuracy, latency, and
-        which of its int8 graphs the model workers serve."""
+        """The loaded model's manifest summary: name, version, labels, limits, accuracy, latency."""
         loaded = runtime.require_loaded()
         backend = loaded.backend
         return loaded.artifact.summary() | {
