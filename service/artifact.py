@@ -174,6 +174,10 @@ class Artifact:
     def tokenizer_path(self) -> Path:
         return self.folder / TOKENIZER
 
+    def has_graph(self, graph: str) -> bool:
+        """Whether `graph` (a TEXTCLF_MODEL_GRAPH value) names one of its graphs, or is auto."""
+        return graph == AUTO_GRAPH or graph in self.graphs
+
     def times_graphs(self, graph: str, trial_seconds: float) -> bool:
         """Whether the graph to serve is chosen by timing: `graph` is auto, there is more than one,
         and there is time to time them."""

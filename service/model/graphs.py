@@ -1,9 +1,10 @@
 """Which of an artifact's int8 graphs this process serves: the one its CPU runs fastest, timed here.
 
 The fastest graph differs between CPU kinds (docs/model.md: the unfused MatMul-only graph beats the
-fused one by 4-13% on the AVX-512 VNNI kinds), and flags alone do not say which, so each model
-worker times the graphs at start-up, for a bounded time, and keeps one session: the others are
-dropped before it serves, so a worker holds one graph's memory.
+fused one by 4-13% on the AVX-512 VNNI kinds), and flags alone do not say which, so the model
+worker that chooses (a front's first, or a colocated process) times the graphs at start-up, for
+a bounded time, and keeps one session: the others are dropped before it serves, so a worker
+holds one graph's memory.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def choose(
     """The session of the graph to serve and why: `graph` when pinned, else the lowest geometric
     mean over the trial lengths (the primary graph on a tie); ValueError for a graph it lacks."""
     paths = artifact.graphs
-    if graph != AUTO_GRAPH and graph not in paths:
+    if not artifact.has_graph(graph):
         raise ValueError(f"the model has no graph {graph!r} (it has {', '.join(paths)})")
 
     def load(name: str) -> OnnxClassifierSession:

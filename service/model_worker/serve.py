@@ -17,7 +17,7 @@ import socket
 import time
 from collections.abc import Sequence
 
-from service.artifact import AUTO_GRAPH, load_artifact
+from service.artifact import load_artifact
 from service.config import load_model_settings
 from service.heap import freeze_start_up_heap
 from service.logs import log_config
@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # a whole artifact, and its hello names that artifact's version for the front to check.
     artifact = load_artifact(settings.model_dir)
     graph = args.graph or settings.model_graph
-    if graph not in {AUTO_GRAPH, *artifact.graphs}:
+    if not artifact.has_graph(graph):
         # Its front chose a graph of the model it started with; this folder was rebuilt since.
         log.error("model %s has no %s graph (rebuilt in place?): not serving", artifact.version, graph)
         return 1

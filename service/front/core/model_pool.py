@@ -115,9 +115,8 @@ class ModelPool:
         self._respawns: set[asyncio.Task[None]] = set()
         self._exited: list[subprocess.Popen[bytes]] = []  # lost workers, reaped by _replace or close
         self._failed_starts = 0
-        self.load_seconds = (
-            math.inf
-        )  # how long start()'s last workers took to be ready (as a replacement loads)
+        # How long start()'s last workers took to be ready: a replacement loads as they do.
+        self.load_seconds = math.inf
         self.hello_timeout = math.inf  # a replacement not ready this long after its start is killed
         self._hello_base = math.inf  # what hello_timeout starts at, and returns to at each hello
         self._unready_since: float | None = None

@@ -17,7 +17,7 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
-from service.artifact import AUTO_GRAPH, ArtifactError, load_artifact
+from service.artifact import ArtifactError, load_artifact
 from service.config import describe, load_settings
 from service.front.server.head_limits import HeadLimits
 from service.front.server.http_protocol import GuardedHttpProtocol
@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ArtifactError as err:
         log.error("cannot start: %s", err)
         return 1
-    if settings.model_graph not in {AUTO_GRAPH, *artifact.graphs}:
+    if not artifact.has_graph(settings.model_graph):
         log.error(
             "cannot start: TEXTCLF_MODEL_GRAPH=%s: the model has no such graph (it has %s; or auto)",
             settings.model_graph,

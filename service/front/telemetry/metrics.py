@@ -128,7 +128,7 @@ class Metrics:
         )
         self.model_graph_workers = Gauge(
             name("model_graph_workers"),
-            "Model workers ready, by the int8 graph of the model each serves (the one it timed fastest).",
+            "Model workers ready, by the int8 graph of the model each serves (the one timed fastest).",
             ["graph"],
             multiprocess_mode="livesum",
             registry=registry,
