@@ -13,6 +13,7 @@ from service.front.edge.route_table import Body
 
 # Most of a refused body read and dropped so the client sees the 413 (see BodyLimits._discard).
 LINGER_BYTES = 16 * 2**20
+JSON = b"application/json"
 
 
 class BodyLimits:
@@ -25,6 +26,19 @@ class BodyLimits:
         self.read_timeout = read_timeout
         self._deadlines = Deadlines.for_timeout(read_timeout)
 
+    def accepts(self, kind: Body, headers: Mapping[bytes, bytes]) -> bool:
+        """Whether `read` would take this body by its headers alone: of the right type, uncompressed,
+        and of a declared length within the limit (a chunked body is counted as it comes)."""
+        if not_json(kind, headers) or encoded(headers):
+            return False
+        length = headers.get(b"content-length")
+        return (
+            length is not None
+            and length.isdigit()
+            and int(length) <= self.max_body_bytes
+            and b"transfer-encoding" not in headers
+        )
+
     async def read(
         self, kind: Body, headers: Mapping[bytes, bytes], receive: Receive, send: Send
     ) -> bytes | None:
@@ -32,13 +46,11 @@ class BodyLimits:
         hangs up before its last byte."""
         # The Open Inference Protocol's body is JSON, or JSON and binary tensors (tritonclient sends
         # no Content-Type): its own decoder checks it.
-        if kind is Body.JSON:
-            media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-            if media_type != b"application/json":
-                message = "Content-Type must be application/json"
-                await send_error(send, ErrorType.UNSUPPORTED_MEDIA_TYPE, message, close=True)
-                return None
-        if headers.get(b"content-encoding", b"identity").strip().lower() != b"identity":
+        if not_json(kind, headers):
+            message = "Content-Type must be application/json"
+            await send_error(send, ErrorType.UNSUPPORTED_MEDIA_TYPE, message, close=True)
+            return None
+        if encoded(headers):
             message = "Content-Encoding is not supported: send the body uncompressed"
             await send_error(send, ErrorType.UNSUPPORTED_MEDIA_TYPE, message, close=True)
             return None
@@ -100,3 +112,13 @@ class BodyLimits:
             if not message.get("more_body", False):
                 return False
         return True
+
+
+def not_json(kind: Body, headers: Mapping[bytes, bytes]) -> bool:
+    """Whether a route taking JSON was sent another media type."""
+    return kind is Body.JSON and headers.get(b"content-type", b"").split(b";")[0].strip().lower() != JSON
+
+
+def encoded(headers: Mapping[bytes, bytes]) -> bool:
+    """Whether the body is compressed (or otherwise content-encoded)."""
+    return headers.get(b"content-encoding", b"identity").strip().lower() != b"identity"

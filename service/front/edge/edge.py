@@ -1,24 +1,35 @@
 """The ASGI app uvicorn serves: every request matched once against the route table, then, inline
 and in order, its id, trace span, auth, body limits and admission, and its handler: the edge's own
-for the classify routes, FastAPI for the cold ones (docs, metadata, probes, metrics)."""
+for the classify routes, FastAPI for the cold ones (docs, metadata, probes, metrics).
+
+A classify request that arrived whole and passes auth and the body limits by its headers alone
+(`whole_request`) is answered without ASGI: the connection protocol
+(service.front.server.http_protocol) hands its body to `answer` and writes the Response."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from starlette.requests import ClientDisconnect
 
 from service.front.asgi import Message, Receive, Scope, Send
-from service.front.core.errors import ERROR_TYPE_HEADER, ErrorType, ServiceError, send_error
+from service.front.core.errors import (
+    ERROR_TYPE_HEADER,
+    STATUS,
+    ErrorType,
+    ServiceError,
+    encode_error,
+    send_error,
+)
 from service.front.edge.admission import Admission
 from service.front.edge.auth import CHALLENGE, BearerAuth
 from service.front.edge.body_limits import BodyLimits
 from service.front.edge.request_ids import request_id
 from service.front.edge.request_metrics import RequestMetrics
-from service.front.edge.route_table import UNKNOWN_ROUTE, Access, Body, Match, RouteTable
+from service.front.edge.route_table import UNKNOWN_ROUTE, Access, Body, Match, Route, RouteTable
 from service.logs import REQUEST_ID
 
 if TYPE_CHECKING:
@@ -29,6 +40,7 @@ Headers = Sequence[tuple[bytes, bytes]]
 # the 200's payload and headers (its content type among them) out, or a ServiceError raised.
 Handler = Callable[[bytes, Match, Mapping[bytes, bytes]], Awaitable[tuple[bytes, Headers]]]
 ERROR_TYPE = ERROR_TYPE_HEADER.encode()
+OVERLOADED = "too many requests in flight on this server process; retry later"
 
 log = logging.getLogger("service.errors")
 
@@ -39,6 +51,54 @@ class ColdRoutes(Protocol):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
 
     def openapi(self) -> dict[str, Any]: ...
+
+
+class Response(NamedTuple):
+    """A whole response: its status, headers (Content-Length among them) and body; the kind of error
+    it is, if it is one."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    payload: bytes
+    error_type: bytes | None = None
+
+    @classmethod
+    def error(cls, kind: ErrorType, message: str, headers: Headers = ()) -> Response:
+        """An error from the one error table."""
+        all_headers, payload = encode_error(kind, message, headers=headers)
+        return cls(STATUS[kind], all_headers, payload, kind.value.encode())
+
+
+class Observed:
+    """What every request gets whichever way it is answered: its id (in its log lines and its
+    response), its span if it is API work, and, once it ends, its latency and status recorded."""
+
+    __slots__ = ("method", "route", "extra", "span", "started", "_logged")
+
+    def __init__(
+        self, method: str, path: str, route: Route, headers: Mapping[bytes, bytes], tracing: Tracing | None
+    ) -> None:
+        given_id = request_id(headers.get(b"x-request-id"))
+        self.method, self.route = method, route
+        self.extra = [(b"x-request-id", given_id.encode())]  # on the response, whoever answers
+        self._logged = REQUEST_ID.set(given_id)
+        self.span = None
+        if tracing is not None and route.access is Access.API:
+            self.span = tracing.begin(method, path, headers)
+            self.extra.append(self.span.header)
+        self.started = time.perf_counter()
+
+    def end(
+        self, request_metrics: RequestMetrics, status: int, error_type: bytes | None, verdict: bool
+    ) -> None:
+        """The request is over: recorded (a probe's verdict is not an error served), its span ended."""
+        elapsed = time.perf_counter() - self.started
+        route = self.route.path
+        request_metrics.record(self.method, route, status, elapsed, None if verdict else error_type)
+        if self.span is not None:
+            self.span.respond(status, error_type)
+            self.span.end(route)
+        REQUEST_ID.reset(self._logged)
 
 
 class Exchange:
@@ -103,14 +163,8 @@ class Edge:
         scope["route"], scope["path_params"] = route, match.params
         # A header sent twice counts by its first value (as the checks did before the edge).
         headers = dict(reversed(scope["headers"]))
-        given_id = request_id(headers.get(b"x-request-id"))
-        exchange = Exchange(send, [(b"x-request-id", given_id.encode())])
-        logged = REQUEST_ID.set(given_id)
-        span = None
-        if self.tracing is not None and route.access is Access.API:
-            span = self.tracing.begin(scope["method"], scope["path"], headers)
-            exchange.extra.append(span.header)
-        start = time.perf_counter()
+        observed = Observed(scope["method"], scope["path"], route, headers, self.tracing)
+        exchange = Exchange(send, observed.extra)
         try:
             await self._serve(scope, receive, exchange, match, headers)
         except ClientDisconnect:
@@ -123,13 +177,39 @@ class Edge:
             log.exception("unhandled error on %s %s", scope["method"], route.path)
             await self._refuse(exchange, ErrorType.INTERNAL, "internal server error")
         finally:
-            elapsed = time.perf_counter() - start
-            error_type = None if exchange.verdict else exchange.error_type
-            self.request_metrics.record(scope["method"], route.path, exchange.status, elapsed, error_type)
-            if span is not None:
-                span.respond(exchange.status, exchange.error_type)
-                span.end(route.path)
-            REQUEST_ID.reset(logged)
+            observed.end(self.request_metrics, exchange.status, exchange.error_type, exchange.verdict)
+
+    def whole_request(self, method: str, path: str, headers: Mapping[bytes, bytes]) -> Match | None:
+        """The match of a request whose body came whole with its head, if `answer` may take it: a
+        classify route with its method, auth accepting it, and a body the limits accept by its
+        headers. Any other (a refusal to make, a body still arriving) goes the ASGI way."""
+        match = self.table.match(path)
+        route = match.route
+        if not route.hot or method != route.method or not self.body_limits.accepts(route.body, headers):
+            return None
+        if route.access in self.protected:
+            assert self.auth is not None
+            if not self.auth.accepts(headers.get(b"authorization", b"")):
+                return None
+        return match
+
+    async def answer(
+        self, method: str, path: str, match: Match, headers: Mapping[bytes, bytes], body: bytes
+    ) -> Response:
+        """The response to a request `whole_request` took, with its own headers; recorded as any other."""
+        route = match.route
+        observed = Observed(method, path, route, headers, self.tracing)
+        try:
+            response = await self._admitted(self.handlers[route.name], body, match, headers)
+        except Exception:
+            log.exception("unhandled error on %s %s", method, route.path)
+            response = Response.error(ErrorType.INTERNAL, "internal server error")
+        except BaseException:  # cancelled: a shutdown past its grace period answers nothing
+            observed.end(self.request_metrics, 500, None, False)
+            raise
+        observed.end(self.request_metrics, response.status, response.error_type, False)
+        response.headers.extend(observed.extra)
+        return response
 
     async def _serve(
         self, scope: Scope, receive: Receive, exchange: Exchange, match: Match, headers: dict[bytes, bytes]
@@ -169,33 +249,37 @@ class Edge:
             exchange.verdict = route.access is Access.PROBE
             await self.api(scope, receive, exchange)
             return
-        if self.admission.full:
-            message = "too many requests in flight on this server process; retry later"
-            await send_error(exchange, ErrorType.OVERLOADED, message)
-            return
-        self.admission.in_flight += 1
-        try:
-            if handler is None:
+        if handler is None:
+            if self.admission.full:
+                await send_error(exchange, ErrorType.OVERLOADED, OVERLOADED)
+                return
+            self.admission.in_flight += 1
+            try:
                 await self.api(scope, receive, exchange)
-            else:
-                await self._answer(handler, body, match, headers, exchange)
-        finally:
-            self.admission.in_flight -= 1
+            finally:
+                self.admission.in_flight -= 1
+            return
+        response = await self._admitted(handler, body, match, headers)
+        await exchange(
+            {"type": "http.response.start", "status": response.status, "headers": response.headers}
+        )
+        await exchange({"type": "http.response.body", "body": response.payload})
 
-    @staticmethod
-    async def _answer(
-        handler: Handler, body: bytes, match: Match, headers: Mapping[bytes, bytes], exchange: Exchange
-    ) -> None:
-        """A hot route's answer: its 200, or the error it raised, from the one error table."""
+    async def _admitted(
+        self, handler: Handler, body: bytes, match: Match, headers: Mapping[bytes, bytes]
+    ) -> Response:
+        """A classify route's answer if admission takes it: its 200, or the error it raised (or 429)."""
+        admission = self.admission
+        if admission.full:
+            return Response.error(ErrorType.OVERLOADED, OVERLOADED)
+        admission.in_flight += 1
         try:
             payload, answer_headers = await handler(body, match, headers)
         except ServiceError as err:
-            await send_error(exchange, err.error_type, err.message)
-            return
-        exchange.started, exchange.status = True, 200
-        start = [(b"content-length", b"%d" % len(payload)), *answer_headers, *exchange.extra]
-        await exchange.send({"type": "http.response.start", "status": 200, "headers": start})
-        await exchange.send({"type": "http.response.body", "body": payload})
+            return Response.error(err.error_type, err.message)
+        finally:
+            admission.in_flight -= 1
+        return Response(200, [(b"content-length", b"%d" % len(payload)), *answer_headers], payload)
 
     @staticmethod
     async def _refuse(exchange: Exchange, kind: ErrorType, message: str) -> None:

@@ -1,14 +1,16 @@
 """uvicorn's httptools protocol with the bounds it lacks: a deadline for a request's headers, limits
-on their size, and a cap on the connections one HTTP process keeps open; and each response written
-in one syscall."""
+on their size, and a cap on the connections one HTTP process keeps open; each response written
+in one syscall; and a classify request that came whole answered without uvicorn's ASGI cycle
+(service.front.server.whole_requests)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from http import HTTPStatus
 from typing import Any
 
+import httptools
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
@@ -17,6 +19,7 @@ from service.front.asgi import Receive, Scope, Send
 from service.front.core.errors import STATUS, ErrorType, encode_error, send_error
 from service.front.deadlines import Deadlines
 from service.front.server.head_limits import HeadLimits, HeadRefusal, HeadScanner
+from service.front.server.whole_requests import AnswersWhole, WholeRequest, response_bytes
 from service.front.server.write_coalescing import CoalescedWrites
 
 # Lifespan state key (service.front.app sets it): how refusals made below the app get counted.
@@ -63,9 +66,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         # Bytes read since the open chunk's header with none of its data: the last chunk's
         # trailer fields, which the parser builds like header values (None: no such chunk).
         self._trailers: int | None = None
-        self._deadlines = header_deadlines(header_timeout)
+        self._deadlines = shared_deadlines("head", header_timeout)
+        # uvicorn arms a loop timer for the idle wait after every response (~2 µs with its cancel).
+        self._idle = shared_deadlines("idle", self.timeout_keep_alive)
         self._timed = False  # a head deadline is set
         self._reading_headers = False
+        self._edge: AnswersWhole | None = None  # what answers whole requests: the app, if it is the edge
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -73,12 +79,17 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.transport = CoalescedWrites(transport, self.loop)  # type: ignore[assignment]
         if len(self.connections) > self.max_connections:
             self.app = refuse_connection  # answered through uvicorn, so the client reads a response
+        elif isinstance(self.app, AnswersWhole):
+            self._edge = self.app
         self._start_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_deadline()
+        self._idle.clear(self)
         if self._linger is not None:
             self._linger.cancel()
+        if isinstance(self.cycle, WholeRequest):
+            self.cycle = None  # its answer sees the transport closing
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -94,6 +105,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 self._refuse(refusal)
                 return
         super().data_received(data)
+        cycle = self.cycle
+        if isinstance(cycle, WholeRequest) and not cycle.complete and not self.transport.is_closing():
+            self._hand_to_uvicorn(cycle)
         if self._reading_headers and not head.reading:
             # The parser is in a head the scanner does not follow (a pipelined request that began
             # in this chunk): counted from the next chunk on, so at most one chunk goes unseen.
@@ -107,7 +121,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self._head.expect_head()
         self._trailers = None
-        super().on_message_complete()
+        cycle = self.cycle
+        if isinstance(cycle, WholeRequest):
+            cycle.complete = True
+            self._run(self._answer(cycle))
+        else:
+            super().on_message_complete()
 
     # Called by the parser for chunked bodies only.
     def on_chunk_header(self) -> None:
@@ -118,7 +137,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_body(self, body: bytes) -> None:
         self._trailers = None
-        super().on_body(body)
+        cycle = self.cycle
+        if isinstance(cycle, WholeRequest):
+            cycle.chunks.append(body)
+        else:
+            super().on_body(body)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -127,14 +150,82 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._start_deadline()
 
     def on_response_complete(self) -> None:
+        """uvicorn's, but the idle wait's deadline is one of `_idle`'s."""
         self.transport.flush()  # type: ignore[attr-defined]  # the head and body in one write
-        super().on_response_complete()
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._unset_keepalive_if_required()
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self._idle.set(self, self.timeout_keep_alive, self.timeout_keep_alive_handler)
+
+    def _unset_keepalive_if_required(self) -> None:
+        self._idle.clear(self)
 
     def on_headers_complete(self) -> None:
         self._reading_headers = False
         self._head.reading = False
         self._cancel_deadline()
+        whole = self._whole_request()
+        if whole is None:
+            super().on_headers_complete()
+        else:
+            self.cycle = whole  # type: ignore[assignment]  # where uvicorn's pipelining and shutdown look
+
+    def _whole_request(self) -> WholeRequest | None:
+        """This request, if the edge may answer it whole: nothing before it on the connection still
+        unanswered, no upgrade, no 100 Continue to send, a plain path, and the edge takes it."""
+        edge, cycle, parser = self._edge, self.cycle, self.parser
+        if edge is None or self.pipeline or (cycle is not None and not cycle.response_complete):
+            return None
+        if self.expect_100_continue or self.root_path or self.limit_concurrency is not None:
+            return None
+        if parser.should_upgrade():
+            return None
+        raw_path = httptools.parse_url(self.url).path
+        if b"%" in raw_path:
+            return None  # uvicorn's unquoting stays the one
+        method, path = parser.get_method().decode("ascii"), raw_path.decode("ascii")
+        # A header sent twice counts by its first value, as on the ASGI way.
+        headers = dict(reversed(self.headers))
+        match = edge.whole_request(method, path, headers)
+        if match is None:
+            return None
+        keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()
+        return WholeRequest(method, path, match, headers, keep_alive)
+
+    def _hand_to_uvicorn(self, whole: WholeRequest) -> None:
+        """A request whose body did not come with its head goes the ASGI way, with the body so far:
+        its deadline and a client leaving halfway are the edge's body limits' to answer."""
+        self.cycle = None  # type: ignore[assignment]  # nothing before it was unanswered
         super().on_headers_complete()
+        for chunk in whole.chunks:
+            super().on_body(chunk)
+
+    async def _answer(self, whole: WholeRequest) -> None:
+        assert self._edge is not None
+        response = await self._edge.answer(whole.method, whole.path, whole.match, whole.headers, whole.body())
+        if self.flow.write_paused and not self.transport.is_closing():
+            await self.flow.drain()  # the client reads no answers: wait, as uvicorn does
+        if self.transport.is_closing():
+            return  # the client left: the answer is recorded, and no one reads it
+        keep_alive = whole.keep_alive  # cleared by a graceful shutdown meanwhile
+        answer = response_bytes(response, self.server_state.default_headers, keep_alive)
+        self.transport.send_now(answer)  # type: ignore[attr-defined]
+        whole.response_complete = True
+        if not keep_alive:
+            self.transport.close()
+        self.on_response_complete()
+
+    def _run(self, answer: Coroutine[Any, Any, None]) -> None:
+        """Answer in a task uvicorn's graceful shutdown waits for, as it waits for its own."""
+        task = self.loop.create_task(answer)
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
 
     def _refuse(self, refusal: HeadRefusal) -> None:
         """Refuse a head (or trailer fields) past its limits: answer at once and half-close; what the
@@ -169,14 +260,14 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-_HEAD_DEADLINES: dict[float, Deadlines] = {}
+_DEADLINES: dict[tuple[str, float], Deadlines] = {}
 
 
-def header_deadlines(timeout: float) -> Deadlines:
-    """The deadlines every connection of this process with this header timeout shares."""
-    deadlines = _HEAD_DEADLINES.get(timeout)
+def shared_deadlines(wait: str, timeout: float) -> Deadlines:
+    """The deadlines of one kind of wait that every connection of this process shares."""
+    deadlines = _DEADLINES.get((wait, timeout))
     if deadlines is None:
-        deadlines = _HEAD_DEADLINES[timeout] = Deadlines.for_timeout(timeout)
+        deadlines = _DEADLINES[wait, timeout] = Deadlines.for_timeout(timeout)
     return deadlines
 
 

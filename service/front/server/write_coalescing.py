@@ -27,6 +27,14 @@ class CoalescedWrites:
             self._loop.call_soon(self.flush)
         self._held.append(bytes(data))
 
+    def send_now(self, data: bytes) -> None:
+        """Send `data` at once, after anything held: a whole response, already one buffer."""
+        if self._held:
+            self._held.append(data)
+            self.flush()
+        else:
+            self._transport.write(data)
+
     def flush(self) -> None:
         """Send everything held, in one write."""
         if self._held:

@@ -100,6 +100,18 @@ class Served:
         start = sent[0]
         return start["status"], dict(start["headers"]), b"".join(m.get("body", b"") for m in sent[1:])
 
+    def whole(
+        self, method: str, path: str, headers: Sequence[tuple[bytes, bytes]] = (), body: bytes = b""
+    ) -> tuple[int, dict[bytes, bytes], bytes] | None:
+        """The same request answered the whole way (as the connection protocol does for a request
+        that came whole), if the edge takes it so; else None."""
+        given = dict(reversed(headers))  # a header sent twice counts by its first value
+        match = self.edge.whole_request(method, path, given)
+        if match is None:
+            return None
+        response = asyncio.run(self.edge.answer(method, path, match, given, body))
+        return response.status, dict(response.headers), response.payload
+
     def sample(self, name: str, **labels: str) -> float | None:
         self.metrics.publish()
         return self.metrics.registry.get_sample_value(name, labels)
@@ -231,4 +243,52 @@ def test_a_stray_slash_on_a_hot_route_is_sent_to_it() -> None:
     status, headers, _ = served.call("POST", "/v1/classify/")
     assert (status, headers[b"location"]) == (307, b"/v1/classify")
     assert served.call("POST", "/v1/nothing/")[0] == 200  # other paths: FastAPI's to route (here, Cold)
+    assert served.bodies == []
+
+
+def test_the_edge_takes_whole_only_requests_it_would_not_refuse_by_their_headers() -> None:
+    served = Served(auth=True, max_body_bytes=10)
+    bearer = (b"authorization", f"Bearer {TOKEN}".encode())
+    ok = [*JSON, bearer, (b"content-length", b"2")]
+    assert served.whole("POST", "/v1/classify", ok, b"{}") is not None
+    assert served.whole("POST", "/v1/classify", [*ok, (b"content-type", b"text/plain")], b"{}") is not None
+    left_to_the_asgi_way = [
+        ("GET", "/v1/classify", ok),  # its 405
+        ("POST", "/v1/model", ok),  # not a classify route
+        ("POST", "/v1/classify", [*JSON, (b"content-length", b"2")]),  # no token: its 401
+        ("POST", "/v1/classify", [(b"content-type", b"text/plain"), *ok[1:]]),  # its 415
+        ("POST", "/v1/classify", [*ok, (b"content-encoding", b"gzip")]),
+        ("POST", "/v1/classify", [*JSON, bearer]),  # chunked: counted as it comes
+        ("POST", "/v1/classify", [*ok, (b"transfer-encoding", b"chunked")]),
+        ("POST", "/v1/classify", [*JSON, bearer, (b"content-length", b"11")]),  # its 413
+        ("POST", "/v1/classify", [*JSON, bearer, (b"content-length", b"-1")]),
+    ]
+    for method, path, headers in left_to_the_asgi_way:
+        assert served.whole(method, path, headers, b"{}") is None, (method, path, headers)
+    assert served.bodies == [b"{}", b"{}"]
+
+
+def test_a_whole_request_is_answered_and_recorded_as_the_asgi_way_does() -> None:
+    headers = [(b"content-length", b"2"), (b"x-request-id", b"abc-1")]
+    route = "/v2/models/{model_name}/infer"
+    for fail, status in (
+        (None, 200),
+        (ServiceError(ErrorType.TEXT_TOO_LONG, "too long"), 422),
+        (RuntimeError(), 500),
+    ):
+        served = Served()
+        served.fail = fail
+        by_asgi = served.call("POST", "/v2/models/m/infer", headers, [b"{}"])
+        assert by_asgi[0] == status
+        assert served.whole("POST", "/v2/models/m/infer", headers, b"{}") == by_asgi
+        duration = "textclf_request_duration_seconds_count"
+        assert served.sample(duration, route=route, status_class=f"{status // 100}xx") == 2
+        if fail is not None:
+            kind = "text_too_long" if status == 422 else "internal_error"
+            assert served.sample("textclf_errors_total", error_type=kind) == 2
+        assert served.in_flight_seen == [1, 1] and served.admission.in_flight == 0
+    served = Served(max_in_flight=1)
+    served.admission.in_flight = 1  # one request held
+    whole = served.whole("POST", "/v1/classify", [*JSON, (b"content-length", b"2")], b"{}")
+    assert whole is not None and (whole[0], whole[1][b"x-error-type"]) == (429, b"overloaded")
     assert served.bodies == []
