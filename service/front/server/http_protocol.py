@@ -19,7 +19,7 @@ from service.front.asgi import Receive, Scope, Send
 from service.front.core.errors import STATUS, ErrorType, encode_error, send_error
 from service.front.deadlines import Deadlines
 from service.front.server.head_limits import HeadLimits, HeadRefusal, HeadScanner
-from service.front.server.whole_requests import AnswersWhole, WholeRequest, response_bytes
+from service.front.server.whole_requests import Answering, AnswersWhole, WholeRequest, response_bytes
 from service.front.server.write_coalescing import CoalescedWrites
 
 # Lifespan state key (service.front.app sets it): how refusals made below the app get counted.
@@ -145,6 +145,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._idle.clear(self)  # a request answered at once, in this same read, armed it
         self._reading_headers = True
         if not self._timed:  # a later request on a kept-alive connection
             self._start_deadline()
@@ -222,10 +223,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.on_response_complete()
 
     def _run(self, answer: Coroutine[Any, Any, None]) -> None:
-        """Answer in a task uvicorn's graceful shutdown waits for, as it waits for its own."""
-        task = self.loop.create_task(answer)
-        task.add_done_callback(self.tasks.discard)
-        self.tasks.add(task)
+        """Start answering; uvicorn's graceful shutdown waits for it, as for its own tasks."""
+        answering = Answering(answer, self.tasks.discard)
+        self.tasks.add(answering)  # type: ignore[arg-type]
+        answering.start()
 
     def _refuse(self, refusal: HeadRefusal) -> None:
         """Refuse a head (or trailer fields) past its limits: answer at once and half-close; what the
