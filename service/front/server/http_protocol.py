@@ -209,18 +209,24 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     async def _answer(self, whole: WholeRequest) -> None:
         assert self._edge is not None
-        response = await self._edge.answer(whole.method, whole.path, whole.match, whole.headers, whole.body())
-        if self.flow.write_paused and not self.transport.is_closing():
-            await self.flow.drain()  # the client reads no answers: wait, as uvicorn does
-        if self.transport.is_closing():
-            return  # the client left: the answer is recorded, and no one reads it
-        keep_alive = whole.keep_alive  # cleared by a graceful shutdown meanwhile
-        answer = response_bytes(response, self.server_state.default_headers, keep_alive)
-        self.transport.send_now(answer)  # type: ignore[attr-defined]
-        whole.response_complete = True
-        if not keep_alive:
-            self.transport.close()
-        self.on_response_complete()
+        try:
+            response = await self._edge.answer(
+                whole.method, whole.path, whole.match, whole.headers, whole.body()
+            )
+            if self.flow.write_paused and not self.transport.is_closing():
+                await self.flow.drain()  # the client reads no answers: wait, as uvicorn does
+            if self.transport.is_closing():
+                return  # the client left: the answer is recorded, and no one reads it
+            keep_alive = whole.keep_alive  # cleared by a graceful shutdown meanwhile
+            answer = response_bytes(response, self.server_state.default_headers, keep_alive)
+            self.transport.send_now(answer)  # type: ignore[attr-defined]
+            whole.response_complete = True
+            if not keep_alive:
+                self.transport.close()
+            self.on_response_complete()
+        finally:
+            if not whole.response_complete:  # cancelled by the shutdown, or a bug: no answer comes
+                self.transport.close()
 
     def _run(self, answer: Coroutine[Any, Any, None]) -> None:
         """Start answering; uvicorn's graceful shutdown waits for it, as for its own tasks."""
