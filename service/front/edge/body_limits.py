@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 
 from starlette.requests import ClientDisconnect
@@ -13,7 +14,10 @@ from service.front.edge.route_table import Body
 
 # Most of a refused body read and dropped so the client sees the 413 (see BodyLimits._discard).
 LINGER_BYTES = 16 * 2**20
-JSON = b"application/json"
+JSON_MEDIA_TYPE = b"application/json"
+# A declared length of more digits than this (leading zeros aside) is over any limit: Python will
+# not even convert thousands of digits, and HTTP allows leading zeros.
+MAX_LENGTH_DIGITS = 18
 
 
 class BodyLimits:
@@ -29,15 +33,10 @@ class BodyLimits:
     def accepts(self, kind: Body, headers: Mapping[bytes, bytes]) -> bool:
         """Whether `read` would take this body by its headers alone: of the right type, uncompressed,
         and of a declared length within the limit (a chunked body is counted as it comes)."""
-        if not_json(kind, headers) or encoded(headers):
+        if not_json(kind, headers) or encoded(headers) or b"transfer-encoding" in headers:
             return False
-        length = headers.get(b"content-length")
-        return (
-            length is not None
-            and length.isdigit()
-            and int(length) <= self.max_body_bytes
-            and b"transfer-encoding" not in headers
-        )
+        length = declared_length(headers)
+        return length is not None and length <= self.max_body_bytes
 
     async def read(
         self, kind: Body, headers: Mapping[bytes, bytes], receive: Receive, send: Send
@@ -54,17 +53,14 @@ class BodyLimits:
             message = "Content-Encoding is not supported: send the body uncompressed"
             await send_error(send, ErrorType.UNSUPPORTED_MEDIA_TYPE, message, close=True)
             return None
-        length = headers.get(b"content-length")
-        if length is not None and not length.isdigit():
-            await self._too_large(send, more=True)
-            return None
+        length = declared_length(headers)
         try:
             # From the headers to the last body byte: a client that trickles its body is cut here,
             # before admission, so it never holds a slot a complete request needs.
             async with Deadline(self._deadlines, self.read_timeout):
-                if length is not None and int(length) > self.max_body_bytes:
+                if length is not None and length > self.max_body_bytes:
                     # Read at most LINGER_BYTES of a body that will be refused anyway.
-                    more = int(length) > LINGER_BYTES or await self._discard(receive, 0)
+                    more = length > LINGER_BYTES or await self._discard(receive, 0)
                     await self._too_large(send, more)
                     return None
                 return await self._read(receive, send)
@@ -116,9 +112,23 @@ class BodyLimits:
 
 def not_json(kind: Body, headers: Mapping[bytes, bytes]) -> bool:
     """Whether a route taking JSON was sent another media type."""
-    return kind is Body.JSON and headers.get(b"content-type", b"").split(b";")[0].strip().lower() != JSON
+    if kind is not Body.JSON:
+        return False
+    return headers.get(b"content-type", b"").split(b";")[0].strip().lower() != JSON_MEDIA_TYPE
 
 
 def encoded(headers: Mapping[bytes, bytes]) -> bool:
     """Whether the body is compressed (or otherwise content-encoded)."""
     return headers.get(b"content-encoding", b"identity").strip().lower() != b"identity"
+
+
+def declared_length(headers: Mapping[bytes, bytes]) -> int | None:
+    """The body's declared length (None if none is); one that is no length at all, or past
+    MAX_LENGTH_DIGITS, counts as too large for any limit."""
+    value = headers.get(b"content-length")
+    if value is None:
+        return None
+    digits = value.lstrip(b"0")
+    if not value.isdigit() or len(digits) > MAX_LENGTH_DIGITS:
+        return sys.maxsize
+    return int(digits or b"0")

@@ -187,11 +187,7 @@ class Edge:
         route = match.route
         if not route.hot or method != route.method or not self.body_limits.accepts(route.body, headers):
             return None
-        if route.access in self.protected:
-            assert self.auth is not None
-            if not self.auth.accepts(headers.get(b"authorization", b"")):
-                return None
-        return match
+        return match if self._authorized(route, headers) else None
 
     async def answer(
         self, method: str, path: str, match: Match, headers: Mapping[bytes, bytes], body: bytes
@@ -215,12 +211,10 @@ class Edge:
         self, scope: Scope, receive: Receive, exchange: Exchange, match: Match, headers: dict[bytes, bytes]
     ) -> None:
         route = match.route
-        if route.access in self.protected:
-            assert self.auth is not None
-            if not self.auth.accepts(headers.get(b"authorization", b"")):
-                message = "a valid bearer token is required"
-                await send_error(exchange, ErrorType.UNAUTHORIZED, message, headers=CHALLENGE)
-                return
+        if not self._authorized(route, headers):
+            message = "a valid bearer token is required"
+            await send_error(exchange, ErrorType.UNAUTHORIZED, message, headers=CHALLENGE)
+            return
         if route.path == UNKNOWN_ROUTE and scope["path"].endswith("/"):
             # FastAPI sends a path with a stray slash to its route (307); the hot ones it never routes.
             target = scope["path"].rstrip("/")
@@ -264,6 +258,13 @@ class Edge:
             {"type": "http.response.start", "status": response.status, "headers": response.headers}
         )
         await exchange({"type": "http.response.body", "body": response.payload})
+
+    def _authorized(self, route: Route, headers: Mapping[bytes, bytes]) -> bool:
+        """Whether auth lets this request through: an open route, or a token it accepts."""
+        if route.access not in self.protected:
+            return True
+        assert self.auth is not None
+        return self.auth.accepts(headers.get(b"authorization", b""))
 
     async def _admitted(
         self, handler: Handler, body: bytes, match: Match, headers: Mapping[bytes, bytes]

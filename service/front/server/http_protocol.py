@@ -6,7 +6,7 @@ in one syscall; and a classify request that came whole answered without uvicorn'
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -19,7 +19,7 @@ from service.front.asgi import Receive, Scope, Send
 from service.front.core.errors import STATUS, ErrorType, encode_error, send_error
 from service.front.deadlines import Deadlines
 from service.front.server.head_limits import HeadLimits, HeadRefusal, HeadScanner
-from service.front.server.whole_requests import Answering, AnswersWhole, WholeRequest, response_bytes
+from service.front.server.whole_requests import AnswersWhole, WholeRequest, response_bytes
 from service.front.server.write_coalescing import CoalescedWrites
 
 # Lifespan state key (service.front.app sets it): how refusals made below the app get counted.
@@ -43,7 +43,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     uvicorn only times the idle wait between requests (keep-alive): a client that opens a
     connection and then trickles, or never finishes, its headers holds the socket and its memory
-    for ever. The body's own deadline is service.front.edge.body_limits'.
+    for ever. The body's own deadline is service.front.edge.body_limits'. The idle wait's deadline
+    is here too, kept like the heads' (service.front.deadlines) rather than by a loop timer.
+
+    A classify request whose body comes in the read that ends its head, and that the edge takes
+    whole, is answered by the edge without an ASGI cycle (service.front.server.whole_requests).
     """
 
     def __init__(
@@ -106,7 +110,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 return
         super().data_received(data)
         cycle = self.cycle
-        if isinstance(cycle, WholeRequest) and not cycle.complete and not self.transport.is_closing():
+        if isinstance(cycle, WholeRequest) and not cycle.body_read and not self.transport.is_closing():
             self._hand_to_uvicorn(cycle)
         if self._reading_headers and not head.reading:
             # The parser is in a head the scanner does not follow (a pipelined request that began
@@ -122,10 +126,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._head.expect_head()
         self._trailers = None
         cycle = self.cycle
-        if isinstance(cycle, WholeRequest):
-            cycle.complete = True
-            self._run(self._answer(cycle))
-        else:
+        if isinstance(cycle, WholeRequest) and not cycle.body_read:
+            cycle.body_read = True
+            self._start_answering(cycle)
+        else:  # uvicorn's request, or one uvicorn left where it was (an upgrade)
             super().on_message_complete()
 
     # Called by the parser for chunked bodies only.
@@ -138,14 +142,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_body(self, body: bytes) -> None:
         self._trailers = None
         cycle = self.cycle
-        if isinstance(cycle, WholeRequest):
+        if isinstance(cycle, WholeRequest) and not cycle.body_read:
             cycle.chunks.append(body)
         else:
             super().on_body(body)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._idle.clear(self)  # a request answered at once, in this same read, armed it
         self._reading_headers = True
         if not self._timed:  # a later request on a kept-alive connection
             self._start_deadline()
@@ -165,6 +168,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._idle.set(self, self.timeout_keep_alive, self.timeout_keep_alive_handler)
 
     def _unset_keepalive_if_required(self) -> None:
+        # uvicorn calls it on every read and when the connection is lost: no loop timer to cancel.
         self._idle.clear(self)
 
     def on_headers_complete(self) -> None:
@@ -209,6 +213,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     async def _answer(self, whole: WholeRequest) -> None:
         assert self._edge is not None
+        last_words = (ErrorType.INTERNAL, "internal server error")  # if a bug stops it
         try:
             response = await self._edge.answer(
                 whole.method, whole.path, whole.match, whole.headers, whole.body()
@@ -224,15 +229,20 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             if not keep_alive:
                 self.transport.close()
             self.on_response_complete()
+        except asyncio.CancelledError:  # the graceful shutdown's grace period is over
+            last_words = (ErrorType.NOT_READY, "the server is shutting down; retry")
+            raise
         finally:
-            if not whole.response_complete:  # cancelled by the shutdown, or a bug: no answer comes
+            if not whole.response_complete:  # the client must not wait for an answer that never comes
+                if not self.transport.is_closing():
+                    self.transport.write(raw_response(*last_words))
                 self.transport.close()
 
-    def _run(self, answer: Coroutine[Any, Any, None]) -> None:
-        """Start answering; uvicorn's graceful shutdown waits for it, as for its own tasks."""
-        answering = Answering(answer, self.tasks.discard)
-        self.tasks.add(answering)  # type: ignore[arg-type]
-        answering.start()
+    def _start_answering(self, whole: WholeRequest) -> None:
+        """Answer in a task uvicorn's graceful shutdown waits for, as it waits for its own."""
+        task = self.loop.create_task(self._answer(whole))
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
 
     def _refuse(self, refusal: HeadRefusal) -> None:
         """Refuse a head (or trailer fields) past its limits: answer at once and half-close; what the
@@ -260,7 +270,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._timed = False
         if self.transport.is_closing():
             return
-        if self._reading_headers:
+        unanswered = self.cycle is not None and not self.cycle.response_complete
+        if self._reading_headers and not unanswered:  # else it would read as the earlier one's answer
             count_refusal(self.app_state, ErrorType.REQUEST_TIMEOUT)
             message = f"request headers not received within {self.header_timeout:g} s"
             self.transport.write(raw_response(ErrorType.REQUEST_TIMEOUT, message))

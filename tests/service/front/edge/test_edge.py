@@ -292,3 +292,14 @@ def test_a_whole_request_is_answered_and_recorded_as_the_asgi_way_does() -> None
     whole = served.whole("POST", "/v1/classify", [*JSON, (b"content-length", b"2")], b"{}")
     assert whole is not None and (whole[0], whole[1][b"x-error-type"]) == (429, b"overloaded")
     assert served.bodies == []
+
+
+def test_a_declared_length_of_any_size_is_read_as_a_number() -> None:
+    served = Served(max_body_bytes=10)
+    padded = [*JSON, (b"content-length", b"0" * 5000 + b"2")]  # leading zeros are allowed
+    assert served.whole("POST", "/v1/classify", padded, b"{}") is not None
+    assert served.call("POST", "/v1/classify", padded, [b"{}"])[0] == 200
+    huge = [*JSON, (b"content-length", b"9" * 5000)]
+    assert served.whole("POST", "/v1/classify", huge, b"{}") is None
+    status, headers, _ = served.call("POST", "/v1/classify", huge, [b"{}"])
+    assert (status, headers[b"connection"]) == (413, b"close")

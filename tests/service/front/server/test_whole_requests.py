@@ -6,10 +6,11 @@ transport on one end of a socket pair, the test's socket on the other."""
 from __future__ import annotations
 
 import asyncio
-import contextvars
+import json
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import pytest
 from uvicorn.config import Config
@@ -21,9 +22,6 @@ from service.front.edge.route_table import Match, RouteTable
 from service.front.server.head_limits import HeadLimits
 from service.front.server.http_protocol import GuardedHttpProtocol
 from tests.support.waiting import until
-
-# Set by an answer: each answer runs in a context of its own, as a task does.
-ANSWERING: contextvars.ContextVar[bytes] = contextvars.ContextVar("answering")
 
 
 class App:
@@ -47,13 +45,11 @@ class App:
         self, method: str, path: str, match: Match, headers: Mapping[bytes, bytes], body: bytes
     ) -> Response:
         self.whole.append(body)
-        ANSWERING.set(body)
-        if not self.hold.is_set():
-            try:
-                await self.hold.wait()
-            except asyncio.CancelledError:
-                self.cancelled += 1
-                raise
+        try:
+            await self.hold.wait()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
         return Response(200, [(b"content-length", b"%d" % len(body)), (b"x-way", b"whole")], body)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -82,6 +78,8 @@ class Peer:
                 return b"", {}, b""
         head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
         status, *lines = head.split(b"\r\n")
+        if status.startswith(b"HTTP/1.1 1"):  # an interim response (100 Continue): the answer follows
+            return await self.response()
         headers = dict(line.split(b": ", 1) for line in lines)
         size = int(headers[b"content-length"])
         while len(self.buffer) < size:
@@ -102,16 +100,17 @@ class Peer:
 Scenario = Callable[[GuardedHttpProtocol, App, Peer], Awaitable[None]]
 
 
-def over_a_connection(scenario: Scenario) -> None:
-    """Run `scenario` with the protocol on a real transport, its app and the client's end."""
+def over_a_connection(scenario: Scenario, **config: Any) -> None:
+    """Run `scenario` with the protocol on a real transport, its app and the client's end; `config`
+    is uvicorn's."""
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         app = App()
         # As the launcher configures uvicorn: no proxy headers, so the app is not wrapped.
-        config = Config(app=app, proxy_headers=False, log_level="warning")
+        settings = Config(app=app, proxy_headers=False, log_level="warning", **config)
         protocol = GuardedHttpProtocol(
-            config,
+            settings,
             ServerState(),
             {},
             loop,
@@ -131,8 +130,8 @@ def over_a_connection(scenario: Scenario) -> None:
     asyncio.run(main())
 
 
-def request(body: bytes, *headers: bytes, version: bytes = b"1.1") -> bytes:
-    head = [b"POST /v1/classify HTTP/" + version, b"host: test", b"content-type: application/json"]
+def request(body: bytes, *headers: bytes, version: bytes = b"1.1", path: bytes = b"/v1/classify") -> bytes:
+    head = [b"POST " + path + b" HTTP/" + version, b"host: test", b"content-type: application/json"]
     head += [b"content-length: %d" % len(body), *headers]
     return b"\r\n".join(head) + b"\r\n\r\n" + body
 
@@ -219,36 +218,57 @@ def test_an_answer_for_a_client_gone_is_dropped(caplog: pytest.LogCaptureFixture
         app.hold.clear()
         protocol.data_received(request(b"{}"))
         await until(lambda: app.whole, "the request to be answering")
+        [answering] = protocol.tasks
         protocol.transport.close()  # as when the client hangs up
         await until(lambda: protocol.parser is None, "the connection to be lost")
         app.hold.set()
-        await until(lambda: not protocol.tasks, "the answer to end")
+        await until(answering.done, "the answer's task to end")
+        assert answering.exception() is None
         assert await peer.closed()
 
     over_a_connection(scenario)
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
-def test_an_answer_past_the_shutdowns_grace_period_is_cancelled_where_it_waits() -> None:
+def test_an_answer_past_the_shutdowns_grace_period_is_cancelled_and_says_so() -> None:
     async def scenario(protocol: GuardedHttpProtocol, app: App, peer: Peer) -> None:
         app.hold.clear()
         protocol.data_received(request(b"{}"))
         await until(lambda: app.whole, "the request to be answering")
-        for answering in protocol.tasks:  # what uvicorn does once the grace period is over
-            answering.cancel(msg="timeout graceful shutdown exceeded")
-        await until(lambda: not protocol.tasks, "the answer to end")
-        assert app.cancelled == 1
-        assert await peer.closed()  # no answer will come: the client is not left waiting
+        for task in protocol.tasks:  # what uvicorn does once the grace period is over
+            task.cancel(msg="timeout graceful shutdown exceeded")
+        status, headers, body = await peer.response()
+        assert (status, headers[b"connection"]) == (b"HTTP/1.1 503 Service Unavailable", b"close")
+        assert json.loads(body)["error_type"] == "not_ready" and app.cancelled == 1
+        assert await peer.closed()
 
     over_a_connection(scenario)
 
 
-def test_an_answer_ready_at_once_is_written_before_the_connection_reads_on() -> None:
+@pytest.mark.parametrize(
+    ("raw", "config"),
+    [
+        (request(b"{}", path=b"/v1/%63lassify"), {}),  # uvicorn's unquoting stays the one
+        (request(b"{}", b"expect: 100-continue"), {}),  # uvicorn sends the 100 Continue
+        (request(b"{}"), {"root_path": "/api"}),
+        (request(b"{}"), {"limit_concurrency": 100}),  # uvicorn counts what it serves
+    ],
+    ids=["percent-encoded path", "expect 100-continue", "root path", "concurrency limit"],
+)
+def test_what_uvicorn_must_see_goes_the_asgi_way(raw: bytes, config: dict[str, Any]) -> None:
     async def scenario(protocol: GuardedHttpProtocol, app: App, peer: Peer) -> None:
-        protocol.data_received(request(b'{"n": 1}') + request(b'{"n": 2}'))
-        assert not protocol.tasks  # both answered within the read: neither waited for anything
-        assert ANSWERING.get(None) is None  # what an answer sets stays in its own context
-        assert app.whole == [b'{"n": 1}', b'{"n": 2}']
-        assert [(await peer.response())[2] for _ in range(2)] == [b'{"n": 1}', b'{"n": 2}']
+        protocol.data_received(raw)
+        _, headers, body = await peer.response()
+        assert (headers[b"x-way"], body) == (b"asgi", b"{}")
+        assert app.whole == []
 
-    over_a_connection(scenario)
+    over_a_connection(scenario, **config)
+
+
+def test_an_idle_connection_is_closed_after_the_keep_alive_timeout() -> None:
+    async def scenario(protocol: GuardedHttpProtocol, app: App, peer: Peer) -> None:
+        protocol.data_received(request(b"{}"))
+        assert (await peer.response())[1][b"x-way"] == b"whole"
+        assert await peer.closed()  # within the timeout and a tick of its deadlines
+
+    over_a_connection(scenario, timeout_keep_alive=1)
