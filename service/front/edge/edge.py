@@ -200,8 +200,9 @@ class Edge:
         except Exception:
             log.exception("unhandled error on %s %s", method, route.path)
             response = Response.error(ErrorType.INTERNAL, "internal server error")
-        except BaseException:  # cancelled: a shutdown past its grace period answers nothing
-            observed.end(self.request_metrics, 500, None, False)
+        except BaseException:  # cancelled past the shutdown's grace period: the protocol answers 503
+            refused = Response.error(ErrorType.NOT_READY, "shutting down")
+            observed.end(self.request_metrics, refused.status, refused.error_type, False)
             raise
         observed.end(self.request_metrics, response.status, response.error_type, False)
         response.headers.extend(observed.extra)
