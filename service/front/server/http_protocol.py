@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from http import HTTPStatus
 from typing import Any
 
 import httptools
@@ -19,7 +18,7 @@ from service.front.asgi import Receive, Scope, Send
 from service.front.core.errors import STATUS, ErrorType, encode_error, send_error
 from service.front.deadlines import Deadlines
 from service.front.server.head_limits import HeadLimits, HeadRefusal, HeadScanner
-from service.front.server.whole_requests import AnswersWhole, WholeRequest, response_bytes
+from service.front.server.whole_requests import AnswersWhole, WholeRequest, http_response, response_bytes
 from service.front.server.write_coalescing import CoalescedWrites
 
 # Lifespan state key (service.front.app sets it): how refusals made below the app get counted.
@@ -298,11 +297,8 @@ def count_refusal(state: Mapping[str, Any], error_type: ErrorType) -> None:
 
 def raw_response(error_type: ErrorType, message: str) -> bytes:
     """A whole HTTP/1.1 error response, for when there is no request for uvicorn to answer."""
-    status = STATUS[error_type]
     headers, payload = encode_error(error_type, message, close=True)
-    lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}".encode()]
-    lines += [name + b": " + value for name, value in headers]
-    return b"\r\n".join(lines) + b"\r\n\r\n" + payload
+    return http_response(STATUS[error_type], headers, payload)
 
 
 async def refuse_connection(scope: Scope, receive: Receive, send: Send) -> None:

@@ -10,7 +10,7 @@ else (a body still arriving, a refusal, any other route) goes through uvicorn as
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
@@ -71,10 +71,14 @@ def response_bytes(
 ) -> bytes:
     """The whole HTTP/1.1 response: uvicorn's default headers (Date) first, as uvicorn writes them;
     the edge's own headers are its constants and checked ids, so none is checked again here."""
-    parts = [STATUS_LINE[response.status]]
-    for name, value in (*default_headers, *response.headers):
+    close = () if keep_alive else ((b"connection", b"close"),)
+    return http_response(response.status, (*default_headers, *response.headers, *close), response.payload)
+
+
+def http_response(status: int, headers: Iterable[tuple[bytes, bytes]], payload: bytes) -> bytes:
+    """A response's status line, headers and body, in one buffer."""
+    parts = [STATUS_LINE[status]]
+    for name, value in headers:
         parts += (name, b": ", value, b"\r\n")
-    if not keep_alive:
-        parts.append(b"connection: close\r\n")
-    parts += (b"\r\n", response.payload)
+    parts += (b"\r\n", payload)
     return b"".join(parts)
