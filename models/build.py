@@ -28,7 +28,7 @@ from models import (
     train,
 )
 from models.options import from_args
-from service.artifact import DEFAULT_MODEL_DIR
+from service.artifact import DEFAULT_MODEL_DIR, PRIMARY_GRAPH
 
 T = TypeVar("T")
 DEFAULT_STUDENTS = [2]  # the smallest student that kept its teacher's accuracy, measured (docs/model.md)
@@ -165,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             training,
             exporting.max_length,
             checkpoint,
+            work / quantize.INT8_GRAPHS[PRIMARY_GRAPH],  # the teacher's, packaged from work/
             str(args.teacher or f"{training.source}, fine-tuned on this data"),
             data_dir,
             student_work / "checkpoint",

@@ -3,7 +3,7 @@
 The student starts as the teacher with only K of its layers, evenly spaced (6 -> 3 keeps 0, 2,
 4): it inherits the embeddings, the kept layers and the head, so an epoch or two is enough. It learns
 from the teacher's logits softened by a temperature, mixed with the true labels. The teacher's
-logits are computed once, before training, not per batch.
+logits are computed once, before training, not per batch, by its int8 ONNX graph.
 """
 
 from __future__ import annotations
@@ -14,10 +14,13 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
+import numpy.typing as npt
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoTokenizer, PreTrainedModel
@@ -30,11 +33,11 @@ from models.train import (
     load_classifier,
     multi_hot,
     optimise,
-    padded,
     predict_logits,
     problem_of,
 )
 from service.artifact import MULTI_LABEL
+from service.model.session import OnnxClassifierSession
 
 NO_LABEL = -1  # an unlabelled text's label (multi-label: a row of them): only the teacher teaches it
 LESSON = "lesson.pt"  # beside a student: what it learnt from, for a later step (models.prune)
@@ -63,19 +66,22 @@ def make_student(teacher: PreTrainedModel, layers: int) -> tuple[PreTrainedModel
     return student, keep
 
 
-@torch.no_grad()
-def teacher_logits(teacher: PreTrainedModel, ids: Sequence[list[int]], pad: int) -> torch.Tensor:
-    """The teacher's logits for every text, in order; batched by length so padding stays small."""
-    teacher.eval()
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    chunks = []
-    for start in range(0, len(order), 64):
-        input_ids, mask = padded(ids, order[start : start + 64], pad)
-        chunks.append(teacher(input_ids=input_ids, attention_mask=mask).logits)
-    by_length = torch.cat(chunks)
-    out = torch.empty_like(by_length)
-    out[order] = by_length
-    return out
+def teacher_logits(graph: Path, ids: Sequence[list[int]], threads: int) -> torch.Tensor:
+    """The logits of the teacher's int8 ONNX graph for every text, in order: the answers it serves
+    (one unpadded text a run), 2.4x faster than the PyTorch teacher batched by length (docs/model.md)."""
+
+    def part(k: int) -> npt.NDArray[np.float32]:
+        # One single-threaded session per thread (ORT releases the GIL): runs of one short text
+        # keep one core busy, not two.
+        session = OnnxClassifierSession(graph, threads=1)
+        return np.concatenate([session.logits(np.array([row], dtype=np.int64)) for row in ids[k::threads]])
+
+    with ThreadPoolExecutor(threads) as pool:
+        parts = list(pool.map(part, range(min(threads, len(ids)))))
+    out = np.empty((len(ids), parts[0].shape[1]), dtype=np.float32)
+    for k, logits in enumerate(parts):
+        out[k::threads] = logits
+    return torch.from_numpy(out)
 
 
 def distillation_loss(
@@ -198,11 +204,13 @@ def distil(
     training: TrainOptions,
     judged_length: int,
     teacher_dir: Path,
+    teacher_graph: Path,
     teacher_name: str,
     data_dir: Path,
     out: Path,
 ) -> dict[str, Any]:
-    """Train an `args.student_layers`-layer student of the classifier in `teacher_dir`; save it to `out`.
+    """Train an `args.student_layers`-layer student of the classifier in `teacher_dir`, taught by its
+    int8 graph `teacher_graph`; save it to `out`.
 
     Batch size, length cap, threads and seed are the fine-tuning's (`training`); accuracy is
     judged on texts cut at `judged_length` tokens, the length the service feeds.
@@ -230,7 +238,7 @@ def distil(
     pad = cast(int, tokenizer.pad_token_id)
 
     started = time.monotonic()
-    soft_targets = teacher_logits(teacher, ids, pad)
+    soft_targets = teacher_logits(teacher_graph, ids, training.threads)
     teacher_seconds = time.monotonic() - started
     teacher_layers = teacher.config.num_hidden_layers
     student, keep = train_student(teacher, ids, pad, soft_targets, labels, args, training)
@@ -270,8 +278,10 @@ def distil(
         "learning_rate": args.distill_learning_rate,
         "batch_size": training.batch_size,
         "train_max_length": training.train_max_length,
+        "train_word_embeddings": training.train_word_embeddings,
         "labelled_texts": len(train_rows),
         "unlabelled_texts": len(extra),
+        "teacher_logits_by": "the teacher's int8 ONNX graph",
         "teacher_logits_seconds": round(teacher_seconds, 1),
         "seconds": round(seconds, 1),
         f"student_test_{metric}_pytorch": round(student_score, 4),

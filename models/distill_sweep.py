@@ -3,9 +3,10 @@
     python -m models.distill_sweep --work artifacts/sentiment.work --student-layers 2 \\
         --temperatures 1 2 4 --soft-weights 0.5 0.9
 
-The teacher is the fine-tuned checkpoint in the work folder and its logits are computed once for
-every row. Each combination trains one student (PyTorch, the build's loop) and is judged on the
-validation split, never the test split, so the test split stays an unbiased check of the choice.
+The teacher is the fine-tuned checkpoint in the work folder; its logits, by its int8 graph there as
+in the build, are computed once for every row. Each combination trains one student (PyTorch, the
+build's loop) and is judged on the validation split, never the test split, so the test split stays
+an unbiased check of the choice.
 `--labelled-share S` asks whether unlabelled texts help: each combination is trained on the first
 S of the training split alone, then on that share plus the rest with its labels hidden.
 """
@@ -26,7 +27,9 @@ from transformers import AutoTokenizer
 
 from models import data
 from models.distill import NO_LABEL, DistillOptions, share_equal, teacher_logits, train_student
+from models.quantize import INT8_GRAPHS
 from models.train import TrainOptions, load_classifier, predict_ids
+from service.artifact import PRIMARY_GRAPH
 
 
 def variants(labels: Sequence[int], share: float | None) -> Iterator[tuple[str, int, list[int]]]:
@@ -57,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--train-max-length", type=int, default=64)
     p.add_argument("--max-length", type=int, default=128, help="length the students are judged at")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--train-word-embeddings", action="store_true", help="as models.build's flag")
     p.add_argument("--seed", type=int, default=13)
     args = p.parse_args(argv)
     checkpoint = args.work / "checkpoint"
@@ -71,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         threads=args.threads,
         quiet=True,
         seed=args.seed,
+        train_word_embeddings=args.train_word_embeddings,
     )
     torch.set_num_threads(args.threads)
     tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
@@ -82,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "input_ids"
     ]
     pad = cast(int, tokenizer.pad_token_id)
-    soft_targets = teacher_logits(teacher, ids, pad)
+    soft_targets = teacher_logits(args.work / INT8_GRAPHS[PRIMARY_GRAPH], ids, args.threads)
     gold = [label2id[e.label] for e in validation]
     val_texts = [e.text for e in validation]
     by_teacher = predict_ids(teacher, tokenizer, val_texts, args.max_length)

@@ -131,6 +131,7 @@ class TrainOptions:
     threads: int
     quiet: bool
     seed: int
+    train_word_embeddings: bool
 
 
 LossOf = Callable[[list[int], torch.Tensor], torch.Tensor]  # (batch's text indexes, logits) -> loss
@@ -149,11 +150,16 @@ def optimise(
     """Train `model` on token ids for `epochs`; return the steps taken.
 
     AdamW with a linear warm-up over 6% of the steps then a linear decay to zero, length-bucketed
-    batches of `args.batch_size`, gradients clipped at 1. Fine-tuning and distillation differ only
-    in `loss_of`.
+    batches of `args.batch_size`, gradients clipped at 1, the word embeddings frozen unless
+    `args.train_word_embeddings`. Fine-tuning and distillation differ only in `loss_of`.
     """
     total = math.ceil(len(ids) / args.batch_size) * epochs
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
+    # The word embeddings are half a MiniLM's weights; one or two epochs on a few thousand texts
+    # move them little, and updating them costs a student step a quarter of its time (docs/model.md).
+    model.get_input_embeddings().weight.requires_grad_(args.train_word_embeddings)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    # fused: one kernel for all tensors; the per-tensor loop cost a student step a fifth of its time.
+    optimizer = torch.optim.AdamW(trained, lr=learning_rate, weight_decay=0.01, fused=True)
     warmup = max(1, int(0.06 * total))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup)))
@@ -165,7 +171,7 @@ def optimise(
             input_ids, mask = padded(ids, batch, pad)
             loss = loss_of(batch, model(input_ids=input_ids, attention_mask=mask).logits)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(trained, 1.0)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
@@ -250,6 +256,7 @@ def fit(
         "batch_size": args.batch_size,
         "learning_rate": args.learning_rate,
         "train_max_length": args.train_max_length,
+        "train_word_embeddings": args.train_word_embeddings,
         "seconds": round(seconds, 1),
         f"validation_{metric}_pytorch": round(value, 4),
     }
@@ -268,6 +275,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--learning-rate", type=float, default=1e-4)
     g.add_argument(
         "--train-max-length", type=int, default=64, help="token cap while training (tweets are short)"
+    )
+    g.add_argument(
+        "--train-word-embeddings",
+        action="store_true",
+        help="update the word embeddings too (default: frozen; data far from the encoder's may need it)",
     )
     g.add_argument("--threads", type=int, default=torch.get_num_threads())
     g.add_argument("--quiet", action="store_true", help="no progress bar")

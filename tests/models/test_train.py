@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, BertConfig
+
 from models.build import parser
 from models.evaluate import EvalOptions
 from models.export import ExportOptions
 from models.options import from_args
-from models.train import TrainOptions, length_bucketed_batches
+from models.train import TrainOptions, length_bucketed_batches, optimise
 
 
 def test_bucketed_batches_cover_every_row_once_and_group_similar_lengths() -> None:
@@ -27,3 +31,33 @@ def test_each_step_gets_its_own_typed_options_from_one_command_line() -> None:
     # The student is judged at the export's length, trained at the fine-tuning's cap.
     assert from_args(ExportOptions, args).max_length == 100
     assert from_args(TrainOptions, args).train_max_length == 64
+
+
+@pytest.mark.parametrize("train_word_embeddings", [False, True])
+def test_training_moves_the_word_embeddings_only_when_asked(train_word_embeddings: bool) -> None:
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
+    )
+    model = AutoModelForSequenceClassification.from_config(config)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    ids = [[1, 5 + i % 9, 7, 2] for i in range(8)]
+    labels = torch.tensor([i % 2 for i in range(8)])
+    options = parser().parse_args(
+        ["--batch-size", "4", "--quiet"] + ["--train-word-embeddings"] * train_word_embeddings
+    )
+    steps = optimise(
+        model,
+        ids,
+        0,
+        lambda batch, logits: torch.nn.functional.cross_entropy(logits, labels[batch]),
+        epochs=1,
+        learning_rate=1e-2,
+        args=from_args(TrainOptions, options),
+        label="test",
+    )
+    assert steps == 2
+    moved = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
+    words = "bert.embeddings.word_embeddings.weight"
+    assert (words in moved) is train_word_embeddings
+    assert "classifier.weight" in moved and "bert.encoder.layer.0.output.dense.weight" in moved
