@@ -34,7 +34,8 @@ from load_tests.server import RunningService, free_port, peer_processes, running
 from load_tests.texts import held_out_texts
 from models import latency
 from models.layout import teacher_of, work_folder
-from service.artifact import DEFAULT_MODEL_DIR, load_artifact
+from service.artifact import DEFAULT_MODEL_DIR
+from service.manifest import load_artifact
 from service.model.tokenizer import TextTokenizer
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"

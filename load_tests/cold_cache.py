@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from load_tests.overhead import DEFAULT_TEXT
-from service.artifact import DEFAULT_MODEL_DIR, load_artifact
+from service.artifact import DEFAULT_MODEL_DIR
 from service.front.api.schemas import ClassifyRequest
+from service.manifest import load_artifact
 from service.model.classifier import Classifier
 
 

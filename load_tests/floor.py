@@ -24,10 +24,10 @@ from collections.abc import Sequence
 
 import uvicorn
 
-from service.artifact import load_artifact
 from service.config import load_settings
 from service.front.asgi import Receive, Scope, Send
 from service.front.core.worker_link import spawn_worker
+from service.manifest import load_artifact
 from service.protocol import Codec, Reply, pack_job, take_hello
 
 # The shape and size of a classify answer, so the floor writes as many bytes as the service does.
@@ -51,13 +51,16 @@ class BarePool:
 
     def __init__(self, size: int) -> None:
         self.loop = asyncio.get_running_loop()
-        artifact = load_artifact(load_settings().model_dir)
+        settings = load_settings()
+        artifact = load_artifact(settings.model_dir)
         self.codec = Codec(artifact.labels, artifact.thresholds)
         self.idle: list[socket.socket] = []
         self.queue: deque[tuple[int, str]] = deque()
         self.waiting: dict[int, asyncio.Future[Reply]] = {}
         self.next_id = 0
-        self.workers = [spawn_worker() for _ in range(size)]
+        self.workers = [
+            spawn_worker(["--settings", settings.for_model_workers().to_json()]) for _ in range(size)
+        ]
         self.ready = self.loop.create_future()
         for _, sock in self.workers:
             self.loop.add_reader(sock.fileno(), self._on_hello, sock, bytearray())

@@ -14,7 +14,7 @@ import httpx
 
 from load_tests.server import running_service
 from models import latency
-from service.artifact import load_artifact
+from service.manifest import load_artifact
 from service.model.graphs import TRIAL_TOKENS, time_graphs
 from service.model.session import OnnxClassifierSession
 from service.model.tokenizer import TextTokenizer

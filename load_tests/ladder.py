@@ -17,15 +17,16 @@ import argparse
 import json
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from load_tests.texts import DEFAULT_TEXTS, held_out_texts, mix
 from models.latency import kept_shape
 from models.layout import candidate, student_folder, teacher_of, work_folder
-from service.artifact import DEFAULT_MODEL_DIR, MANIFEST, Manifest, load_artifact
+from service.artifact import DEFAULT_MODEL_DIR, MANIFEST
 from service.front.core.result_cache import ResultCache
+from service.manifest import load_artifact
 from service.model.classifier import Classifier
 from service.model.session import OnnxClassifierSession
 from service.model.tokenizer import TextTokenizer
@@ -92,12 +93,13 @@ def throughput(predict: Predict, texts: Sequence[str]) -> float:
     return len(texts) / (time.perf_counter() - start)
 
 
-def unpruned_student(artifact_dir: Path, manifest: Manifest) -> Path | None:
+def unpruned_student(artifact_dir: Path, manifest: Mapping[str, Any]) -> Path | None:
     """The student a served pruned model was cut from, as its build packaged it, when that build
     did (a gate may have refused it); None for a model that is not a pruned student."""
-    if not (manifest.distillation and kept_shape(manifest)):
+    distillation = manifest.get("distillation")
+    if not (distillation and kept_shape(manifest)):
         return None
-    folder = candidate(student_folder(work_folder(artifact_dir), manifest.distillation["student_layers"]))
+    folder = candidate(student_folder(work_folder(artifact_dir), distillation["student_layers"]))
     return folder if (folder / MANIFEST).is_file() else None
 
 
@@ -123,8 +125,9 @@ def run_ladder(
         "(d) ONNX Runtime optimized + dynamic int8": Classifier.from_artifact(teacher).predict,
     }
     cache_step = "(e) (d)"  # the cache rows put the service's model behind the cache
-    if artifact.manifest.distillation:
-        layers = artifact.manifest.distillation["student_layers"]
+    distillation = artifact.manifest.get("distillation")
+    if distillation:
+        layers = distillation["student_layers"]
         pruned = kept_shape(artifact.manifest)
         if pruned:
             unpruned = unpruned_student(artifact_dir, artifact.manifest)

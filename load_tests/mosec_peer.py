@@ -16,7 +16,8 @@ from typing import Any
 
 from mosec import Server, Worker
 
-from service.artifact import AUTO_GRAPH, load_artifact
+from service.artifact import AUTO_GRAPH
+from service.manifest import load_artifact
 from service.model.classifier import Classifier
 
 

@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from load_tests.server import running_service
-from service.artifact import DEFAULT_MODEL_DIR, load_artifact
+from service.artifact import DEFAULT_MODEL_DIR
+from service.manifest import load_artifact
 from service.model.classifier import Classifier
 
 DEFAULT_TEXT = "just got my new phone and the battery life is amazing so far"

@@ -26,7 +26,8 @@ from load_tests.report import markdown_table
 from load_tests.server import running_service
 from load_tests.texts import held_out_texts
 from models.layout import work_folder
-from service.artifact import DEFAULT_MODEL_DIR, load_artifact
+from service.artifact import DEFAULT_MODEL_DIR
+from service.manifest import load_artifact
 from service.model.tokenizer import TextTokenizer
 
 DESIGNS = ("pool", "colocated")

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models import data
-from service.artifact import Manifest, load_artifact
+from service.manifest import load_artifact
 from service.model.graphs import geometric_mean
 from service.model.session import OnnxClassifierSession
 from service.model.tokenizer import TextTokenizer
@@ -90,9 +90,9 @@ def compare(
     reference = table[str(artifacts[0])]
     return {
         name: {
-            "layers": (a.manifest.distillation or {}).get("student_layers"),
+            "layers": (a.manifest.get("distillation") or {}).get("student_layers"),
             "pruned": kept_shape(a.manifest),
-            "test_accuracy_int8": (a.manifest.accuracy or {}).get("int8", {}).get("accuracy"),
+            "test_accuracy_int8": (a.manifest.get("accuracy") or {}).get("int8", {}).get("accuracy"),
             "latency": table[name],
             "speedup_p50": {
                 n: round(reference[n]["p50_ms"] / table[name][n]["p50_ms"], 2) for n in table[name]
@@ -102,9 +102,9 @@ def compare(
     }
 
 
-def kept_shape(manifest: Manifest) -> dict[str, int] | None:
+def kept_shape(manifest: Mapping[str, Any]) -> dict[str, int] | None:
     """Heads and feed-forward width a pruned model kept in each layer; None when it is not pruned."""
-    pruning = getattr(manifest, "pruning", None)
+    pruning = manifest.get("pruning")
     if not pruning:
         return None
     return {"heads": len(pruning["kept_heads"][0]), "ffn_width": pruning["kept_ffn_width"][0]}

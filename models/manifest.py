@@ -17,15 +17,8 @@ import onnx
 import onnxruntime
 
 from models.quantize import INT8_GRAPHS
-from service.artifact import (
-    MANIFEST,
-    PRIMARY_GRAPH,
-    TOKENIZER,
-    Manifest,
-    artifact_version,
-    graph_files,
-    sha256,
-)
+from service.artifact import MANIFEST, PRIMARY_GRAPH, TOKENIZER, artifact_version, graph_files, sha256
+from service.manifest import Manifest
 
 BUILD_PACKAGES = ("torch", "transformers", "tokenizers", "onnx", "onnxruntime", "numpy")
 

@@ -1,20 +1,20 @@
-"""Read and verify the model artifact folder written by models.build.
+"""The model artifact folder written by models.build: what it holds, read and verified.
 
-`python -m service.artifact FOLDER` verifies one as the image build does, before it is shipped.
+Without pydantic: a model worker reads its artifact with this module alone (a worker holding
+pydantic had 11 MiB more private memory: docs/model.md, Memory). The front checks the manifest
+against its schema first (service.manifest.load_artifact); a worker, started by that front, checks
+the files' hashes and the version they make, and its front refuses a worker whose version is not
+its own.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 MANIFEST = "manifest.json"
 # Hugging Face's names (a model config's `problem_type`): labels that exclude each other (softmax,
@@ -44,85 +44,11 @@ MODEL = graph_files(PRIMARY_GRAPH)[0]
 REQUIRED_FILES = (MODEL, TOKENIZER)
 
 
-class Manifest(BaseModel):
-    """manifest.json: the contract models.manifest writes and the service reads, checked on both
-    sides. The build's reports (data, training, fusions, gates...) ride along as extra fields."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-    name: str = Field(min_length=1)
-    version: str = Field(min_length=1)
-    labels: tuple[str, ...] = Field(min_length=2, description="in logit order")
-    max_sequence_length: int = Field(ge=2)
-    files: dict[str, str] = Field(description="file name -> SHA-256")
-    source: dict[str, Any] | None = None
-    quantization: dict[str, Any] | None = None
-    accuracy: dict[str, Any] | None = None
-    latency_single_thread: dict[str, Any] | None = None
-    distillation: dict[str, Any] | None = None
-    build_date: str | None = None
-    label_mix: dict[str, float] | None = Field(
-        None, description="each label's share of the validation split: the served mix is compared with it"
-    )
-    problem_type: ProblemType = SINGLE_LABEL
-    thresholds: dict[str, float] | None = Field(
-        None, description="multi-label: the score from which each label is answered, chosen on validation"
-    )
-    graphs: dict[str, str] | None = Field(
-        None,
-        description="int8 graphs that passed the same gates, name -> ONNX file (listed in `files`); "
-        f"absent: only {PRIMARY_GRAPH!r}, {MODEL}",
-    )
-
-    @field_validator("labels")
-    @classmethod
-    def _distinct(cls, labels: tuple[str, ...]) -> tuple[str, ...]:
-        if len(set(labels)) != len(labels) or not all(labels):
-            raise ValueError("labels must be distinct, non-empty strings")
-        return labels
-
-    @model_validator(mode="after")
-    def _per_label_values(self) -> Manifest:
-        for field in ("label_mix", "thresholds"):
-            values = getattr(self, field)
-            if values is not None and (
-                set(values) != set(self.labels) or not all(0 <= v <= 1 for v in values.values())
-            ):
-                raise ValueError(f"{field} must give each label a value between 0 and 1")
-        if (self.thresholds is not None) != (self.problem_type == MULTI_LABEL):
-            raise ValueError("thresholds are given for a multi-label model, and only for one")
-        return self
-
-    @model_validator(mode="after")
-    def _graphs_listed(self) -> Manifest:
-        if self.graphs is not None and (
-            self.graphs.get(PRIMARY_GRAPH) != MODEL or not set(self.graphs.values()) <= set(self.files)
-        ):
-            raise ValueError(f"graphs must name {PRIMARY_GRAPH!r} {MODEL}, and only files it lists")
-        return self
-
-    @field_validator("files")
-    @classmethod
-    def _model_and_tokenizer(cls, files: dict[str, str]) -> dict[str, str]:
-        missing = [f for f in REQUIRED_FILES if f not in files]
-        if missing:
-            raise ValueError(f"does not list {missing}")
-        return files
-
-    @classmethod
-    def parse(cls, text: str | bytes) -> Manifest:
-        """Strictly from JSON (no "3" for 3, no string for a list); raises ValueError saying where."""
-        try:
-            return cls.model_validate_json(text, strict=True)
-        except ValidationError as err:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in err.errors()
-            )
-            raise ValueError(problems) from None
-
-
 class ArtifactError(Exception):
     """The artifact folder is missing, incomplete or corrupt; the message says how to fix it."""
+
+
+HINT = "build it with `make model` (or point TEXTCLF_MODEL_DIR at a folder written by models.build)"
 
 
 @dataclass(frozen=True)
@@ -130,45 +56,45 @@ class Artifact:
     """A verified artifact: where its files are and what its manifest says."""
 
     folder: Path
-    manifest: Manifest
+    name: str
+    version: str
+    labels: tuple[str, ...]  # in logit order
+    max_sequence_length: int
+    problem_type: ProblemType
+    thresholds: tuple[float, ...] | None  # a multi-label model's, in label order; None for a single-label one
+    graphs: dict[str, Path]  # each int8 graph it carries by name, the primary first
+    files: dict[str, str]  # file name -> SHA-256
+    manifest: Mapping[str, Any]  # manifest.json as read: the build's reports ride along
 
-    @property
-    def name(self) -> str:
-        return self.manifest.name
-
-    @property
-    def version(self) -> str:
-        return self.manifest.version
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self.manifest.labels
-
-    @property
-    def max_sequence_length(self) -> int:
-        return self.manifest.max_sequence_length
+    @classmethod
+    def of(cls, folder: Path, manifest: Mapping[str, Any]) -> Artifact:
+        """The artifact a manifest (checked, or trusted) describes in `folder`; KeyError, TypeError
+        or ValueError where it lacks what the service reads."""
+        labels = tuple(manifest["labels"])
+        thresholds = manifest.get("thresholds")
+        given = manifest.get("graphs") or {PRIMARY_GRAPH: MODEL}
+        return cls(
+            folder,
+            str(manifest["name"]),
+            str(manifest["version"]),
+            labels,
+            int(manifest["max_sequence_length"]),
+            manifest.get("problem_type", SINGLE_LABEL),
+            None if thresholds is None else tuple(float(thresholds[label]) for label in labels),
+            {PRIMARY_GRAPH: folder / MODEL} | {name: folder / file for name, file in given.items()},
+            dict(manifest["files"]),
+            manifest,
+        )
 
     @property
     def multi_label(self) -> bool:
         """Whether its labels are scored each on its own (sigmoid) and answered at thresholds."""
-        return self.manifest.problem_type == MULTI_LABEL
-
-    @property
-    def thresholds(self) -> tuple[float, ...] | None:
-        """A multi-label model's thresholds in label order; None for a single-label one."""
-        given = self.manifest.thresholds
-        return None if given is None else tuple(given[label] for label in self.labels)
+        return self.problem_type == MULTI_LABEL
 
     @property
     def model_path(self) -> Path:
         """The primary (fused) int8 graph."""
         return self.folder / MODEL
-
-    @property
-    def graphs(self) -> dict[str, Path]:
-        """Each int8 graph it carries by name, the primary first."""
-        given = self.manifest.graphs or {PRIMARY_GRAPH: MODEL}
-        return {PRIMARY_GRAPH: self.model_path} | {name: self.folder / file for name, file in given.items()}
 
     @property
     def tokenizer_path(self) -> Path:
@@ -185,7 +111,7 @@ class Artifact:
 
     def summary(self) -> dict[str, Any]:
         """What clients may see: identity, labels, limits, quality; no local paths."""
-        keys = {
+        keys = (
             "name",
             "version",
             "labels",
@@ -197,8 +123,29 @@ class Artifact:
             "accuracy",
             "latency_single_thread",
             "build_date",
-        }
-        return self.manifest.model_dump(include=keys, exclude_none=True, mode="json")
+        )
+        shown = {key: self.manifest.get(key) for key in keys} | {"problem_type": self.problem_type}
+        return {key: value for key, value in shown.items() if value is not None}
+
+    def verify(self) -> None:
+        """ArtifactError unless every file it lists is there with its SHA-256, and the files,
+        labels, limit and thresholds make its version."""
+        for name, expected in self.files.items():
+            file = self.folder / name
+            if not file.is_file():
+                raise ArtifactError(f"{file} is missing: {HINT}")
+            if sha256(file) != expected:
+                raise ArtifactError(
+                    f"{file} does not match the SHA-256 in {MANIFEST} (corrupt or edited): {HINT}"
+                )
+        expected = artifact_version(
+            self.files, self.labels, self.max_sequence_length, self.manifest.get("thresholds")
+        )
+        if self.version != expected:
+            raise ArtifactError(
+                f"{self.folder / MANIFEST} says version {self.version} but its files, labels and limit "
+                f"make {expected} (edited by hand?): {HINT}"
+            )
 
 
 def sha256(path: Path) -> str:
@@ -225,53 +172,18 @@ def artifact_version(
     return hashlib.sha256(json.dumps(decided, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def load_artifact(folder: Path) -> Artifact:
-    """Load the manifest and check the files it lists exist and match their SHA-256 and its version."""
-    hint = "build it with `make model` (or point TEXTCLF_MODEL_DIR at a folder written by models.build)"
+def read_artifact(folder: Path, check: Callable[[bytes], object] | None = None) -> Artifact:
+    """The artifact in `folder`, its manifest first passed to `check` (which raises ValueError
+    saying what is wrong: service.manifest's schema), then its files verified."""
     path = folder / MANIFEST
     if not path.is_file():
-        raise ArtifactError(f"no model artifact at {folder} ({MANIFEST} missing): {hint}")
+        raise ArtifactError(f"no model artifact at {folder} ({MANIFEST} missing): {HINT}")
     try:
-        manifest = Manifest.parse(path.read_bytes())
-    except (OSError, ValueError) as err:
-        raise ArtifactError(f"{path} is not a valid manifest ({err}): {hint}") from None
-    for name, expected in manifest.files.items():
-        file = folder / name
-        if not file.is_file():
-            raise ArtifactError(f"{file} is missing: {hint}")
-        if sha256(file) != expected:
-            raise ArtifactError(
-                f"{file} does not match the SHA-256 in {MANIFEST} (corrupt or edited): {hint}"
-            )
-    expected = artifact_version(
-        manifest.files, manifest.labels, manifest.max_sequence_length, manifest.thresholds
-    )
-    if manifest.version != expected:
-        raise ArtifactError(
-            f"{path} says version {manifest.version} but its files, labels and limit make "
-            f"{expected} (edited by hand?): {hint}"
-        )
-    return Artifact(folder, manifest)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Verify an artifact folder before shipping it: its manifest, hashes and version, and no file
-    it does not list. Exit 0 and print its name and version, or 1 and say what is wrong."""
-    parser = argparse.ArgumentParser(prog="python -m service.artifact", description=main.__doc__)
-    parser.add_argument("folder", type=Path)
-    folder = parser.parse_args(argv).folder
-    try:
-        artifact = load_artifact(folder)
-        listed = {MANIFEST, *artifact.manifest.files}
-        unlisted = sorted(p.name for p in folder.iterdir() if p.name not in listed)
-        if unlisted:
-            raise ArtifactError(f"{folder} holds files its {MANIFEST} does not list: {', '.join(unlisted)}")
-    except ArtifactError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(f"{artifact.name} {artifact.version}: manifest, SHA-256 of each file and version verified")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+        text = path.read_bytes()
+        if check is not None:
+            check(text)
+        artifact = Artifact.of(folder, json.loads(text))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ArtifactError(f"{path} is not a valid manifest ({err}): {HINT}") from None
+    artifact.verify()
+    return artifact

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.artifact import AUTO_GRAPH, DEFAULT_MODEL_DIR
 from service.cpus import available_cpus
+from service.model_worker.settings import WorkerSettings
 from service.tokens import TOKENS_FILE_FORMAT, read_tokens_file, token_problem
 
 ENV_PREFIX = "TEXTCLF_"
@@ -62,9 +63,10 @@ class TracingSettings(BaseSettings):
 
 
 class ModelSettings(BaseSettings):
-    """What a model worker reads, and all it reads: the model, how it runs, how it logs. The
-    service's Settings extend them, so each is declared once and a worker checks nothing of the
-    front's (a tokens file that went missing must not stop a replacement worker)."""
+    """What a model worker is told, and all it is told: the model, how it runs, how it logs. The
+    service's Settings extend them, so each is declared once; the front passes them on
+    (`for_model_workers`), and a worker checks nothing of the front's (a tokens file that went
+    missing must not stop a replacement worker)."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
 
@@ -94,6 +96,10 @@ class ModelSettings(BaseSettings):
         "info", description="log level"
     )
     log_format: Literal["json", "text"] = Field("json", description="one JSON object per line, or text")
+
+    def for_model_workers(self) -> WorkerSettings:
+        """What each model worker is told: these fields, and only these."""
+        return WorkerSettings(**self.model_dump(include=set(ModelSettings.model_fields)))
 
 
 class Settings(ModelSettings):
@@ -335,15 +341,6 @@ def load_settings() -> Settings:
     if problems or settings is None:
         raise SystemExit("invalid configuration:\n" + "\n".join(problems))
     return settings
-
-
-def load_model_settings() -> ModelSettings:
-    """A model worker's settings from the environment; a bad value exits saying which (the launcher
-    has checked every setting before it starts anything)."""
-    try:
-        return ModelSettings()
-    except ValidationError as err:
-        raise SystemExit("invalid configuration:\n" + "\n".join(_described(err, ENV_PREFIX))) from None
 
 
 def _described(err: ValidationError, prefix: str) -> list[str]:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from service.artifact import Artifact, load_artifact
+from service.artifact import Artifact
 from service.config import Settings
 from service.front.core.cached_dispatch import Backend, CachedDispatch
 from service.front.core.classify import Classify
@@ -23,6 +23,7 @@ from service.front.server.http_protocol import COUNT_REFUSAL
 from service.front.server.termination import on_termination
 from service.front.telemetry.metrics import PUBLISH_SECONDS, Metrics
 from service.heap import freeze_start_up_heap
+from service.manifest import load_artifact
 
 if TYPE_CHECKING:
     from service.front.telemetry.tracing import Tracing
@@ -57,6 +58,7 @@ async def start_backend(settings: Settings, artifact: Artifact, metrics: Metrics
             artifact.labels,
             artifact.version,
             metrics,
+            settings.for_model_workers(),
             queue_timeout=settings.queue_timeout_seconds,
             job_timeout=settings.job_timeout_seconds,
             shutdown_seconds=settings.graceful_shutdown_seconds,
@@ -121,10 +123,11 @@ def lifespan(runtime: Runtime, route_labels: list[str], tracing: Tracing | None)
             tracing.model = {"textclf.model.name": artifact.name, "textclf.model.version": artifact.version}
             dispatch.trace = tracing.record
         metrics.initialize(route_labels, [e.value for e in ErrorType], artifact.name, artifact.labels)
-        if artifact.manifest.label_mix is not None:
-            for label, share in artifact.manifest.label_mix.items():
+        label_mix = artifact.manifest.get("label_mix")
+        if label_mix is not None:
+            for label, share in label_mix.items():
                 metrics.expected_label_share.labels(model=artifact.name, label=label).set(share)
-        quantization = (artifact.manifest.quantization or {}).get("weight_type", "none")
+        quantization = (artifact.manifest.get("quantization") or {}).get("weight_type", "none")
         metrics.model_info.labels(
             name=artifact.name, version=artifact.version, quantization=quantization
         ).set(1)

@@ -1,9 +1,10 @@
 """A model worker process: receive a job, classify it, send the reply; nothing else.
 
-Started by its front (service.front.core.model_pool) as `python -m service.model_worker --fd N`
-with one end of a Unix socket pair. It loads and warms the model, says READY, then serves jobs one
-at a time on one thread, until the front closes the socket. It never touches HTTP or metrics: the front
-records everything from the replies, so a worker killed at any moment leaves no state behind.
+Started by its front (service.front.core.model_pool) as `python -m service.model_worker --settings
+JSON --fd N` with one end of a Unix socket pair. It loads and warms the model, says READY, then
+serves jobs one at a time on one thread, until the front closes the socket. It never touches HTTP
+or metrics: the front records everything from the replies, so a worker killed at any moment leaves
+no state behind.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ import socket
 import time
 from collections.abc import Sequence
 
-from service.artifact import load_artifact
-from service.config import load_model_settings
+from service.artifact import read_artifact
 from service.heap import freeze_start_up_heap
 from service.logs import log_config
 from service.model.classifier import Classifier
+from service.model_worker.settings import WorkerSettings
 from service.protocol import Codec, JobReader, pack_hello
 
 log = logging.getLogger("service.model_worker")
@@ -49,6 +50,7 @@ def serve(sock: socket.socket, classifier: Classifier, codec: Codec, version: st
 def main(argv: Sequence[str] | None = None) -> int:
     """Load the model named by the settings and serve the front on the inherited socket."""
     parser = argparse.ArgumentParser(prog="python -m service.model_worker", description=main.__doc__)
+    parser.add_argument("--settings", required=True, help="the front's WorkerSettings, as JSON")
     parser.add_argument("--fd", type=int, required=True, help="inherited Unix socket to the front")
     parser.add_argument("--graph", help="the model graph to serve, as its front says (else the settings')")
     args = parser.parse_args(argv)
@@ -56,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # to the whole process group must not kill a worker while its front is still draining.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    settings = load_model_settings()
+    settings = WorkerSettings.from_json(args.settings)
     # Workers and their front share the cores. A front that waits for a time slice delays every
     # request, queued or not, while a worker's job is long and a slice less hardly shows: let the
     # scheduler favour the front (measured in BENCHMARKS.md: p99 and throughput both gain).
@@ -64,8 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.config.dictConfig(log_config(settings.log_level, settings.log_format))
     sock = socket.socket(fileno=args.fd)
     # Hashes checked again: a replacement started after the folder was rebuilt in place must load
-    # a whole artifact, and its hello names that artifact's version for the front to check.
-    artifact = load_artifact(settings.model_dir)
+    # a whole artifact, and its hello names that artifact's version for the front to check. The
+    # manifest's schema is the front's to check (service.manifest): a worker holds no pydantic.
+    artifact = read_artifact(settings.model_dir)
     graph = args.graph or settings.model_graph
     if not artifact.has_graph(graph):
         # Its front chose a graph of the model it started with; this folder was rebuilt since.

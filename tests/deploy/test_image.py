@@ -81,7 +81,7 @@ def test_stages_and_where_the_model_comes_from() -> None:
     assert stages()["model"] == [("FROM", "model-${MODEL} AS model")]
     # Either way the artifact is verified where it lands, before the runtime stage copies it.
     for stage in ["model-prebuilt", "model-built"]:
-        assert "python -m service.artifact /artifact/model" in instructions(stage, "RUN")[-1], stage
+        assert "python -m service.manifest /artifact/model" in instructions(stage, "RUN")[-1], stage
     assert instructions("model-prebuilt", "COPY") == ["${MODEL_DIR}/ /artifact/model/"]
     # Building one inside installs the locked build set, torch from where TORCH_WHEELS says.
     [install, _] = instructions("model-built", "RUN")

@@ -29,7 +29,8 @@ from models import data, evaluate, manifest, optimize, quantize
 from models.optimize import EXPECTED_FUSIONS, optimizer_type
 from models.source import packaged_minilm
 from models.train import load_classifier
-from service.artifact import load_artifact, sha256
+from service.artifact import sha256
+from service.manifest import load_artifact
 from service.model.session import OnnxClassifierSession, session_options
 from service.model.tokenizer import TextTokenizer
 from tests.conftest import Built, run_build

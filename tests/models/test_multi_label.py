@@ -13,7 +13,8 @@ import torch
 from models import data, layout, multi_label, tweet_tags
 from models.distill import NO_LABEL, distillation_loss
 from models.evaluate import sigmoid_scores
-from service.artifact import MULTI_LABEL, load_artifact
+from service.artifact import MULTI_LABEL
+from service.manifest import load_artifact
 from service.model.classifier import Classifier
 from tests.conftest import Built, run_build
 

@@ -4,11 +4,13 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from service.artifact import ArtifactError, load_artifact
+from service.artifact import Artifact, ArtifactError, read_artifact
+from service.manifest import Manifest, load_artifact
 from tests.conftest import Built
 
 
@@ -24,14 +26,22 @@ def test_missing_folder_says_how_to_build_it(tmp_path: Path) -> None:
         load_artifact(tmp_path / "nowhere")
 
 
-def test_corrupt_model_file_is_detected(small_model: Built, tmp_path: Path) -> None:
+# A model worker reads its artifact without the schema (no pydantic in it): the files and the
+# version are still checked.
+READERS = pytest.mark.parametrize("read", [load_artifact, read_artifact], ids=["front", "model worker"])
+
+
+@READERS
+def test_corrupt_model_file_is_detected(
+    small_model: Built, tmp_path: Path, read: Callable[[Path], Artifact]
+) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(small_model.artifact, copy)
     with (copy / "model.onnx").open("r+b") as f:
         f.seek(1000)
         f.write(b"\x00garbage\x00")
     with pytest.raises(ArtifactError, match="SHA-256"):
-        load_artifact(copy)
+        read(copy)
 
 
 def test_manifest_without_required_keys_is_rejected(small_model: Built, tmp_path: Path) -> None:
@@ -87,23 +97,29 @@ def test_a_manifest_of_the_wrong_shape_is_refused_at_load(
 def test_the_service_reads_what_the_build_writes(small_model: Built) -> None:
     artifact = load_artifact(small_model.artifact)
     written = small_model.manifest
-    assert artifact.manifest.model_dump(mode="json") == written  # nothing dropped, nothing added
+    assert artifact.manifest == written
+    schema = Manifest.parse((small_model.artifact / "manifest.json").read_bytes())
+    assert schema.model_dump(mode="json") == written  # nothing dropped, nothing added
+    assert read_artifact(small_model.artifact) == artifact  # a model worker reads the same
     assert artifact.summary()["accuracy"] == written["accuracy"]
 
 
-def test_a_version_that_does_not_match_the_files_is_refused(small_model: Built, tmp_path: Path) -> None:
+@READERS
+def test_a_version_that_does_not_match_the_files_is_refused(
+    small_model: Built, tmp_path: Path, read: Callable[[Path], Artifact]
+) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(small_model.artifact, copy)
     manifest = json.loads((copy / "manifest.json").read_text())
     (copy / "manifest.json").write_text(json.dumps(manifest | {"version": "0123456789ab"}))
     with pytest.raises(ArtifactError, match=f"says version 0123456789ab but .* make {manifest['version']}"):
-        load_artifact(copy)
+        read(copy)
 
 
 def verify(folder: Path) -> subprocess.CompletedProcess[str]:
     """The image build's check, run as the Dockerfile runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "service.artifact", str(folder)], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "service.manifest", str(folder)], capture_output=True, text=True, check=False
     )
 
 

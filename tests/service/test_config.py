@@ -3,17 +3,20 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
 from service.config import (
     OWN_FIELDS,
+    ModelSettings,
     Settings,
     TracingSettings,
     describe,
     load_settings,
 )
+from service.model_worker.settings import WorkerSettings
 from service.tokens import read_tokens_file
 
 
@@ -54,6 +57,16 @@ def test_cache_with_entries_needs_a_byte_budget(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("TEXTCLF_CACHE_MAX_BYTES", "0")
     with pytest.raises(SystemExit, match="cache_max_bytes"):
         load_settings()
+
+
+def test_a_model_worker_is_told_its_own_settings_and_reads_them_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEXTCLF_MODEL_DIR", "/models/x")
+    monkeypatch.setenv("TEXTCLF_MODEL_WORKER_NICE", "3")
+    monkeypatch.setenv("TEXTCLF_LOG_FORMAT", "text")
+    told = load_settings().for_model_workers()
+    assert {f.name for f in fields(told)} == set(ModelSettings.model_fields)  # all of them, no more
+    assert (told.model_dir, told.model_worker_nice, told.log_format) == (Path("/models/x"), 3, "text")
+    assert WorkerSettings.from_json(told.to_json()) == told
 
 
 def test_settings_are_frozen() -> None:

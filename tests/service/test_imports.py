@@ -1,7 +1,7 @@
 """Each process imports only what it runs: the HTTP front never loads the model runtime (in pool
-mode: colocated mode loads it when it starts its model), a model worker never loads the web stack
-or the front's metrics and cache, and the classify core (errors, the cache-first dispatch, the
-pool) no web framework."""
+mode: colocated mode loads it when it starts its model), a model worker never loads the web stack,
+the front's metrics and cache, or the settings and manifest schemas (pydantic: its front checked
+them), and the classify core (errors, the cache-first dispatch, the pool) no web framework."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 MODEL_RUNTIME = ("onnxruntime", "tokenizers", "numpy", "transformers", "torch")
 WEB = ("fastapi", "starlette", "uvicorn", "click")
-FRONT_ONLY = (*WEB, "prometheus_client", "cachetools", "httptools", "uvloop")
+FRONT_ONLY = (*WEB, "prometheus_client", "cachetools", "httptools", "uvloop", "pydantic", "pydantic_settings")
 CORE = ", ".join(
     f"service.front.core.{m}"
     for m in ("errors", "classify", "cached_dispatch", "result_cache", "model_pool", "local_model")

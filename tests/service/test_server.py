@@ -19,7 +19,8 @@ import pytest
 
 from load_tests.server import RunningService, free_port, running_service
 from models import data
-from service.artifact import graph_files, load_artifact
+from service.artifact import graph_files
+from service.manifest import load_artifact
 from service.model.classifier import Classifier
 from tests.conftest import Built
 from tests.service.conftest import classify, misbuilt_copy, sample, wait_for_sample

@@ -35,6 +35,7 @@ from service.front.core.cached_dispatch import Result, moving_average
 from service.front.core.errors import ErrorType, ServiceError, queue_timeout
 from service.front.core.worker_link import WorkerLink, reap, spawn_worker
 from service.front.telemetry.metrics import Metrics
+from service.model_worker.settings import WorkerSettings
 from service.prediction import Prediction, Timing
 from service.protocol import BadReply, Codec, Hello, Reply, pack_job, take_hello
 
@@ -84,6 +85,7 @@ class ModelPool:
         labels: Sequence[str],
         version: str,
         metrics: Metrics,
+        worker: WorkerSettings,
         queue_timeout: float = math.inf,
         job_timeout: float = math.inf,
         shutdown_seconds: float = 25.0,
@@ -104,6 +106,7 @@ class ModelPool:
         # The model has graphs to time: the first worker times them alone, on a quiet machine, and
         # every worker started after serves the graph it chose (one graph a pod, one answer a text).
         self._choose_graph = choose_graph
+        self._settings_args = ["--settings", worker.to_json()]  # every worker's
         self._worker_args: list[str] = []  # given to every worker started after the first hello
         self._codec = Codec(self.labels, thresholds)  # a multi-label model's
         self._workers: list[Worker] = []
@@ -250,7 +253,7 @@ class ModelPool:
     # Event-loop callbacks below: they never block.
 
     def _spawn(self) -> Worker:
-        process, sock = self._spawn_process(self._worker_args)
+        process, sock = self._spawn_process([*self._settings_args, *self._worker_args])
         worker: Worker = WorkerLink(process, sock, asyncio.get_running_loop().create_future())
         self._workers.append(worker)
         asyncio.get_running_loop().add_reader(sock.fileno(), self._on_readable, worker)

@@ -17,11 +17,12 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
-from service.artifact import ArtifactError, load_artifact
+from service.artifact import ArtifactError
 from service.config import describe, load_settings
 from service.front.server.head_limits import HeadLimits
 from service.front.server.http_protocol import GuardedHttpProtocol
 from service.logs import log_config
+from service.manifest import load_artifact
 
 log = logging.getLogger("service")
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from service.artifact import load_artifact
+from service.manifest import load_artifact
 from service.model.classifier import Classifier
 from tests.conftest import Built
 

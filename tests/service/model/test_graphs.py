@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.artifact import Artifact, artifact_version, load_artifact
+from service.artifact import Artifact, artifact_version
+from service.manifest import load_artifact
 from service.model.graphs import MIN_ROUNDS, choose, geometric_mean, trial_inputs
 from service.model.session import OnnxClassifierSession
 from service.model.tokenizer import TextTokenizer

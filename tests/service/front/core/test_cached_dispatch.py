@@ -10,17 +10,18 @@ from typing import Any
 
 import pytest
 
-from service.artifact import load_artifact
 from service.front.core.cached_dispatch import CachedDispatch, Outcome
 from service.front.core.errors import ErrorType, ServiceError
 from service.front.core.local_model import LocalModel
 from service.front.core.model_pool import ModelPool
 from service.front.core.result_cache import ResultCache
 from service.front.telemetry.metrics import Metrics
+from service.manifest import load_artifact
 from service.model.classifier import Classifier
 from service.prediction import Prediction, Timing
 from tests.conftest import Built
 from tests.support.metrics import published
+from tests.support.model_workers import worker_settings
 from tests.support.waiting import settled, until
 
 
@@ -118,14 +119,15 @@ def test_colocated_model_past_the_job_timeout_fails_readiness_until_it_returns(s
 
 
 @pytest.fixture
-def real_pool(small_model: Built, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Awaitable[ModelPool]]:
+def real_pool(small_model: Built) -> Callable[..., Awaitable[ModelPool]]:
     """Make a started pool of real worker processes; closed within a second (`shutdown_seconds`)."""
-    monkeypatch.setenv("TEXTCLF_MODEL_DIR", str(small_model.artifact))
-    monkeypatch.setenv("TEXTCLF_WARMUP_RUNS", "2")
     artifact = load_artifact(small_model.artifact)
+    worker = worker_settings(small_model)
 
     async def make(size: int, **limits: Any) -> ModelPool:
-        pool = ModelPool(size, artifact.labels, artifact.version, Metrics(None), shutdown_seconds=1, **limits)
+        pool = ModelPool(
+            size, artifact.labels, artifact.version, Metrics(None), worker, shutdown_seconds=1, **limits
+        )
         await pool.start()
         return pool
 

@@ -18,33 +18,27 @@ from typing import Any
 
 import pytest
 
-from service.artifact import load_artifact
 from service.config import Settings
 from service.front.core.cached_dispatch import CachedDispatch
 from service.front.core.errors import ErrorType, ServiceError
 from service.front.core.model_pool import ModelPool, PoolStartError
 from service.front.core.result_cache import ResultCache
-from service.front.core.worker_link import MODEL_WORKER, spawn_worker
+from service.front.core.worker_link import spawn_worker
 from service.front.telemetry.metrics import Metrics
+from service.manifest import load_artifact
 from service.model.classifier import Classifier
+from service.model_worker.settings import WorkerSettings
 from tests.conftest import Built
 from tests.support.metrics import published
+from tests.support.model_workers import worker_settings
 from tests.support.processes import alive, state
 from tests.support.waiting import settled, until
 
 
-@pytest.fixture
-def worker_env(small_model: Built, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # Model workers read their own settings (service.config.ModelSettings) from the environment
-    # they inherit from their front.
-    monkeypatch.setenv("TEXTCLF_MODEL_DIR", str(small_model.artifact))
-    monkeypatch.setenv("TEXTCLF_WARMUP_RUNS", "2")
-    yield
-
-
-def pool_of(built: Built, size: int, **limits: Any) -> ModelPool:
+def pool_of(built: Built, size: int, worker: WorkerSettings | None = None, **limits: Any) -> ModelPool:
     artifact = load_artifact(built.artifact)
-    return ModelPool(size, artifact.labels, artifact.version, Metrics(None), **limits)
+    worker = worker or worker_settings(built)
+    return ModelPool(size, artifact.labels, artifact.version, Metrics(None), worker, **limits)
 
 
 @asynccontextmanager
@@ -77,7 +71,6 @@ def stop(pid: int) -> None:
     os.kill(pid, signal.SIGSTOP)
 
 
-@pytest.mark.usefixtures("worker_env")
 def test_predictions_equal_the_in_process_classifier(small_model: Built) -> None:
     texts = ["what a great game", "so tired of this", "the bus leaves at 9", "ünïcödé ✓ 🙂", "x" * 2000]
 
@@ -102,7 +95,6 @@ def test_predictions_equal_the_in_process_classifier(small_model: Built) -> None
     asyncio.run(scenario())
 
 
-@pytest.mark.usefixtures("worker_env")
 def test_two_misses_run_on_two_workers_at_once(small_model: Built) -> None:
     long_text = "words that take a while " * 12
 
@@ -126,7 +118,6 @@ def test_two_misses_run_on_two_workers_at_once(small_model: Built) -> None:
     asyncio.run(scenario())
 
 
-@pytest.mark.usefixtures("worker_env")
 def test_busy_workers_hold_one_job_ahead_and_the_rest_wait_in_the_queue(small_model: Built) -> None:
     async def scenario() -> None:
         async with running_pool(small_model, 2) as pool:
@@ -154,7 +145,6 @@ def test_busy_workers_hold_one_job_ahead_and_the_rest_wait_in_the_queue(small_mo
     asyncio.run(scenario())
 
 
-@pytest.mark.usefixtures("worker_env")
 def test_a_killed_worker_is_replaced_and_its_job_retried_on_another(small_model: Built) -> None:
     async def scenario() -> None:
         async with running_pool(small_model, 2) as pool:
@@ -172,7 +162,6 @@ def test_a_killed_worker_is_replaced_and_its_job_retried_on_another(small_model:
     asyncio.run(scenario())
 
 
-@pytest.mark.usefixtures("worker_env")
 def test_a_replacement_is_not_lost_to_a_job_cancelled_while_it_started(small_model: Built) -> None:
     async def scenario() -> None:
         async with running_pool(small_model, 1) as pool:
@@ -203,17 +192,21 @@ while jobs.next() is not None:
 """
 
 
-@pytest.mark.usefixtures("worker_env")
 def test_a_job_whose_retry_also_dies_is_answered_model_worker_lost(
     small_model: Built, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("TEXTCLF_MODEL_GRAPH", "fused")  # the graph the replacements say they serve
     artifact = load_artifact(small_model.artifact)
     swallows = [sys.executable, "-c", SWALLOWS, artifact.version, "fused"]
-    commands = chain([MODEL_WORKER], repeat(swallows))  # a real worker, then ones that never answer
+    commands = chain([None], repeat(swallows))  # a real worker, then ones that never answer
+    # The fused graph: the one the replacements say they serve.
+    fused = worker_settings(small_model, model_graph="fused")
+
+    def spawn(args: Sequence[str]) -> tuple[Any, socket.socket]:
+        command = next(commands)
+        return spawn_worker(args) if command is None else spawn_worker(command=command)
 
     async def scenario() -> None:
-        async with running_pool(small_model, 1, spawn=lambda _: spawn_worker(command=next(commands))) as pool:
+        async with running_pool(small_model, 1, worker=fused, spawn=spawn) as pool:
             (first,) = pool.pids()
             stop(first)  # takes the job, never answers it
             job = asyncio.ensure_future(pool.predict("doomed"))
@@ -232,7 +225,6 @@ def test_a_job_whose_retry_also_dies_is_answered_model_worker_lost(
     asyncio.run(scenario())
 
 
-@pytest.mark.usefixtures("worker_env")
 def test_close_drains_queued_jobs_and_the_workers_exit(
     small_model: Built, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -256,10 +248,10 @@ def test_close_drains_queued_jobs_and_the_workers_exit(
 def test_a_worker_that_cannot_load_the_model_fails_start(
     small_model: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("TEXTCLF_MODEL_DIR", str(tmp_path / "missing"))
+    missing = worker_settings(small_model, model_dir=tmp_path / "missing")
 
     async def scenario() -> None:
-        pool = pool_of(small_model, 2, start_timeout=120)
+        pool = pool_of(small_model, 2, missing, start_timeout=120)
         with pytest.raises(PoolStartError):
             await pool.start()
         assert pool.pids() == []
@@ -267,19 +259,17 @@ def test_a_worker_that_cannot_load_the_model_fails_start(
     asyncio.run(scenario())
 
 
-@pytest.mark.usefixtures("worker_env")
 def test_workers_yield_the_cpu_to_their_front(small_model: Built, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TEXTCLF_MODEL_WORKER_NICE", "3")
-
     async def scenario() -> list[int]:
-        async with running_pool(small_model, 2) as pool:
+        async with running_pool(
+            small_model, 2, worker=worker_settings(small_model, model_worker_nice=3)
+        ) as pool:
             return [os.getpriority(os.PRIO_PROCESS, pid) for pid in pool.pids()]
 
     front = os.getpriority(os.PRIO_PROCESS, 0)
     assert asyncio.run(scenario()) == [min(front + 3, 19)] * 2
 
 
-@pytest.mark.usefixtures("worker_env")
 def test_a_stuck_worker_is_killed_and_replaced_its_job_retried_and_the_one_sent_ahead_requeued(
     small_model: Built,
 ) -> None:
@@ -306,7 +296,6 @@ def test_a_stuck_worker_is_killed_and_replaced_its_job_retried_and_the_one_sent_
     asyncio.run(scenario())
 
 
-@pytest.mark.usefixtures("worker_env")
 def test_a_job_stuck_on_its_retry_too_is_answered_model_timeout_and_nothing_hangs(small_model: Built) -> None:
     async def scenario() -> None:
         async with running_pool(small_model, 2, job_timeout=0.5) as pool:
@@ -323,7 +312,6 @@ def test_a_job_stuck_on_its_retry_too_is_answered_model_timeout_and_nothing_hang
     asyncio.run(scenario())
 
 
-@pytest.mark.usefixtures("worker_env")
 def test_pool_is_unready_while_no_worker_can_take_a_job(small_model: Built) -> None:
     async def scenario() -> None:
         async with running_pool(small_model, 1, job_timeout=0.3) as pool:
@@ -339,12 +327,14 @@ def test_pool_is_unready_while_no_worker_can_take_a_job(small_model: Built) -> N
     asyncio.run(scenario())
 
 
-@pytest.mark.usefixtures("worker_env")
 def test_a_worker_serving_another_model_version_is_refused(small_model: Built) -> None:
     artifact = load_artifact(small_model.artifact)
 
     async def scenario() -> None:
-        pool = ModelPool(1, artifact.labels, "not-" + artifact.version, Metrics(None), start_timeout=120)
+        worker = worker_settings(small_model)
+        pool = ModelPool(
+            1, artifact.labels, "not-" + artifact.version, Metrics(None), worker, start_timeout=120
+        )
         with pytest.raises(PoolStartError, match=f"loaded model version {artifact.version}, not this front"):
             await pool.start()
         assert pool.pids() == []
@@ -352,14 +342,16 @@ def test_a_worker_serving_another_model_version_is_refused(small_model: Built) -
     asyncio.run(scenario())
 
 
-@pytest.mark.usefixtures("worker_env")
 def test_the_workers_after_the_first_serve_the_graph_it_chose(small_model: Built) -> None:
     artifact = load_artifact(small_model.artifact)
     commands = iter([[sys.executable, "-c", SWALLOWS, artifact.version, "unfused"]])
     given: list[list[str]] = []
 
+    settings = ["--settings", worker_settings(small_model).to_json()]
+
     def spawn(args: Sequence[str]) -> tuple[Any, socket.socket]:
-        given.append(list(args))
+        assert list(args[:2]) == settings  # every worker's
+        given.append(list(args[2:]))
         return then_real_workers(commands)(args)
 
     async def scenario() -> None:
@@ -376,7 +368,6 @@ def test_the_workers_after_the_first_serve_the_graph_it_chose(small_model: Built
     asyncio.run(scenario())
 
 
-@pytest.mark.usefixtures("worker_env")
 def test_a_worker_serving_another_graph_than_the_pods_is_refused(
     small_model: Built, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -387,7 +378,8 @@ def test_a_worker_serving_another_graph_than_the_pods_is_refused(
 
     def spawn(args: Sequence[str]) -> tuple[Any, socket.socket]:
         command = next(commands, None)
-        return spawn_worker(command=command) if command else spawn_worker(["--graph", "fused"])
+        fused = worker_settings(small_model, model_graph="fused")
+        return spawn_worker(command=command) if command else spawn_worker(["--settings", fused.to_json()])
 
     async def scenario() -> None:
         with pytest.raises(PoolStartError, match="serves the fused graph, not the pod's unfused"):
@@ -412,7 +404,6 @@ while (job := jobs.next()) is not None:
 """
 
 
-@pytest.mark.usefixtures("worker_env")
 def test_a_reply_for_another_job_replaces_the_worker(small_model: Built) -> None:
     artifact = load_artifact(small_model.artifact)
     out_of_step = [sys.executable, "-c", OUT_OF_STEP, artifact.version, *artifact.labels]
@@ -424,6 +415,7 @@ def test_a_reply_for_another_job_replaces_the_worker(small_model: Built) -> None
             artifact.labels,
             artifact.version,
             Metrics(None),
+            worker_settings(small_model),
             spawn=then_real_workers(commands),
         )
         await pool.start()
@@ -469,7 +461,6 @@ while (job := jobs.next()) is not None:
 
 
 @pytest.mark.parametrize("kind", ["nan-scores", "infinite-logit", "one-score-more", "one-score-fewer"])
-@pytest.mark.usefixtures("worker_env")
 def test_a_reply_no_model_computes_replaces_the_worker_and_is_neither_served_nor_cached(
     small_model: Built, kind: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -486,6 +477,7 @@ def test_a_reply_no_model_computes_replaces_the_worker_and_is_neither_served_nor
             artifact.labels,
             artifact.version,
             Metrics(None),
+            worker_settings(small_model),
             spawn=then_real_workers(commands),  # the liar, then real ones
         )
         await pool.start()
@@ -509,7 +501,6 @@ def test_a_reply_no_model_computes_replaces_the_worker_and_is_neither_served_nor
     assert len(said) == 1 and said[0].endswith(": replacing it"), said
 
 
-@pytest.mark.usefixtures("worker_env")
 def test_a_replacement_that_never_says_hello_is_killed_and_replaced_in_turn(
     small_model: Built, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -551,7 +542,6 @@ def test_a_replacement_that_never_says_hello_is_killed_and_replaced_in_turn(
     assert len(said) == 1 and said[0].startswith(f"model worker {spawned[1]} not ready"), said
 
 
-@pytest.mark.usefixtures("worker_env")
 def test_the_largest_texts_sent_ahead_and_queued_are_not_spliced(
     small_model: Built, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -577,7 +567,6 @@ def test_the_largest_texts_sent_ahead_and_queued_are_not_spliced(
     asyncio.run(scenario())
 
 
-@pytest.mark.usefixtures("worker_env")
 def test_close_answers_what_stuck_workers_hold_then_kills_them_at_the_end_of_the_shutdown_clock(
     small_model: Built, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -610,14 +599,15 @@ def test_close_answers_what_stuck_workers_hold_then_kills_them_at_the_end_of_the
     assert ended == {pid: -signal.SIGKILL for pid in pids}
 
 
-@pytest.mark.usefixtures("worker_env")
-def test_a_model_worker_reads_only_its_own_settings(
+def test_a_model_worker_reads_only_what_its_front_tells_it(
     small_model: Built, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # Settings the front refuses (a tokens file gone since start-up, head bounds that do not fit):
     # none of a worker's business, so a worker, a replacement above all, still starts and serves.
     monkeypatch.setenv("TEXTCLF_API_TOKENS_FILE", str(tmp_path / "gone"))
     monkeypatch.setenv("TEXTCLF_MAX_HEAD_BYTES", "1024")
+    # Nor does it read its own settings from the environment: its front's --settings say where.
+    monkeypatch.setenv("TEXTCLF_MODEL_DIR", str(tmp_path / "missing"))
 
     async def scenario() -> None:
         async with running_pool(small_model, 1) as pool:
