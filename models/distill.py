@@ -37,6 +37,7 @@ from models.train import (
     problem_of,
 )
 from service.artifact import MULTI_LABEL
+from service.cpus import available_cpus
 from service.model.session import OnnxClassifierSession
 
 NO_LABEL = -1  # an unlabelled text's label (multi-label: a row of them): only the teacher teaches it
@@ -70,17 +71,20 @@ def teacher_logits(graph: Path, ids: Sequence[list[int]], threads: int) -> torch
     """The logits of the teacher's int8 ONNX graph for every text, in order: the answers it serves
     (one unpadded text a run), 2.4x faster than the PyTorch teacher batched by length (docs/model.md)."""
 
-    def part(k: int) -> npt.NDArray[np.float32]:
-        # One single-threaded session per thread (ORT releases the GIL): runs of one short text
-        # keep one core busy, not two.
-        session = OnnxClassifierSession(graph, threads=1)
-        return np.concatenate([session.logits(np.array([row], dtype=np.int64)) for row in ids[k::threads]])
+    # One session a core the process may use: each holds the teacher's int8 weights.
+    sessions = max(1, min(threads, available_cpus(), len(ids)))
 
-    with ThreadPoolExecutor(threads) as pool:
-        parts = list(pool.map(part, range(min(threads, len(ids)))))
+    def part(k: int) -> npt.NDArray[np.float32]:
+        # Single-threaded sessions on threads of their own (ORT releases the GIL): a run of one
+        # short text keeps one core busy, not two.
+        session = OnnxClassifierSession(graph, threads=1)
+        return np.concatenate([session.logits(np.array([row], dtype=np.int64)) for row in ids[k::sessions]])
+
+    with ThreadPoolExecutor(sessions) as pool:
+        parts = list(pool.map(part, range(sessions)))
     out = np.empty((len(ids), parts[0].shape[1]), dtype=np.float32)
     for k, logits in enumerate(parts):
-        out[k::threads] = logits
+        out[k::sessions] = logits
     return torch.from_numpy(out)
 
 

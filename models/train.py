@@ -227,7 +227,8 @@ def fit(
     validation: Sequence[data.Example],
     args: TrainOptions,
 ) -> dict[str, object]:
-    """Full fine-tuning, AdamW with linear warm-up and decay, length-bucketed batches."""
+    """Fine-tuning (`optimise`: all weights but the word embeddings, unless asked), AdamW with
+    linear warm-up and decay, length-bucketed batches."""
     label2id = cast(dict[str, int], model.config.label2id)
     ids = tokenizer([e.text for e in train_rows], truncation=True, max_length=args.train_max_length)[  # type: ignore[operator]
         "input_ids"

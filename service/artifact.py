@@ -53,7 +53,7 @@ HINT = "build it with `make model` (or point TEXTCLF_MODEL_DIR at a folder writt
 
 @dataclass(frozen=True)
 class Artifact:
-    """A verified artifact: where its files are and what its manifest says."""
+    """An artifact: where its files are and what its manifest says (`read_artifact` verifies one)."""
 
     folder: Path
     name: str
@@ -68,8 +68,8 @@ class Artifact:
 
     @classmethod
     def of(cls, folder: Path, manifest: Mapping[str, Any]) -> Artifact:
-        """The artifact a manifest (checked, or trusted) describes in `folder`; KeyError, TypeError
-        or ValueError where it lacks what the service reads."""
+        """The artifact a manifest (checked, or trusted) describes in `folder`; KeyError, TypeError,
+        ValueError or AttributeError where it lacks what the service reads."""
         labels = tuple(manifest["labels"])
         thresholds = manifest.get("thresholds")
         given = manifest.get("graphs") or {PRIMARY_GRAPH: MODEL}
@@ -128,8 +128,15 @@ class Artifact:
         return {key: value for key, value in shown.items() if value is not None}
 
     def verify(self) -> None:
-        """ArtifactError unless every file it lists is there with its SHA-256, and the files,
-        labels, limit and thresholds make its version."""
+        """ArtifactError unless every file it lists is there with its SHA-256, it lists every file
+        the service loads, and the files, labels, limit and thresholds make its version."""
+        loaded = [
+            path.relative_to(self.folder).as_posix() for path in (*self.graphs.values(), self.tokenizer_path)
+        ]
+        unlisted = [name for name in loaded if name not in self.files]
+        if unlisted:
+            # Only what is hashed is loaded: the version covers the files, not which graph is which.
+            raise ArtifactError(f"{MANIFEST} does not list {', '.join(unlisted)} among its files: {HINT}")
         for name, expected in self.files.items():
             file = self.folder / name
             if not file.is_file():
@@ -183,7 +190,9 @@ def read_artifact(folder: Path, check: Callable[[bytes], object] | None = None) 
         if check is not None:
             check(text)
         artifact = Artifact.of(folder, json.loads(text))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+    except KeyError as err:
+        raise ArtifactError(f"{path} is not a valid manifest (no {err} in it): {HINT}") from None
+    except (OSError, ValueError, TypeError, AttributeError) as err:
         raise ArtifactError(f"{path} is not a valid manifest ({err}): {HINT}") from None
     artifact.verify()
     return artifact

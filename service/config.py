@@ -13,8 +13,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.artifact import AUTO_GRAPH, DEFAULT_MODEL_DIR
 from service.cpus import available_cpus
-from service.model_worker.settings import WorkerSettings
+from service.logs import LogFormat, LogLevel
 from service.tokens import TOKENS_FILE_FORMAT, read_tokens_file, token_problem
+from service.worker_settings import WorkerSettings
 
 ENV_PREFIX = "TEXTCLF_"
 OTEL_PREFIX = "OTEL_"
@@ -92,10 +93,8 @@ class ModelSettings(BaseSettings):
         description="how long the first model worker times the artifact's graphs at start-up (auto); "
         "0 = serve the fused one untimed",
     )
-    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
-        "info", description="log level"
-    )
-    log_format: Literal["json", "text"] = Field("json", description="one JSON object per line, or text")
+    log_level: LogLevel = Field("info", description="log level")
+    log_format: LogFormat = Field("json", description="one JSON object per line, or text")
 
     def for_model_workers(self) -> WorkerSettings:
         """What each model worker is told: these fields, and only these."""

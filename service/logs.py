@@ -9,6 +9,9 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+LogFormat = Literal["json", "text"]  # one JSON object per line, or text
+
 # Set by the edge (service.front.edge.edge) for the request being served; read by every log record.
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 # Set by service.front.telemetry.tracing, when tracing is on: the request's trace and span ids (hex).
@@ -67,7 +70,7 @@ class FirstTraceHeaderWarning(logging.Filter):
         return True
 
 
-def log_config(level: str, fmt: Literal["json", "text"]) -> dict[str, Any]:
+def log_config(level: LogLevel, fmt: LogFormat) -> dict[str, Any]:
     """The logging config of every process: the service's and uvicorn's loggers to stderr, as JSON
     lines or text (uvicorn is handed it; a model worker applies it itself)."""
     formatter = (

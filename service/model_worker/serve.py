@@ -22,8 +22,8 @@ from service.artifact import read_artifact
 from service.heap import freeze_start_up_heap
 from service.logs import log_config
 from service.model.classifier import Classifier
-from service.model_worker.settings import WorkerSettings
 from service.protocol import Codec, JobReader, pack_hello
+from service.worker_settings import WorkerSettings
 
 log = logging.getLogger("service.model_worker")
 

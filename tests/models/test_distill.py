@@ -99,6 +99,7 @@ def test_teacher_logits_are_its_graphs_one_text_a_run_in_text_order_whatever_the
         one_by_one = torch.cat([teacher(input_ids=torch.tensor([row])).logits for row in ids])
     assert logits.shape == (41, 3)
     assert torch.allclose(logits, one_by_one, atol=1e-4)
+    assert torch.equal(teacher_logits(tmp_path / "teacher.onnx", ids[:3], threads=8), logits[:3])
 
 
 def test_the_loss_is_the_soft_part_for_unlabelled_rows_and_the_mix_for_labelled_ones() -> None:

@@ -44,14 +44,45 @@ def test_corrupt_model_file_is_detected(
         read(copy)
 
 
-def test_manifest_without_required_keys_is_rejected(small_model: Built, tmp_path: Path) -> None:
+@READERS
+def test_manifest_without_required_keys_is_rejected(
+    small_model: Built, tmp_path: Path, read: Callable[[Path], Artifact]
+) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(small_model.artifact, copy)
     manifest = json.loads((copy / "manifest.json").read_text())
     del manifest["labels"]
     (copy / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ArtifactError, match="labels"):
-        load_artifact(copy)
+    with pytest.raises(ArtifactError, match="not a valid manifest.*labels"):
+        read(copy)
+
+
+@READERS
+def test_a_manifest_without_a_problem_type_is_a_single_label_models(
+    small_model: Built, tmp_path: Path, read: Callable[[Path], Artifact]
+) -> None:
+    # Manifests written before multi-label models have none.
+    copy = tmp_path / "copy"
+    shutil.copytree(small_model.artifact, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    del manifest["problem_type"]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    artifact = read(copy)
+    assert not artifact.multi_label and artifact.thresholds is None
+    assert artifact.summary()["problem_type"] == "single_label_classification"
+
+
+def test_a_model_worker_loads_no_graph_whose_file_is_not_hashed(small_model: Built, tmp_path: Path) -> None:
+    # The schema refuses it at the front; a worker reading a folder edited since checks it too.
+    copy = tmp_path / "copy"
+    shutil.copytree(small_model.artifact, copy)
+    shutil.copy(copy / "model.onnx", copy / "model.other.onnx")
+    manifest = json.loads((copy / "manifest.json").read_text())
+    (copy / "manifest.json").write_text(
+        json.dumps(manifest | {"graphs": {"fused": "model.onnx", "other": "model.other.onnx"}})
+    )
+    with pytest.raises(ArtifactError, match="does not list model.other.onnx among its files"):
+        read_artifact(copy)
 
 
 @pytest.mark.parametrize(

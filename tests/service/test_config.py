@@ -16,8 +16,8 @@ from service.config import (
     describe,
     load_settings,
 )
-from service.model_worker.settings import WorkerSettings
 from service.tokens import read_tokens_file
+from service.worker_settings import WorkerSettings
 
 
 def test_defaults_are_sane() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from service.config import ModelSettings
-from service.model_worker.settings import WorkerSettings
+from service.worker_settings import WorkerSettings
 from tests.conftest import Built
 
 

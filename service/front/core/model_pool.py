@@ -35,9 +35,9 @@ from service.front.core.cached_dispatch import Result, moving_average
 from service.front.core.errors import ErrorType, ServiceError, queue_timeout
 from service.front.core.worker_link import WorkerLink, reap, spawn_worker
 from service.front.telemetry.metrics import Metrics
-from service.model_worker.settings import WorkerSettings
 from service.prediction import Prediction, Timing
 from service.protocol import BadReply, Codec, Hello, Reply, pack_job, take_hello
+from service.worker_settings import WorkerSettings
 
 log = logging.getLogger("service.pool")
 READ_CHUNK = 1 << 16
@@ -85,7 +85,7 @@ class ModelPool:
         labels: Sequence[str],
         version: str,
         metrics: Metrics,
-        worker: WorkerSettings,
+        worker_settings: WorkerSettings,
         queue_timeout: float = math.inf,
         job_timeout: float = math.inf,
         shutdown_seconds: float = 25.0,
@@ -106,7 +106,8 @@ class ModelPool:
         # The model has graphs to time: the first worker times them alone, on a quiet machine, and
         # every worker started after serves the graph it chose (one graph a pod, one answer a text).
         self._choose_graph = choose_graph
-        self._settings_args = ["--settings", worker.to_json()]  # every worker's
+        # A worker reads no TEXTCLF_* variable: all it is told is this (service.worker_settings).
+        self._settings_args = ["--settings", worker_settings.to_json()]
         self._worker_args: list[str] = []  # given to every worker started after the first hello
         self._codec = Codec(self.labels, thresholds)  # a multi-label model's
         self._workers: list[Worker] = []

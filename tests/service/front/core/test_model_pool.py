@@ -27,7 +27,7 @@ from service.front.core.worker_link import spawn_worker
 from service.front.telemetry.metrics import Metrics
 from service.manifest import load_artifact
 from service.model.classifier import Classifier
-from service.model_worker.settings import WorkerSettings
+from service.worker_settings import WorkerSettings
 from tests.conftest import Built
 from tests.support.metrics import published
 from tests.support.model_workers import worker_settings
@@ -35,10 +35,10 @@ from tests.support.processes import alive, state
 from tests.support.waiting import settled, until
 
 
-def pool_of(built: Built, size: int, worker: WorkerSettings | None = None, **limits: Any) -> ModelPool:
+def pool_of(built: Built, size: int, settings: WorkerSettings | None = None, **limits: Any) -> ModelPool:
     artifact = load_artifact(built.artifact)
-    worker = worker or worker_settings(built)
-    return ModelPool(size, artifact.labels, artifact.version, Metrics(None), worker, **limits)
+    settings = settings or worker_settings(built)
+    return ModelPool(size, artifact.labels, artifact.version, Metrics(None), settings, **limits)
 
 
 @asynccontextmanager
@@ -192,9 +192,7 @@ while jobs.next() is not None:
 """
 
 
-def test_a_job_whose_retry_also_dies_is_answered_model_worker_lost(
-    small_model: Built, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_job_whose_retry_also_dies_is_answered_model_worker_lost(small_model: Built) -> None:
     artifact = load_artifact(small_model.artifact)
     swallows = [sys.executable, "-c", SWALLOWS, artifact.version, "fused"]
     commands = chain([None], repeat(swallows))  # a real worker, then ones that never answer
@@ -206,7 +204,7 @@ def test_a_job_whose_retry_also_dies_is_answered_model_worker_lost(
         return spawn_worker(args) if command is None else spawn_worker(command=command)
 
     async def scenario() -> None:
-        async with running_pool(small_model, 1, worker=fused, spawn=spawn) as pool:
+        async with running_pool(small_model, 1, settings=fused, spawn=spawn) as pool:
             (first,) = pool.pids()
             stop(first)  # takes the job, never answers it
             job = asyncio.ensure_future(pool.predict("doomed"))
@@ -245,9 +243,7 @@ def test_close_drains_queued_jobs_and_the_workers_exit(
     assert not [r.getMessage() for r in caplog.records if "at shutdown" in r.getMessage()]  # each exited 0
 
 
-def test_a_worker_that_cannot_load_the_model_fails_start(
-    small_model: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_worker_that_cannot_load_the_model_fails_start(small_model: Built, tmp_path: Path) -> None:
     missing = worker_settings(small_model, model_dir=tmp_path / "missing")
 
     async def scenario() -> None:
@@ -259,10 +255,10 @@ def test_a_worker_that_cannot_load_the_model_fails_start(
     asyncio.run(scenario())
 
 
-def test_workers_yield_the_cpu_to_their_front(small_model: Built, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_workers_yield_the_cpu_to_their_front(small_model: Built) -> None:
     async def scenario() -> list[int]:
         async with running_pool(
-            small_model, 2, worker=worker_settings(small_model, model_worker_nice=3)
+            small_model, 2, settings=worker_settings(small_model, model_worker_nice=3)
         ) as pool:
             return [os.getpriority(os.PRIO_PROCESS, pid) for pid in pool.pids()]
 
@@ -542,9 +538,7 @@ def test_a_replacement_that_never_says_hello_is_killed_and_replaced_in_turn(
     assert len(said) == 1 and said[0].startswith(f"model worker {spawned[1]} not ready"), said
 
 
-def test_the_largest_texts_sent_ahead_and_queued_are_not_spliced(
-    small_model: Built, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_largest_texts_sent_ahead_and_queued_are_not_spliced(small_model: Built) -> None:
     # The most the settings allow: 1,000,000 characters, up to 4 MB of UTF-8, many times what a
     # socket takes in one send, so each job is sent in pieces while the next waits behind it.
     longest = Settings.model_fields["max_text_chars"].metadata

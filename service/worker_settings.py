@@ -1,14 +1,16 @@
 """What a model worker is told by its front, on its command line (`--settings JSON`): the model,
 how it runs, how it logs. The front's settings (service.config.ModelSettings) declared and
-validated them; a worker reads no environment and imports no pydantic (11 MiB of private memory
-a worker, docs/model.md, Memory)."""
+validated them; a worker reads no TEXTCLF_* variable and imports no pydantic (11 MiB of private
+memory a worker, docs/model.md, Memory)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal, Self
+from typing import Self
+
+from service.logs import LogFormat, LogLevel
 
 
 @dataclass(frozen=True)
@@ -21,8 +23,8 @@ class WorkerSettings:
     warmup_runs: int
     model_graph: str
     graph_trial_seconds: float
-    log_level: str
-    log_format: Literal["json", "text"]
+    log_level: LogLevel
+    log_format: LogFormat
 
     def to_json(self) -> str:
         """The `--settings` argument a front passes."""
