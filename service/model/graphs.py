@@ -42,6 +42,10 @@ class GraphChoice:
     p50_ms: dict[str, dict[int, float]] = field(default_factory=dict)
     rounds: int = 0
 
+    def __str__(self) -> str:
+        # A worker's start-up log line; the timings are in its hello and /v1/model.
+        return f"{self.served} ({self.rule})"
+
     def report(self) -> dict[str, Any]:
         """As a model worker tells its front, and /v1/model shows."""
         p50_ms = {name: {str(n): ms for n, ms in by_n.items()} for name, by_n in self.p50_ms.items()}

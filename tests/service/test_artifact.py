@@ -6,6 +6,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +25,16 @@ def test_loads_a_built_artifact(small_model: Built) -> None:
 def test_missing_folder_says_how_to_build_it(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="make model"):
         load_artifact(tmp_path / "nowhere")
+
+
+def edited_copy(built: Built, tmp_path: Path, edit: Callable[[dict[str, Any]], object]) -> Path:
+    """A copy of a built artifact whose manifest `edit` changed in place."""
+    copy = tmp_path / "copy"
+    shutil.copytree(built.artifact, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    edit(manifest)
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    return copy
 
 
 # A model worker reads its artifact without the schema (no pydantic in it): the files and the
@@ -48,11 +59,7 @@ def test_corrupt_model_file_is_detected(
 def test_manifest_without_required_keys_is_rejected(
     small_model: Built, tmp_path: Path, read: Callable[[Path], Artifact]
 ) -> None:
-    copy = tmp_path / "copy"
-    shutil.copytree(small_model.artifact, copy)
-    manifest = json.loads((copy / "manifest.json").read_text())
-    del manifest["labels"]
-    (copy / "manifest.json").write_text(json.dumps(manifest))
+    copy = edited_copy(small_model, tmp_path, lambda manifest: manifest.pop("labels"))
     with pytest.raises(ArtifactError, match="not a valid manifest.*labels"):
         read(copy)
 
@@ -62,25 +69,16 @@ def test_a_manifest_without_a_problem_type_is_a_single_label_models(
     small_model: Built, tmp_path: Path, read: Callable[[Path], Artifact]
 ) -> None:
     # Manifests written before multi-label models have none.
-    copy = tmp_path / "copy"
-    shutil.copytree(small_model.artifact, copy)
-    manifest = json.loads((copy / "manifest.json").read_text())
-    del manifest["problem_type"]
-    (copy / "manifest.json").write_text(json.dumps(manifest))
-    artifact = read(copy)
+    artifact = read(edited_copy(small_model, tmp_path, lambda manifest: manifest.pop("problem_type")))
     assert not artifact.multi_label and artifact.thresholds is None
     assert artifact.summary()["problem_type"] == "single_label_classification"
 
 
 def test_a_model_worker_loads_no_graph_whose_file_is_not_hashed(small_model: Built, tmp_path: Path) -> None:
     # The schema refuses it at the front; a worker reading a folder edited since checks it too.
-    copy = tmp_path / "copy"
-    shutil.copytree(small_model.artifact, copy)
+    graphs = {"fused": "model.onnx", "other": "model.other.onnx"}
+    copy = edited_copy(small_model, tmp_path, lambda manifest: manifest.update(graphs=graphs))
     shutil.copy(copy / "model.onnx", copy / "model.other.onnx")
-    manifest = json.loads((copy / "manifest.json").read_text())
-    (copy / "manifest.json").write_text(
-        json.dumps(manifest | {"graphs": {"fused": "model.onnx", "other": "model.other.onnx"}})
-    )
     with pytest.raises(ArtifactError, match="does not list model.other.onnx among its files"):
         read_artifact(copy)
 
@@ -117,10 +115,7 @@ def test_a_model_worker_loads_no_graph_whose_file_is_not_hashed(small_model: Bui
 def test_a_manifest_of_the_wrong_shape_is_refused_at_load(
     small_model: Built, tmp_path: Path, change: dict[str, object], where: str
 ) -> None:
-    copy = tmp_path / "copy"
-    shutil.copytree(small_model.artifact, copy)
-    manifest = json.loads((copy / "manifest.json").read_text())
-    (copy / "manifest.json").write_text(json.dumps(manifest | change))
+    copy = edited_copy(small_model, tmp_path, lambda manifest: manifest.update(change))
     with pytest.raises(ArtifactError, match=f"not a valid manifest.*{where}"):
         load_artifact(copy)
 
@@ -139,11 +134,9 @@ def test_the_service_reads_what_the_build_writes(small_model: Built) -> None:
 def test_a_version_that_does_not_match_the_files_is_refused(
     small_model: Built, tmp_path: Path, read: Callable[[Path], Artifact]
 ) -> None:
-    copy = tmp_path / "copy"
-    shutil.copytree(small_model.artifact, copy)
-    manifest = json.loads((copy / "manifest.json").read_text())
-    (copy / "manifest.json").write_text(json.dumps(manifest | {"version": "0123456789ab"}))
-    with pytest.raises(ArtifactError, match=f"says version 0123456789ab but .* make {manifest['version']}"):
+    copy = edited_copy(small_model, tmp_path, lambda manifest: manifest.update(version="0123456789ab"))
+    built = small_model.manifest["version"]
+    with pytest.raises(ArtifactError, match=f"says version 0123456789ab but .* make {built}"):
         read(copy)
 
 
