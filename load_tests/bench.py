@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from load_tests import ladder, plots
+from load_tests.amx import amx_table, run_amx
 from load_tests.cpu import CpuMeter
 from load_tests.graph_choice import graph_targets, graphs_table, run_graphs
 from load_tests.loadgen import LoadConfig, run
@@ -486,6 +487,7 @@ def render(
     ladder_rows: list[dict[str, Any]],
     distilled: dict[str, Any],
     graphs: dict[str, Any],
+    amx: dict[str, Any],
     http: dict[str, Any],
     plots_dir: Path,
 ) -> str:
@@ -524,6 +526,10 @@ def render(
         "",
         graphs_table(graphs),
         "",
+        "### ONNX Runtime's AMX kernels on and off (in process, one thread, thread CPU time)",
+        "",
+        amx_table(amx),
+        "",
         "### Over HTTP (client side; server stage times from response headers)",
         "",
         markdown_table(list(http.items())),
@@ -557,6 +563,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         graphs = run_graphs(args.model_dir, texts[:400], Path(tmp) / "graphs.log")
         print(graphs_table(graphs), flush=True)
+        amx = run_amx(args.model_dir)
+        print(amx_table(amx), flush=True)
         http, sweeps = run_http(args.model_dir, work / "checkpoint", texts, Path(tmp))
     args.results.mkdir(exist_ok=True)
     (args.results / "bench.json").write_text(
@@ -566,6 +574,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "ladder": ladder_rows,
                 "distillation": distilled,
                 "graphs": graphs,
+                "amx": amx,
                 "http": http,
             },
             indent=2,
@@ -575,7 +584,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     plots.latency_vs_load(sweeps, args.plots / LATENCY_PNG)
     plots.ladder_bars(ladder_rows, args.plots / LADDER_PNG)
     plots_dir = Path(os.path.relpath(args.plots, args.out.parent))
-    block = render(info, ladder_rows, distilled, graphs, http, plots_dir)
+    block = render(info, ladder_rows, distilled, graphs, amx, http, plots_dir)
     old = args.out.read_text() if args.out.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
     before, _, rest = old.partition(START)
     args.out.write_text(before + block + rest.partition(END)[2])
