@@ -9,6 +9,7 @@ its own.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -110,7 +111,8 @@ class Artifact:
         return graph == AUTO_GRAPH and len(self.graphs) > 1 and trial_seconds > 0
 
     def summary(self) -> dict[str, Any]:
-        """What clients may see: identity, labels, limits, quality; no local paths."""
+        """What clients may see: identity, labels, limits, quality; no local paths. A copy: what a
+        caller adds to it never reaches the manifest the service loaded."""
         keys = (
             "name",
             "version",
@@ -125,7 +127,7 @@ class Artifact:
             "build_date",
         )
         shown = {key: self.manifest.get(key) for key in keys} | {"problem_type": self.problem_type}
-        return {key: value for key, value in shown.items() if value is not None}
+        return copy.deepcopy({key: value for key, value in shown.items() if value is not None})
 
     def verify(self) -> None:
         """ArtifactError unless every file it lists is there with its SHA-256, it lists every file

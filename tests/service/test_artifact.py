@@ -20,6 +20,8 @@ def test_loads_a_built_artifact(small_model: Built) -> None:
     assert artifact.labels == ("negative", "neutral", "positive")
     assert artifact.version == small_model.manifest["version"]
     assert "files" not in artifact.summary()  # no local details leak to clients
+    artifact.summary()["accuracy"]["int8"]["accuracy"] = 0.0  # a caller editing its answer
+    assert artifact.summary()["accuracy"] == small_model.manifest["accuracy"]
 
 
 def test_missing_folder_says_how_to_build_it(tmp_path: Path) -> None:
