@@ -1,8 +1,9 @@
 """`make bench`'s AMX section: what ONNX Runtime's AMX kernels give the artifact's int8 graphs here.
 
-ONNX Runtime's MLAS multiplies u8 x s8 matrices with AMX by itself where the CPU has `amx_int8` and
-Linux grants the process AMX's tile state (`arch_prctl(ARCH_REQ_XCOMP_PERM)` at start-up); it has
-no option to turn that off. A process whose request the kernel refuses runs the AVX-512 VNNI
+ONNX Runtime's MLAS multiplies u8 x s8 matrices with AMX by itself where Linux supports AMX's tile
+state on the CPU and grants it to the process (`arch_prctl(ARCH_REQ_XCOMP_PERM)`, asked as
+onnxruntime is imported: measured, the permission is held right after the import); it has no
+option to turn that off. A process whose request the kernel refuses runs the AVX-512 VNNI
 kernels instead, so two child processes that differ only in a seccomp filter refusing that one
 request time the same graphs with and without AMX. Each child says whether it ended up holding the
 permission, so a run whose "off" child still had AMX (or "on" child never got it) shows it.
@@ -22,13 +23,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-# Nothing at import time that loads ONNX Runtime (service.artifact is the standard library's
-# only): a child must refuse AMX before ONNX Runtime asks for it, which it does as it loads.
+# Nothing at import time that loads ONNX Runtime (service.artifact imports only the standard
+# library): a child must refuse AMX before ONNX Runtime asks for it.
 from service.artifact import DEFAULT_MODEL_DIR
 
-AMX_FLAG = "amx_int8"
 SYS_ARCH_PRCTL = 158  # x86-64
-ARCH_GET_XCOMP_PERM, ARCH_REQ_XCOMP_PERM = 0x1022, 0x1023
+ARCH_GET_XCOMP_SUPP, ARCH_GET_XCOMP_PERM, ARCH_REQ_XCOMP_PERM = 0x1021, 0x1022, 0x1023
 XFEATURE_XTILEDATA = 18
 AUDIT_ARCH_X86_64 = 0xC000003E
 PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
@@ -38,16 +38,27 @@ BPF_LD_W_ABS, BPF_JEQ_K, BPF_RET_K = 0x20, 0x15, 0x06
 MODES = ("on", "off")
 
 
-def cpu_has_amx() -> bool:
-    """Whether this CPU (as Linux reports it) has AMX's int8 instructions."""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("flags"):
-            return AMX_FLAG in line.split()
-    return False
+class SockFprog(ctypes.Structure):
+    """struct sock_fprog: a classic BPF program for seccomp."""
+
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
 def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(None, use_errno=True)
+
+
+def _xcomp_has_tile_data(code: int) -> bool:
+    mask = ctypes.c_ulong(0)
+    if platform.machine() != "x86_64" or _libc().syscall(SYS_ARCH_PRCTL, code, ctypes.byref(mask)):
+        return False  # not x86-64, or a Linux older than 5.16 (no AMX for any process)
+    return bool(mask.value & (1 << XFEATURE_XTILEDATA))
+
+
+def amx_supported() -> bool:
+    """Whether Linux can give a process AMX's tile state here (the CPU has AMX and the kernel, or
+    the VM's, enables it): what ONNX Runtime needs, more than the `amx_int8` flag."""
+    return _xcomp_has_tile_data(ARCH_GET_XCOMP_SUPP)
 
 
 def refuse_amx() -> None:
@@ -66,10 +77,6 @@ def refuse_amx() -> None:
         (BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW),
     ]
     filters = ctypes.create_string_buffer(b"".join(struct.pack("=HBBI", *op) for op in program))
-
-    class SockFprog(ctypes.Structure):
-        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-
     prog = SockFprog(len(program), ctypes.cast(filters, ctypes.c_void_p))
     libc = _libc()
     # A filter needs no privilege once the process promises not to gain any (no setuid exec).
@@ -81,17 +88,14 @@ def refuse_amx() -> None:
 
 def amx_granted() -> bool:
     """Whether this process holds AMX's tile state (ONNX Runtime asked for it and Linux agreed)."""
-    mask = ctypes.c_ulong(0)
-    if _libc().syscall(SYS_ARCH_PRCTL, ARCH_GET_XCOMP_PERM, ctypes.byref(mask)):
-        return False
-    return bool(mask.value & (1 << XFEATURE_XTILEDATA))
+    return _xcomp_has_tile_data(ARCH_GET_XCOMP_PERM)
 
 
 def time_in_process(model_dir: Path, seconds: float, amx: bool) -> dict[str, Any]:
     """The artifact's graphs timed as the service's trial times them, AMX refused first unless `amx`."""
     if not amx:
         refuse_amx()
-    # Past the filter only: ONNX Runtime asks for AMX as it loads.
+    # Past the filter only: importing onnxruntime asks for AMX.
     from service.manifest import load_artifact
     from service.model.graphs import time_graphs, trial_inputs
     from service.model.session import OnnxClassifierSession
@@ -106,15 +110,17 @@ def time_in_process(model_dir: Path, seconds: float, amx: bool) -> dict[str, Any
 
 def run_amx(model_dir: Path, rounds: int = 3, seconds: float = 4.0) -> dict[str, Any]:
     """Each graph's median CPU ms at each trial length with AMX on and off, in child processes
-    alternating mode by mode (`rounds` each); nothing timed where the CPU has no AMX."""
-    if not cpu_has_amx():
-        return {"cpu_has_amx": False}
+    alternating mode by mode (`rounds` each); nothing timed where Linux gives no process AMX."""
+    if not amx_supported():
+        return {"amx_supported": False}
     runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
     for round_ in range(rounds):
         for mode in MODES if round_ % 2 == 0 else reversed(MODES):
             command = [sys.executable, "-m", "load_tests.amx", "--model-dir", str(model_dir)]
             command += ["--seconds", str(seconds), "--amx", mode]
-            done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=300)
+            done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+            if done.returncode != 0:
+                raise RuntimeError(f"the AMX {mode} child failed:\n{done.stderr[-2000:]}")
             runs[mode].append(json.loads(done.stdout))
     p50_ms = {
         mode: {
@@ -127,13 +133,13 @@ def run_amx(model_dir: Path, rounds: int = 3, seconds: float = 4.0) -> dict[str,
         for mode, mode_runs in runs.items()
     }
     granted = {mode: [run["amx_granted"] for run in mode_runs] for mode, mode_runs in runs.items()}
-    return {"cpu_has_amx": True, "rounds": rounds, "seconds": seconds, "granted": granted, "p50_ms": p50_ms}
+    return {"amx_supported": True, "rounds": rounds, "seconds": seconds, "granted": granted, "p50_ms": p50_ms}
 
 
 def amx_table(result: dict[str, Any]) -> str:
     """AMX on against off by graph and length, as Markdown (or why there is nothing to show)."""
-    if not result["cpu_has_amx"]:
-        return f"This CPU has no `{AMX_FLAG}`: ONNX Runtime's AMX kernels do not run here; nothing timed."
+    if not result["amx_supported"]:
+        return "Linux gives no process AMX here: ONNX Runtime's AMX kernels never run; nothing timed."
     on, off = result["p50_ms"]["on"], result["p50_ms"]["off"]
     lines = [
         "| int8 graph | tokens | p50 CPU ms, AMX on | AMX off | off / on |",
@@ -143,12 +149,14 @@ def amx_table(result: dict[str, Any]) -> str:
         for n, ms in by_length.items():
             other = off[graph][n]
             lines.append(f"| {graph} | {n} | {ms:.3f} | {other:.3f} | {other / ms:.2f}x |")
-    granted = result["granted"]
+    if not any(result["granted"]["on"]):
+        lines[:0] = ['**The "on" children never held AMX**: both columns ran the same kernels.', ""]
+    held = {mode: f"{sum(runs)} of {len(runs)}" for mode, runs in result["granted"].items()}
     lines += [
         "",
-        f"Child processes alternating, {result['rounds']} each, {result['seconds']:.0f} s of the service's "
-        f"trial apiece (median of their medians). AMX's tile state held: on {granted['on']}, "
-        f"off {granted['off']} (off = a seccomp filter refusing arch_prctl(ARCH_REQ_XCOMP_PERM)).",
+        f"Child processes alternating, {result['rounds']} each, {result['seconds']:g} s of the service's "
+        f"trial apiece (its inputs; the median of their medians). Children holding AMX's tile state: on "
+        f"{held['on']}, off {held['off']} (off: a seccomp filter refuses arch_prctl(ARCH_REQ_XCOMP_PERM)).",
     ]
     return "\n".join(lines)
 

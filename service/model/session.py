@@ -27,6 +27,7 @@ class OnnxClassifierSession:
     """Runs a sequence-classification ONNX graph and returns raw logits."""
 
     def __init__(self, path: Path, threads: int = 1, spinning: bool = False) -> None:
+        self.path = path  # the graph file it runs
         self._session = ort.InferenceSession(
             str(path), session_options(threads, spinning), providers=["CPUExecutionProvider"]
         )

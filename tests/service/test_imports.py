@@ -41,6 +41,10 @@ def test_a_model_worker_never_imports_the_front() -> None:
     assert "onnxruntime" in loaded("service.model_worker.serve", MODEL_RUNTIME)  # the check sees imports
 
 
+def test_the_amx_timer_loads_no_model_runtime_before_its_child_refuses_amx() -> None:
+    assert loaded("load_tests.amx", MODEL_RUNTIME) == []  # onnxruntime would ask for AMX first
+
+
 def test_the_classify_core_imports_no_web_framework() -> None:
     assert loaded(CORE, WEB) == []
     assert "fastapi" in loaded("service.front.app", WEB)  # the check sees imports
