@@ -67,9 +67,10 @@ def create_app(settings: Settings | None = None) -> Edge:
         telemetry={"tracing": False, "metrics": False, "logs": False},
         docs_url=None,  # served by service.front.api.docs, without a CDN
         redoc_url=None,
+        openapi_url=table.named("openapi").path,
     )
     api.documented = tuple(documented_routes(settings, table, handlers))
-    install_docs(api)
+    install_docs(api, table)
     error_responses.install(api)
     api.include_router(build_router(runtime, table))
 

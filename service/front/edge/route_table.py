@@ -115,6 +115,13 @@ class RouteTable:
                 return Match(route, params)
         return Match(self._unknown[path.startswith(API_PREFIXES)], {})
 
+    def named(self, name: str) -> Route:
+        """The route of this name (a KeyError names one the table lacks)."""
+        for route in self.routes:
+            if route.name == name:
+                return route
+        raise KeyError(f"no route named {name!r}")
+
     def labels(self) -> list[str]:
         """Every route's label, for the metrics' series created at start-up."""
         return [r.path for r in self.routes]
