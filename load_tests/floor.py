@@ -58,9 +58,7 @@ class BarePool:
         self.queue: deque[tuple[int, str]] = deque()
         self.waiting: dict[int, asyncio.Future[Reply]] = {}
         self.next_id = 0
-        self.workers = [
-            spawn_worker(["--settings", settings.for_model_workers().to_json()]) for _ in range(size)
-        ]
+        self.workers = [spawn_worker(settings.for_model_workers().arguments()) for _ in range(size)]
         self.ready = self.loop.create_future()
         for _, sock in self.workers:
             self.loop.add_reader(sock.fileno(), self._on_hello, sock, bytearray())

@@ -12,6 +12,8 @@ from typing import Self
 
 from service.logs import LogFormat, LogLevel
 
+OPTION = "--settings"  # the model worker's command-line option that carries them, as JSON
+
 
 @dataclass(frozen=True)
 class WorkerSettings:
@@ -26,9 +28,9 @@ class WorkerSettings:
     log_level: LogLevel
     log_format: LogFormat
 
-    def to_json(self) -> str:
-        """The `--settings` argument a front passes."""
-        return json.dumps(asdict(self) | {"model_dir": str(self.model_dir)})
+    def arguments(self) -> list[str]:
+        """The model worker's command-line arguments that tell it these settings."""
+        return [OPTION, json.dumps(asdict(self) | {"model_dir": str(self.model_dir)})]
 
     @classmethod
     def from_json(cls, text: str) -> Self:

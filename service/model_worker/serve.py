@@ -23,7 +23,7 @@ from service.heap import freeze_start_up_heap
 from service.logs import log_config
 from service.model.classifier import Classifier
 from service.protocol import Codec, JobReader, pack_hello
-from service.worker_settings import WorkerSettings
+from service.worker_settings import OPTION, WorkerSettings
 
 log = logging.getLogger("service.model_worker")
 
@@ -50,7 +50,7 @@ def serve(sock: socket.socket, classifier: Classifier, codec: Codec, version: st
 def main(argv: Sequence[str] | None = None) -> int:
     """Load the model named by the settings and serve the front on the inherited socket."""
     parser = argparse.ArgumentParser(prog="python -m service.model_worker", description=main.__doc__)
-    parser.add_argument("--settings", required=True, help="the front's WorkerSettings, as JSON")
+    parser.add_argument(OPTION, dest="settings", required=True, help="the front's WorkerSettings, as JSON")
     parser.add_argument("--fd", type=int, required=True, help="inherited Unix socket to the front")
     parser.add_argument("--graph", help="the model graph to serve, as its front says (else the settings')")
     args = parser.parse_args(argv)

@@ -66,7 +66,8 @@ def test_a_model_worker_is_told_its_own_settings_and_reads_them_back(monkeypatch
     told = load_settings().for_model_workers()
     assert {f.name for f in fields(told)} == set(ModelSettings.model_fields)  # all of them, no more
     assert (told.model_dir, told.model_worker_nice, told.log_format) == (Path("/models/x"), 3, "text")
-    assert WorkerSettings.from_json(told.to_json()) == told
+    option, text = told.arguments()
+    assert option == "--settings" and WorkerSettings.from_json(text) == told
 
 
 def test_settings_are_frozen() -> None:

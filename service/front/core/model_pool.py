@@ -107,7 +107,7 @@ class ModelPool:
         # every worker started after serves the graph it chose (one graph a pod, one answer a text).
         self._choose_graph = choose_graph
         # A worker reads no TEXTCLF_* variable: all it is told is this (service.worker_settings).
-        self._settings_args = ["--settings", worker_settings.to_json()]
+        self._settings_args = worker_settings.arguments()
         self._worker_args: list[str] = []  # given to every worker started after the first hello
         self._codec = Codec(self.labels, thresholds)  # a multi-label model's
         self._workers: list[Worker] = []

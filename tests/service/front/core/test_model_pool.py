@@ -343,7 +343,7 @@ def test_the_workers_after_the_first_serve_the_graph_it_chose(small_model: Built
     commands = iter([[sys.executable, "-c", SWALLOWS, artifact.version, "unfused"]])
     given: list[list[str]] = []
 
-    settings = ["--settings", worker_settings(small_model).to_json()]
+    settings = worker_settings(small_model).arguments()
 
     def spawn(args: Sequence[str]) -> tuple[Any, socket.socket]:
         assert list(args[:2]) == settings  # every worker's
@@ -375,7 +375,7 @@ def test_a_worker_serving_another_graph_than_the_pods_is_refused(
     def spawn(args: Sequence[str]) -> tuple[Any, socket.socket]:
         command = next(commands, None)
         fused = worker_settings(small_model, model_graph="fused")
-        return spawn_worker(command=command) if command else spawn_worker(["--settings", fused.to_json()])
+        return spawn_worker(command=command) if command else spawn_worker(fused.arguments())
 
     async def scenario() -> None:
         with pytest.raises(PoolStartError, match="serves the fused graph, not the pod's unfused"):
